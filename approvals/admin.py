@@ -1,0 +1,201 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from approvals import registry, services
+from approvals.models import ApprovalPolicy, ApprovalRequest
+from core.admin import BaseAdmin, ReadOnlyAdminMixin, ScopedAdminMixin
+from core.errors import DomainError
+from stores.roles import PROJECT_APPS
+
+
+class ApprovalPolicyForm(forms.ModelForm):
+    action = forms.ChoiceField(label=_("action"))
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = ["action", "min_amount", "approver_permission", "hq_only", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = registry.choices()
+        self.fields["approver_permission"].queryset = Permission.objects.filter(
+            content_type__app_label__in=PROJECT_APPS
+        ).select_related("content_type")
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(BaseAdmin):
+    form = ApprovalPolicyForm
+    list_display = ["action_label", "min_amount", "approver_permission", "hq_only", "is_active"]
+    list_filter = ["is_active", "hq_only"]
+    list_select_related = ["approver_permission__content_type"]
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, obj):
+        return obj.action_label
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The inbox opens on pending requests."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [*ApprovalRequest.Status.choices, ("all", _("All"))]
+
+    def choices(self, changelist):
+        value = self.value() or ApprovalRequest.Status.PENDING
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or ApprovalRequest.Status.PENDING
+        if value == "all":
+            return queryset
+        return queryset.filter(status=value)
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        label=_("comment"), required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("Required when rejecting."),
+    )
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
+    store_path = "store"
+    list_display = ["id", "action_label", "subject_repr", "store", "amount", "requested_by", "status", "created_at"]
+    list_filter = [StatusFilter, "action", ("store", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["store", "requested_by", "decided_by"]
+    search_fields = ["subject_repr", "reason", "=id"]
+    date_hierarchy = "created_at"
+    actions = ["approve_selected"]
+    fields = [
+        "action_label", "subject_link", "store", "amount", "payload", "reason", "requested_by", "created_at",
+        "policy", "status", "decided_by", "decided_at", "decision_comment",
+    ]
+    readonly_fields = fields
+    change_form_template = "admin/approvals/approvalrequest/change_form.html"
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, obj):
+        return obj.action_label
+
+    @admin.display(description=_("subject"))
+    def subject_link(self, obj):
+        subject = obj.subject
+        if subject is None:
+            return obj.subject_repr
+        try:
+            url = reverse(f"admin:{subject._meta.app_label}_{subject._meta.model_name}_change", args=[subject.pk])
+        except NoReverseMatch:
+            return obj.subject_repr
+        return format_html('<a href="{}">{}</a>', url, obj.subject_repr)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="approvals_approvalrequest_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context["can_decide"] = (
+                obj.status == ApprovalRequest.Status.PENDING
+                and services.can_decide(approval_request=obj, user=request.user)
+            )
+            extra_context["is_own_pending"] = (
+                obj.status == ApprovalRequest.Status.PENDING and obj.requested_by_id == request.user.pk
+            )
+            extra_context["decision_form"] = DecisionForm()
+            extra_context["decide_url"] = reverse("admin:approvals_approvalrequest_decide", args=[obj.pk])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def decide_view(self, request, object_id):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        change_url = reverse("admin:approvals_approvalrequest_change", args=[obj.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url)
+        form = DecisionForm(request.POST)
+        form.is_valid()
+        comment = form.cleaned_data.get("comment", "")
+        try:
+            if "_approve" in request.POST:
+                services.approval_request_approve(approval_request=obj, approver=request.user, comment=comment)
+                self.message_user(request, gettext("Request #%(id)s approved and carried out.") % {"id": obj.pk})
+            elif "_reject" in request.POST:
+                services.approval_request_reject(approval_request=obj, approver=request.user, comment=comment)
+                self.message_user(request, gettext("Request #%(id)s rejected.") % {"id": obj.pk})
+            elif "_cancel" in request.POST:
+                services.approval_request_cancel(approval_request=obj, user=request.user)
+                self.message_user(request, gettext("Request #%(id)s withdrawn.") % {"id": obj.pk})
+        except DomainError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+        return HttpResponseRedirect(change_url)
+
+    @admin.action(description=_("Approve selected requests"))
+    def approve_selected(self, request, queryset):
+        approved = 0
+        for obj in queryset:
+            try:
+                services.approval_request_approve(approval_request=obj, approver=request.user)
+                approved += 1
+            except DomainError as error:
+                self.message_user(request, f"#{obj.pk}: {error}", level=messages.ERROR)
+        if approved:
+            self.message_user(request, gettext("%(count)d request(s) approved.") % {"count": approved})
+
+
+class ApprovalHistoryInline(GenericTabularInline):
+    """The approval requests of a subject, on the subject's own page."""
+
+    model = ApprovalRequest
+    ct_field = "content_type"
+    ct_fk_field = "object_id"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["action_label", "status", "reason", "requested_by", "created_at", "decided_by", "decided_at",
+              "decision_comment"]
+    readonly_fields = fields
+    verbose_name = _("approval")
+    verbose_name_plural = _("approval history")
+
+    @admin.display(description=_("action"))
+    def action_label(self, obj):
+        return obj.action_label
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by", "decided_by")
+

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.api import api_not_found
+from stores.api import TerminalView
+
+admin.site.site_header = _("Retail group back office")
+admin.site.site_title = _("Retail back office")
+admin.site.index_title = _("Headquarters administration")
+
+api_v1 = [
+    path("terminal", TerminalView.as_view(), name="terminal"),
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-v1:schema", authentication_classes=[], permission_classes=[]),
+        name="docs",
+    ),
+    re_path(r"^.*$", api_not_found),
+]
+
+urlpatterns = [
+    path("", include("core.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", include((api_v1, "api-v1"))),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,107 @@
+"""The admin base every screen of the project uses.
+
+`store_path` names the lookup from a row to its store ("store",
+"terminal__store"; "" for stores themselves; None for master data everyone may
+read). Store staff then see and change only their stores' rows: in lists,
+change pages, history, choices of related rows and exports.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from import_export.admin import ImportExportModelAdmin
+from simple_history.admin import SimpleHistoryAdmin
+
+from core.files import escape_cell
+from stores.queries import scope_queryset, user_can_see_store
+
+
+class ScopedAdminMixin:
+    store_path: str | None = None
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if self.store_path is None:
+            return queryset
+        return scope_queryset(queryset, request.user, self.store_path)
+
+    def _related_queryset(self, request, model, queryset):
+        related_admin = self.admin_site._registry.get(model)
+        if isinstance(related_admin, ScopedAdminMixin) and related_admin.store_path is not None:
+            return scope_queryset(queryset if queryset is not None else model._default_manager.all(),
+                                  request.user, related_admin.store_path)
+        return queryset
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if formfield is not None and hasattr(formfield, "queryset"):
+            formfield.queryset = self._related_queryset(request, db_field.related_model, formfield.queryset)
+        return formfield
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if formfield is not None and hasattr(formfield, "queryset"):
+            formfield.queryset = self._related_queryset(request, db_field.related_model, formfield.queryset)
+        return formfield
+
+    def save_model(self, request, obj, form, change):
+        if self.store_path and not user_can_see_store(request.user, self._store_of(obj)):
+            raise PermissionDenied
+        super().save_model(request, obj, form, change)
+
+    def _store_of(self, obj):
+        for part in self.store_path.split("__"):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        return obj
+
+    def _ensure_visible(self, request, object_id):
+        if self.store_path is None:
+            return
+        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._ensure_visible(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self._ensure_visible(request, object_id)
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class BaseAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
+    """Scoped, with change history."""
+
+    list_per_page = 50
+
+
+class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmin):
+    """Scoped, with change history and Excel/CSV import and export (preview before writing)."""
+
+    list_per_page = 50
+
+
+class SafeExportMixin:
+    """For import-export resources: no exported cell can start a spreadsheet formula."""
+
+    def export_field(self, field, instance, **kwargs):
+        return escape_cell(super().export_field(field, instance, **kwargs))
+
+
+class ReadOnlyAdminMixin:
+    """For records written only by services: no add, change or delete from a form."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+__all__ = ["BaseAdmin", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin", "ScopedAdminMixin", "admin"]

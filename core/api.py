@@ -1,0 +1,165 @@
+"""The API frame: one error envelope for every error, and idempotent POSTs.
+
+Every error leaves as
+``{"error": {"code": ..., "message": ..., "fields": {...}}}`` (CONTRACT section 3).
+"""
+
+import re
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import transaction
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core import services
+from core.errors import DomainError
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,64}$")
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def _flatten_fields(detail) -> dict:
+    """Turn DRF's nested error detail into {"field": ["message", ...]}."""
+    if isinstance(detail, dict):
+        return {key: _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
+
+
+def _messages(value):
+    if isinstance(value, dict):
+        return {key: _messages(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if all(isinstance(item, (str, exceptions.ErrorDetail)) for item in value):
+            return [str(item) for item in value]
+        return [_messages(item) for item in value]
+    return [str(value)]
+
+
+_DRF_CODES = [
+    (exceptions.NotAuthenticated, "unauthenticated", status.HTTP_401_UNAUTHORIZED),
+    (exceptions.AuthenticationFailed, "unauthenticated", status.HTTP_401_UNAUTHORIZED),
+    (exceptions.PermissionDenied, "forbidden", status.HTTP_403_FORBIDDEN),
+    (exceptions.NotFound, "not_found", status.HTTP_404_NOT_FOUND),
+    (exceptions.MethodNotAllowed, "not_found", status.HTTP_405_METHOD_NOT_ALLOWED),
+    (exceptions.Throttled, "rate_limited", status.HTTP_429_TOO_MANY_REQUESTS),
+    (exceptions.ValidationError, "validation_error", status.HTTP_400_BAD_REQUEST),
+    (exceptions.ParseError, "validation_error", status.HTTP_400_BAD_REQUEST),
+    (exceptions.UnsupportedMediaType, "validation_error", status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    (exceptions.NotAcceptable, "validation_error", status.HTTP_406_NOT_ACCEPTABLE),
+]
+
+
+def exception_handler(exc, context):
+    """Render every error the API raises in the CONTRACT envelope."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, str(exc), exc.fields), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    code, http_status = next(
+        ((code, http_status) for kind, code, http_status in _DRF_CODES if isinstance(exc, kind)),
+        ("validation_error", exc.status_code),
+    )
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, exceptions.ValidationError):
+        body = error_body(code, _("Some fields are not valid."), _flatten_fields(exc.detail))
+    else:
+        body = error_body(code, str(exc.detail))
+    return Response(body, status=http_status, headers=headers)
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any path under /api/v1/ that names no operation."""
+    return JsonResponse(
+        error_body("not_found", _("No such API operation: %(path)s") % {"path": request.path}),
+        status=404,
+    )
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency_conflict"
+    status = 409
+
+
+class PosPostView(APIView):
+    """A POS write: the subclass implements `create`; `post` makes it idempotent.
+
+    The first answer to a key is stored in the same transaction as the write it
+    describes, so a replay never moves anything and a crash leaves no half state.
+    An error answer is stored too (its own writes rolled back), so a replay
+    gets the same status and body.
+    """
+
+    def create(self, request, *args, **kwargs) -> Response:
+        raise NotImplementedError
+
+    def post(self, request, *args, **kwargs):
+        key = self._idempotency_key(request)
+        fingerprint = services.request_fingerprint(method=request.method, path=request.path, data=request.data)
+        with transaction.atomic():
+            record, created = services.idempotency_record_claim(
+                terminal=request.auth, key=key, fingerprint=fingerprint
+            )
+            if not created:
+                if record.fingerprint != fingerprint:
+                    raise IdempotencyConflict(
+                        _("This Idempotency-Key was already used with a different request.")
+                    )
+                response = Response(record.response_body, status=record.response_status)
+                response["Idempotent-Replayed"] = "true"
+                return response
+            savepoint = transaction.savepoint()
+            try:
+                response = self.create(request, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
+                transaction.savepoint_rollback(savepoint)
+                response = self.handle_exception(exc)
+            else:
+                if response.status_code >= 400:
+                    transaction.savepoint_rollback(savepoint)
+                else:
+                    transaction.savepoint_commit(savepoint)
+            record.response_status = response.status_code
+            record.response_body = response.data
+            record.save(update_fields=["response_status", "response_body"])
+            return response
+
+    @staticmethod
+    def _idempotency_key(request) -> str:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if not key:
+            raise exceptions.ValidationError(
+                {IDEMPOTENCY_HEADER: [_("This header is required on every POST.")]}
+            )
+        if not _IDEMPOTENCY_KEY.match(key):
+            raise exceptions.ValidationError(
+                {IDEMPOTENCY_HEADER: [_("Use 1 to 64 printable ASCII characters.")]}
+            )
+        return key
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(required=False)
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorSerializer()

@@ -1,0 +1,47 @@
+"""The one base class for domain errors; each app's errors.py subclasses it.
+
+`code` is the stable code of CONTRACT section 3, `status` the HTTP status the
+API answers with; the admin and the desk show the same `message`.
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+
+class DomainError(Exception):
+    code = "validation_error"
+    status = 400
+    default_message = _("The request could not be carried out.")
+
+    def __init__(self, message=None, *, fields: dict | None = None, **params):
+        self.message = message if message is not None else self.default_message
+        self.fields = fields
+        self.params = params
+        super().__init__(str(self.message))
+
+    def __str__(self) -> str:
+        text = str(self.message)
+        return text % self.params if self.params else text
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    status = 400
+    default_message = _("Some fields are not valid.")
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_message = _("Not found.")
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+    default_message = _("You may not do this.")
+
+
+class LimitExceeded(DomainError):
+    code = "limit_exceeded"
+    status = 422
+    default_message = _("A limit was exceeded.")

@@ -1,0 +1,36 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from stores import demo as stores_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the reference data (formats, stores, ...) and realistic demo data. "
+        "Safe to run twice: rows are matched by their codes."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--members", type=int, default=2000, help="How many demo members (default 2000).")
+        parser.add_argument("--cards", type=int, default=1000, help="How many demo cards (default 1000).")
+        parser.add_argument(
+            "--once", action="store_true",
+            help="Do nothing when the reference stores are already there (used by `make run`).",
+        )
+
+    def handle(self, *args, **options):
+        for name in ("members", "cards"):
+            if options[name] < 0:
+                raise CommandError(f"--{name} must be 0 or more")
+        from stores.models import Store
+
+        if options["once"] and Store.objects.filter(code="DEPT001").exists():
+            self.stdout.write("Demo data already loaded.")
+            return
+        try:
+            stores = stores_demo.seed_stores()
+            staff = stores_demo.seed_staff(password=settings.DEMO_ADMIN_PASSWORD)
+        except DatabaseError as error:
+            raise CommandError(f"could not load demo data: {error}") from error
+        self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))

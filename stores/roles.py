@@ -1,0 +1,61 @@
+"""The staff roles of DESIGN section 5 and the permissions each one holds.
+
+Groups are created by a data migration; after every `migrate` the permissions
+of models added since are granted to the roles as well (grants are only ever
+added, so what staff changed in the admin stays).
+"""
+
+from fnmatch import fnmatch
+
+from django.apps import apps as global_apps
+
+PROJECT_APPS = ("stores", "approvals", "membership", "cards", "campaigns", "reports")
+
+# group name -> permissions as "app_label.codename" patterns
+ROLES: dict[str, tuple[str, ...]] = {
+    "总部管理员": (
+        *(f"{app}.*" for app in PROJECT_APPS),
+        "auth.view_user", "auth.add_user", "auth.change_user", "auth.view_group",
+        "django_celery_beat.*", "django_celery_results.view_*", "axes.view_*", "axes.delete_accessattempt",
+    ),
+    "卡务运营": ("cards.*", "stores.view_store", "stores.view_format", "approvals.view_approvalrequest"),
+    "财务": (
+        "cards.view_*", "reports.*", "stores.view_*", "membership.view_tier", "approvals.view_*",
+    ),
+    "市场营销": ("campaigns.*", "membership.view_*", "reports.view_*", "stores.view_store",
+             "approvals.view_approvalrequest"),
+    "会员运营": ("membership.*", "stores.view_store", "approvals.view_approvalrequest"),
+    "门店店长": (
+        "stores.view_store", "stores.change_store", "stores.view_terminal", "stores.add_terminal",
+        "stores.change_terminal", "membership.view_*", "membership.add_member", "membership.change_member",
+        "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
+    ),
+    "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
+            "membership.use_service_desk"),
+    "报表查看": ("reports.view_*",),
+}
+
+
+def roles_sync(apps=global_apps) -> None:
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    permissions = list(Permission.objects.select_related("content_type"))
+    for name, patterns in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = [
+            permission
+            for permission in permissions
+            if any(
+                fnmatch(f"{permission.content_type.app_label}.{permission.codename}", pattern)
+                for pattern in patterns
+            )
+        ]
+        group.permissions.add(*wanted)
+
+
+def roles_sync_after_migrate(sender, app_config=None, apps=global_apps, **kwargs):
+    # post_migrate is sent once per app, in INSTALLED_APPS order, right after that
+    # app's permissions are created: at the last app every permission exists.
+    if app_config is not list(global_apps.get_app_configs())[-1]:
+        return
+    roles_sync(apps)

@@ -1,0 +1,109 @@
+import secrets
+from datetime import date
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from approvals import registry
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_submit
+from stores.errors import InvalidClosingDate, StoreAlreadyClosed, StoreNotFound, TerminalNameTaken
+from stores.models import Store, Terminal, hash_api_key
+
+STORE_CLOSE = "stores.store_close"
+KEY_PREFIX = "pos_"
+
+
+def _new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@transaction.atomic
+def terminal_create(*, store_code: str, name: str) -> tuple[Terminal, str]:
+    """Create a POS terminal; return it with its API key, which is never stored or shown again.
+
+    Raise StoreNotFound, StoreAlreadyClosed, TerminalNameTaken.
+    """
+    store = Store.objects.filter(code=store_code).first()
+    if store is None:
+        raise StoreNotFound(code=store_code)
+    if store.status == Store.Status.CLOSED:
+        raise StoreAlreadyClosed(code=store.code)
+    key = _new_key()
+    try:
+        with transaction.atomic():
+            terminal = Terminal.objects.create(
+                store=store, name=name, key_prefix=key[: len(KEY_PREFIX) + 4], key_hash=hash_api_key(key)
+            )
+    except IntegrityError:
+        raise TerminalNameTaken(store=store.code, name=name) from None
+    return terminal, key
+
+
+@transaction.atomic
+def terminal_key_rotate(*, terminal: Terminal) -> str:
+    """Give a terminal a new API key; the old one stops working at once."""
+    key = _new_key()
+    terminal.key_prefix = key[: len(KEY_PREFIX) + 4]
+    terminal.key_hash = hash_api_key(key)
+    terminal.save(update_fields=["key_prefix", "key_hash"])
+    return key
+
+
+def terminal_for_key(key: str) -> Terminal | None:
+    """The active terminal of an open store that this key belongs to."""
+    terminal = (
+        Terminal.objects.select_related("store__format")
+        .filter(key_hash=hash_api_key(key), is_active=True)
+        .exclude(store__status=Store.Status.CLOSED)
+        .first()
+    )
+    return terminal
+
+
+def terminal_touch(*, terminal: Terminal, interval_seconds: int) -> None:
+    """Record that a terminal was used, at most once per interval (no write on every request)."""
+    now = timezone.now()
+    if terminal.last_used_at and (now - terminal.last_used_at).total_seconds() < interval_seconds:
+        return
+    Terminal.objects.filter(pk=terminal.pk).update(last_used_at=now)
+    terminal.last_used_at = now
+
+
+def store_close_request(*, store: Store, requested_by, reason: str, closed_on: date) -> ApprovalRequest:
+    """Ask headquarters to close a store. Raise StoreAlreadyClosed, InvalidClosingDate, ReasonRequired."""
+    _ensure_can_close(store, closed_on)
+    return approval_request_submit(
+        action=STORE_CLOSE,
+        subject=store,
+        requested_by=requested_by,
+        reason=reason,
+        payload={"closed_on": closed_on.isoformat()},
+        store=store,
+    )
+
+
+def _ensure_can_close(store: Store, closed_on: date) -> None:
+    if store.status == Store.Status.CLOSED:
+        raise StoreAlreadyClosed(code=store.code)
+    if store.opened_on and closed_on < store.opened_on:
+        raise InvalidClosingDate(opened_on=store.opened_on.isoformat())
+
+
+def _store_close_execute(request: ApprovalRequest) -> None:
+    store = Store.objects.select_for_update().get(pk=request.object_id)
+    closed_on = date.fromisoformat(request.payload["closed_on"])
+    _ensure_can_close(store, closed_on)
+    store.status = Store.Status.CLOSED
+    store.closed_on = closed_on
+    store._change_reason = f"approval #{request.pk}"
+    store.save(update_fields=["status", "closed_on", "updated_at"])
+    # A closed store takes no more POS traffic.
+    for terminal in store.terminals.filter(is_active=True):
+        terminal.is_active = False
+        terminal._change_reason = f"store closed, approval #{request.pk}"
+        terminal.save(update_fields=["is_active"])
+
+
+registry.register(STORE_CLOSE, label=_("Close a store"), execute=_store_close_execute)
