@@ -5,9 +5,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from approvals import registry
+from core.history import AuditHistory
 
 
 class ApprovalPolicy(models.Model):
@@ -27,7 +27,7 @@ class ApprovalPolicy(models.Model):
         help_text=_("Only headquarters staff may approve; otherwise staff of the request's store may too."),
     )
     is_active = models.BooleanField(_("active"), default=True)
-    history = HistoricalRecords()
+    history = AuditHistory()
 
     class Meta:
         verbose_name = _("approval policy")

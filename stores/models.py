@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 from stdnum.cn import uscc
+
+from core.history import AuditHistory
 
 code_validator = RegexValidator(
     r"^[A-Z0-9_]{2,20}$", _("Use 2 to 20 capital letters, digits or underscores.")
@@ -40,7 +41,7 @@ class LegalEntity(models.Model):
         blank=True,
         help_text=_("备案编号 issued by the commerce authority; printed on card receipts."),
     )
-    history = HistoricalRecords()
+    history = AuditHistory()
 
     class Meta:
         verbose_name = _("legal entity")
@@ -68,7 +69,7 @@ class Format(models.Model):
         help_text=_("The vendor system of this format's POS terminals."),
     )
     is_active = models.BooleanField(_("active"), default=True)
-    history = HistoricalRecords()
+    history = AuditHistory()
 
     class Meta:
         verbose_name = _("format")
@@ -93,7 +94,7 @@ class Region(models.Model):
         "self", on_delete=models.PROTECT, null=True, blank=True,
         related_name="children", verbose_name=_("parent region"),
     )
-    history = HistoricalRecords()
+    history = AuditHistory()
 
     class Meta:
         verbose_name = _("region")
@@ -133,7 +134,7 @@ class Store(models.Model):
     closed_on = models.DateField(_("closing date"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    history = HistoricalRecords()
+    history = AuditHistory()
 
     class Meta:
         verbose_name = _("store")
@@ -176,7 +177,7 @@ class Terminal(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    history = HistoricalRecords(excluded_fields=["last_used_at"])
+    history = AuditHistory(excluded_fields=["last_used_at"])
 
     class Meta:
         verbose_name = _("POS terminal")
@@ -202,7 +203,7 @@ class StaffProfile(models.Model):
     stores = models.ManyToManyField(Store, blank=True, related_name="staff", verbose_name=_("stores"))
     employee_no = models.CharField(_("employee number"), max_length=30, blank=True)
     phone = models.CharField(_("phone"), max_length=20, blank=True, validators=[phone_validator])
-    history = HistoricalRecords(m2m_fields=[stores])
+    history = AuditHistory(m2m_fields=[stores])
 
     class Meta:
         verbose_name = _("staff profile")
