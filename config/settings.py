@@ -13,6 +13,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 # The default only suits a local demo; production sets SECRET_KEY (see docs/deployment.md).
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-demo-key-set-SECRET_KEY-in-production")
+# Keys for ID numbers (core/pii.py): a digest key for lookup and an encryption key.
+# Unset, both are derived from SECRET_KEY; set them once in production and never change
+# them, or stored ID numbers can no longer be found or shown.
+PII_DIGEST_KEY = env.str("PII_DIGEST_KEY", default="")
+PII_ENCRYPTION_KEY = env.str("PII_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -26,3 +28,33 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PersonalDataAccess(models.Model):
+    """A person saw a full ID number or exported personal data (PIPL audit trail)."""
+
+    class Action(models.TextChoices):
+        REVEAL_ID_NUMBER = "reveal_id_number", _("full ID number shown")
+        EXPORT = "export", _("personal data exported")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")
+    )
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("subject type")
+    )
+    object_id = models.CharField(_("subject id"), max_length=64, blank=True)
+    object_repr = models.CharField(_("subject"), max_length=200, blank=True)
+    detail = models.CharField(_("detail"), max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data accesses")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["content_type", "object_id"], name="pda_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.get_action_display()} {self.object_repr}"

@@ -3,10 +3,11 @@ import json
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.models import IdempotencyRecord
+from core.models import IdempotencyRecord, PersonalDataAccess
 
 
 def request_fingerprint(*, method: str, path: str, data) -> str:
@@ -38,3 +39,16 @@ def idempotency_records_purge(*, now=None) -> int:
     cutoff = now - timedelta(days=settings.IDEMPOTENCY_KEY_TTL_DAYS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def personal_data_access_log(*, user, action: str, subject=None, detail: str = "", ip_address: str | None = None):
+    """Write one row of the PIPL audit trail: who saw or exported whose personal data."""
+    return PersonalDataAccess.objects.create(
+        user=user,
+        action=action,
+        content_type=ContentType.objects.get_for_model(subject) if subject is not None else None,
+        object_id=str(subject.pk) if subject is not None else "",
+        object_repr=str(subject)[:200] if subject is not None else "",
+        detail=detail[:300],
+        ip_address=ip_address,
+    )
