@@ -24,7 +24,8 @@ def append_only(table: str) -> migrations.RunPython:
             $$ LANGUAGE plpgsql;
             CREATE TRIGGER {function} BEFORE UPDATE OR DELETE ON {table}
                 FOR EACH ROW EXECUTE FUNCTION {function}();
-            """
+            """,
+            params=None,
         )
 
     def backwards(apps, schema_editor):
