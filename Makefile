@@ -43,5 +43,5 @@ beat: venv
 	$(BIN)/celery -A config beat --loglevel=info
 
 messages: venv
-	$(PY) manage.py makemessages -l zh_Hans --no-obsolete
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=tests --ignore=bench
 	$(PY) manage.py compilemessages -l zh_Hans
