@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals import registry
@@ -27,7 +27,8 @@ def policy_for(*, action: str, amount: Decimal | None) -> ApprovalPolicy | None:
         policies = policies.filter(Q(min_amount__isnull=True) | Q(min_amount=0))
     else:
         policies = policies.filter(Q(min_amount__isnull=True) | Q(min_amount__lte=amount))
-    return policies.order_by("-min_amount").first()
+    # NULL ("every amount") is the lowest level; PostgreSQL would sort it first when descending.
+    return policies.order_by(F("min_amount").desc(nulls_last=True)).first()
 
 
 @transaction.atomic
@@ -114,6 +115,8 @@ def approval_request_approve(*, approval_request: ApprovalRequest, approver, com
     """
     request = _lock_pending(approval_request)
     _ensure_may_decide(request, approver)
+    # Set before the action runs, so what it writes (ledger operator, events) names the approver.
+    request.decided_by = approver
     registry.get(request.action).execute(request)
     request.status = ApprovalRequest.Status.APPROVED
     request.decided_by = approver

@@ -6,10 +6,12 @@ read). Store staff then see and change only their stores' rows: in lists,
 change pages, history, choices of related rows and exports.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -82,6 +84,36 @@ class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHist
     """Scoped, with change history and Excel/CSV import and export (preview before writing)."""
 
     list_per_page = 50
+
+    def write_to_tmp_storage(self, import_file, input_format):
+        if input_format.is_binary():
+            return super().write_to_tmp_storage(import_file, input_format)
+        # CSV may come as UTF-8, UTF-8 with BOM or GBK (what Chinese Excel saves); kept as UTF-8.
+        data = b"".join(import_file.chunks())
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("gb18030", errors="replace")
+        tmp_storage = self.get_tmp_storage_class()(
+            encoding=self.from_encoding, read_mode=input_format.get_read_mode(), **self.get_tmp_storage_class_kwargs()
+        )
+        tmp_storage.save(text.encode(self.from_encoding))
+        return tmp_storage
+
+    def get_import_data_kwargs(self, **kwargs):
+        # A file with a bad row writes nothing, also when it went bad between the preview and the
+        # confirmation (a code or region changed meanwhile): the confirmed import is rolled back whole.
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            self.message_user(
+                request,
+                gettext("Nothing was imported: the file no longer passes the checks. Upload it again to see why."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+        return super().process_result(result, request)
 
 
 class SafeExportMixin:

@@ -151,6 +151,13 @@ class TerminalAdmin(BaseAdmin):
     autocomplete_fields = ["store"]
     actions = ["rotate_keys"]
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "store" and formfield is not None:
+            # A closed store takes no new terminals (terminal_create refuses them): a form error, not a crash.
+            formfield.queryset = formfield.queryset.exclude(status=Store.Status.CLOSED)
+        return formfield
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["store", "name"]

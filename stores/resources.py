@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
@@ -44,6 +46,15 @@ class StoreStatusWidget(widgets.Widget):
         return value or ""
 
 
+class CalendarDateWidget(widgets.DateWidget):
+    """A calendar day; Excel hands date cells over as datetimes, which would never equal the stored date."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime):
+            return value.date()
+        return super().clean(value, row, **kwargs)
+
+
 class StoreResource(SafeExportMixin, resources.ModelResource):
     code = fields.Field(attribute="code", column_name="code")
     name = fields.Field(attribute="name", column_name="name")
@@ -52,7 +63,7 @@ class StoreResource(SafeExportMixin, resources.ModelResource):
     address = fields.Field(attribute="address", column_name="address")
     phone = fields.Field(attribute="phone", column_name="phone")
     status = fields.Field(attribute="status", column_name="status", widget=StoreStatusWidget())
-    opened_on = fields.Field(attribute="opened_on", column_name="opened_on", widget=widgets.DateWidget())
+    opened_on = fields.Field(attribute="opened_on", column_name="opened_on", widget=CalendarDateWidget())
 
     class Meta:
         model = Store

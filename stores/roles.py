@@ -54,8 +54,10 @@ def roles_sync(apps=global_apps) -> None:
 
 
 def roles_sync_after_migrate(sender, app_config=None, apps=global_apps, **kwargs):
-    # post_migrate is sent once per app, in INSTALLED_APPS order, right after that
-    # app's permissions are created: at the last app every permission exists.
-    if app_config is not list(global_apps.get_app_configs())[-1]:
+    # post_migrate is sent once per app that has models, in INSTALLED_APPS order, right
+    # after that app's permissions are created: at the last such app every permission exists.
+    # (Apps without a models module get no signal, so the very last app may never send one.)
+    with_models = [config for config in global_apps.get_app_configs() if config.models_module is not None]
+    if app_config is not with_models[-1]:
         return
     roles_sync(apps)

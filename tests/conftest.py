@@ -1,9 +1,36 @@
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import translation
 
 from stores import demo
 from stores.models import StaffProfile, Store
 from stores.services import terminal_create
+
+
+def pytest_collection_modifyitems(config, items):
+    # Skipped before any fixture runs: a transactional test that set up and flushed the
+    # database only to skip itself would still recreate the migrations' rows under new ids.
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (row locks, triggers, COPY)")
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def english_outside_requests():
+    """Messages read by tests outside a request are English; pages still follow the request's language."""
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests log many staff users in; the production hasher's million rounds would dominate the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -57,3 +84,27 @@ def api(client, terminal_with_key):
     _, key = terminal_with_key
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     return client
+
+
+@pytest.fixture
+def hq_finance(db):
+    """Headquarters staff in the finance role: sees approval requests, holds no approve permission."""
+    return _staff("hq_finance", group="财务", scope=StaffProfile.Scope.HQ)
+
+
+@pytest.fixture
+def super001_manager(super001):
+    return _staff("super001_manager", group="门店店长", scope=StaffProfile.Scope.STORES, stores=[super001])
+
+
+@pytest.fixture
+def ledgers_balanced():
+    """Call it after a scenario that moves money or points: every balance equals its ledger (check_ledgers)."""
+    from core.ledgers import ledgers_check
+
+    def check():
+        report = ledgers_check()
+        assert report.ok, [str(difference) for difference in report.differences]
+        return report
+
+    return check

@@ -106,7 +106,7 @@ def test_purge_forgets_old_keys_only(api):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_requests_with_one_key_write_once(terminal_with_key):
     if connection.vendor != "postgresql":
         pytest.skip("row locks under concurrency need PostgreSQL")
