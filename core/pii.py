@@ -138,10 +138,11 @@ def mask_name(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _keys() -> tuple[bytes, bytes]:
+def _keys() -> tuple[bytes, bytes, AESGCM]:
+    """The digest key, the cipher key and one AESGCM object for it (reused: a migration seals millions)."""
     digest_key = _key_from_setting("PII_DIGEST_KEY", "pii-digest")
     cipher_key = _key_from_setting("PII_ENCRYPTION_KEY", "pii-encryption")
-    return digest_key, cipher_key
+    return digest_key, cipher_key, AESGCM(cipher_key)
 
 
 def _key_from_setting(name: str, purpose: str) -> bytes:
@@ -157,7 +158,7 @@ def pii_digest(value: str) -> str:
 
 def pii_encrypt(value: str) -> str:
     nonce = os.urandom(12)
-    sealed = AESGCM(_keys()[1]).encrypt(nonce, value.encode(), None)
+    sealed = _keys()[2].encrypt(nonce, value.encode(), None)
     return _CIPHER_VERSION + "$" + base64.b64encode(nonce + sealed).decode()
 
 
@@ -168,8 +169,9 @@ def pii_decrypt(token: str) -> str:
     version, _sep, body = token.partition("$")
     if version != _CIPHER_VERSION:
         raise InvalidPersonalData(_("This value was sealed with an unknown key version."))
-    raw = base64.b64decode(body)
     try:
-        return AESGCM(_keys()[1]).decrypt(raw[:12], raw[12:], None).decode()
-    except InvalidTag:
+        raw = base64.b64decode(body, validate=True)
+        return _keys()[2].decrypt(raw[:12], raw[12:], None).decode()
+    except (InvalidTag, ValueError):
+        # A damaged value (not base64, too short for a nonce) is refused like a wrong key, never a crash.
         raise InvalidPersonalData(_("This value cannot be opened with the configured key.")) from None

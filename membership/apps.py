@@ -7,4 +7,5 @@ class MembershipConfig(AppConfig):
     verbose_name = _("Members")
 
     def ready(self):
-        from membership import services  # noqa: F401 - registers the approval actions
+        # Imported for what they register: the approval actions, and the points check of check_ledgers.
+        from membership import ledgers, services  # noqa: F401

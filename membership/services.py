@@ -5,6 +5,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
 
 from approvals import registry
 from approvals.models import ApprovalRequest
@@ -88,13 +89,61 @@ _SURNAME_INITIAL = {
 }
 
 
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# Each character's contribution to the initials, filled lazily from pypinyin one character at a time: a Han
+# character (its own word, as lazy_pinyin gives it) -> its initial letter; an ASCII letter or digit -> None (it
+# starts a word when the character before it does not continue one); anything else -> "" (a word break).
+# A character whose readings start with different letters (长 chang/zhang, 乐 le/yue) -> _CONTEXT: pypinyin
+# reads it from the words around it, so a name holding one is read whole, as it always was.
+_CONTEXT = "context"
+_CHAR_INITIALS: dict[str, str | None] = {}
+
+
+def _char_initial(char: str) -> str | None:
+    if char.isascii() and char.isalnum():
+        initial = None
+    else:
+        parts = lazy_pinyin(char, style=Style.FIRST_LETTER, errors="default")
+        readings = pinyin(char, style=Style.FIRST_LETTER, heteronym=True, errors="default")
+        if parts == [char]:
+            initial = ""
+        elif len({reading[:1].lower() for group in readings for reading in group}) > 1:
+            initial = _CONTEXT
+        else:
+            initial = "".join(word[:1] for part in parts for word in _WORD.findall(part))
+    _CHAR_INITIALS[char] = initial
+    return initial
+
+
+def _name_initials_read_whole(name: str) -> str:
+    parts = lazy_pinyin(name, style=Style.FIRST_LETTER, errors="default")
+    return "".join(word[:1] for part in parts for word in _WORD.findall(part))
+
+
+@lru_cache(maxsize=100_000)  # names repeat (张伟, 王芳): a migration of millions meets each many times
 def name_initials(name: str) -> str:
-    """Pinyin initials of a Chinese name (张秀英 -> zxy); other characters are kept lower-cased."""
+    """Pinyin initials of a name (张秀英 -> zxy, John Smith -> js); spaces and punctuation are dropped."""
     name = name.strip()
     if not name:
         return ""
-    parts = lazy_pinyin(name, style=Style.FIRST_LETTER, errors="default")
-    initials = "".join(part[:1] for part in parts).lower()
+    letters = []
+    in_word = False
+    for char in name:
+        initial = _CHAR_INITIALS.get(char, False)
+        if initial is False:
+            initial = _char_initial(char)
+        if initial is None:
+            # Spaces and dots (阿卜杜拉·买买提, "John Smith") would make the initials unsearchable: one letter per word.
+            if not in_word:
+                letters.append(char)
+                in_word = True
+        elif initial is _CONTEXT:
+            letters = [_name_initials_read_whole(name)]
+            break
+        else:
+            in_word = False
+            letters.append(initial)
+    initials = "".join(letters).lower()
     if name[0] in _SURNAME_INITIAL:
         initials = _SURNAME_INITIAL[name[0]] + initials[1:]
     return initials[:50]
@@ -153,22 +202,48 @@ class MemberInput:
     card_no: str = ""
 
 
+_GENDERS = frozenset(Member.Gender.values)
+_CONTACT_CHANNELS = frozenset(Member.ContactChannel.values)
+_ID_NONE = Member.IdType.NONE.value
+_GENDER_UNKNOWN = Member.Gender.UNKNOWN.value
+_CHANNEL_SMS = Member.ContactChannel.SMS.value
+
+
 def member_input_clean(data: MemberInput, *, today: date | None = None, require_contact: bool = True) -> dict:
     """Validate and normalise registration data; return model field values.
 
     Raise MemberInvalid with one message per field that is wrong.
     """
-    today = today or timezone.localdate()
+    values, errors = member_values_clean(
+        name=data.name, phone=data.phone, family_phone=data.family_phone, id_type=data.id_type,
+        id_number=data.id_number, birth_date=data.birth_date, gender=data.gender, address=data.address,
+        contact_channel=data.contact_channel, marketing_consent=data.marketing_consent, notes=data.notes,
+        today=today or timezone.localdate(), require_contact=require_contact,
+    )
+    if errors:
+        raise MemberInvalid(fields=errors)
+    return values
+
+
+def member_values_clean(
+    *, name: str, phone: str = "", family_phone: str = "", id_type: str = _ID_NONE, id_number: str = "",
+    birth_date: date | None = None, gender: str = "", address: str = "", contact_channel: str = _CHANNEL_SMS,
+    marketing_consent: bool = False, notes: str = "", today: date, require_contact: bool = True,
+) -> tuple[dict | None, dict[str, list[str]]]:
+    """The rules of member_input_clean, without raising: (model field values, None) or (None, errors by field).
+
+    member_input_clean and the legacy import (one call per row of a file of millions) both go through here.
+    """
     errors: dict[str, list[str]] = {}
     values: dict = {}
-    name = " ".join((data.name or "").split())
+    name = " ".join((name or "").split())
     if not name:
         errors["name"] = [gettext("Enter the member's name.")]
     elif len(name) > 50:
         errors["name"] = [gettext("A name has at most 50 characters.")]
     values["name"] = name
-    for field_name in ("phone", "family_phone"):
-        raw = (getattr(data, field_name) or "").strip()
+    for field_name, raw in (("phone", phone), ("family_phone", family_phone)):
+        raw = (raw or "").strip()
         if not raw:
             values[field_name] = ""
             continue
@@ -176,44 +251,48 @@ def member_input_clean(data: MemberInput, *, today: date | None = None, require_
             values[field_name] = phone_validate(raw)
         except InvalidPersonalData as error:
             errors[field_name] = [str(error.message)]
-    document = IdentityDocument(id_type=Member.IdType.NONE, number="")
+    number = ""
+    document_birth_date = document_gender = None
+    document_type = _ID_NONE
     try:
-        document = id_document_parse(id_type=data.id_type or "", id_number=data.id_number or "")
+        document = id_document_parse(id_type=id_type or "", id_number=id_number or "")
     except InvalidPersonalData as error:
         errors["id_number"] = [str(error.message)]
-    birth_date = data.birth_date
+    else:
+        number, document_type = document.number, document.id_type
+        document_birth_date, document_gender = document.birth_date, document.gender
     if birth_date and birth_date > today:
         errors["birth_date"] = [gettext("The birth date cannot be in the future.")]
-    if document.birth_date:
-        if birth_date and birth_date != document.birth_date:
+    if document_birth_date:
+        if birth_date and birth_date != document_birth_date:
             errors["birth_date"] = [gettext("The birth date does not match the ID number (%(date)s).")
-                                    % {"date": document.birth_date.isoformat()}]
-        birth_date = document.birth_date
-    gender = document.gender or data.gender or Member.Gender.UNKNOWN
-    if gender not in Member.Gender.values:
+                                    % {"date": document_birth_date.isoformat()}]
+        birth_date = document_birth_date
+    gender = document_gender or gender or _GENDER_UNKNOWN
+    if gender not in _GENDERS:
         errors["gender"] = [gettext("Unknown gender.")]
-    if data.contact_channel and data.contact_channel not in Member.ContactChannel.values:
+    if contact_channel and contact_channel not in _CONTACT_CHANNELS:
         errors["contact_channel"] = [gettext("Unknown contact channel.")]
-    if require_contact and not (document.number or values.get("phone") or values.get("family_phone")):
+    if require_contact and not (number or values.get("phone") or values.get("family_phone")):
         errors.setdefault("phone", []).append(
             gettext("Give an ID number, a phone, or a family contact phone so the member can be found again.")
         )
     if errors:
-        raise MemberInvalid(fields=errors)
+        return None, errors
     values.update(
-        id_type=document.id_type,
-        id_number_digest=document.digest,
-        id_number_sealed=pii_encrypt(document.number) if document.number else "",
-        id_number_masked=mask_id_number(document.number),
+        id_type=document_type,
+        id_number_digest=pii_digest(number) if number else None,
+        id_number_sealed=pii_encrypt(number) if number else "",
+        id_number_masked=mask_id_number(number),
         birth_date=birth_date,
         gender=gender,
-        address=(data.address or "").strip()[:200],
-        contact_channel=data.contact_channel or Member.ContactChannel.SMS,
-        marketing_consent=bool(data.marketing_consent),
-        notes=(data.notes or "").strip(),
+        address=(address or "").strip()[:200],
+        contact_channel=contact_channel or _CHANNEL_SMS,
+        marketing_consent=bool(marketing_consent),
+        notes=(notes or "").strip(),
         name_initials=name_initials(name),
     )
-    return values
+    return values, errors
 
 
 @transaction.atomic
@@ -232,6 +311,8 @@ def member_register(
         if existing is not None:
             raise MemberAlreadyRegistered(member_no=existing.member_no)
     card_no = (data.card_no or "").strip()
+    if len(card_no) > MemberCard._meta.get_field("card_no").max_length:
+        raise MemberInvalid(fields={"card_no": [gettext("A member card number has at most 32 characters.")]})
     if card_no and MemberCard.objects.filter(card_no=card_no).exists():
         raise MemberInvalid(fields={"card_no": [gettext("This member card number is already in use.")]})
     now = timezone.now()
@@ -312,6 +393,20 @@ def member_contact_update(*, member: Member, actor=None, store=None, **changes) 
 
 
 @transaction.atomic
+def member_notes_set(*, member: Member, notes: str, actor=None) -> Member:
+    """Replace the staff notes of a member (kept in the change history). Raise MemberNotActive."""
+    member = _lock_members(member.pk)[0]
+    _ensure_live(member)
+    notes = (notes or "").strip()
+    if notes == member.notes:
+        return member
+    member.notes = notes
+    member._history_user = actor
+    member.save(update_fields=["notes", "updated_at"])
+    return member
+
+
+@transaction.atomic
 def member_status_set(*, member: Member, status: str, actor, reason: str) -> Member:
     """Freeze, unfreeze or close a member. Raise MemberNotActive for merged members, MemberInvalid."""
     if status not in (Member.Status.ACTIVE, Member.Status.FROZEN, Member.Status.CLOSED):
@@ -349,6 +444,7 @@ def _ensure_live(member: Member) -> None:
         raise MemberNotActive(member_no=member.member_no, status=member.get_status_display())
 
 
+@transaction.atomic
 def points_post(
     *,
     member: Member,
@@ -364,9 +460,10 @@ def points_post(
     """Move a member's points and append the ledger row, in the caller's transaction.
 
     The balance changes by a conditional UPDATE, so concurrent postings never
-    take it below zero. Raise InsufficientPoints.
+    take it below zero. Called outside a transaction, the balance and its ledger
+    row still commit together. Raise InsufficientPoints.
     """
-    if not isinstance(points, int) or points == 0:
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise ValueError("points must be a non-zero integer")
     updated = Member.objects.filter(pk=member.pk, points__gte=-points if points < 0 else 0).update(
         points=F("points") + points
@@ -403,20 +500,37 @@ class TagResult:
 
 @transaction.atomic
 def members_tag(*, tag: Tag, member_nos: Iterable[str], actor=None) -> TagResult:
-    """Tag members by their numbers; numbers that match no member are returned, not fatal."""
+    """Tag members by their numbers; numbers that match no member are returned, not fatal.
+
+    A merged record's number tags the member it was merged into.
+    """
     wanted = list(dict.fromkeys(str(no).strip() for no in member_nos if str(no).strip()))
     result = TagResult()
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start:start + 5000]
-        found.update(Member.objects.filter(member_no__in=chunk).values_list("member_no", "pk"))
+        rows = Member.objects.filter(member_no__in=chunk).values_list("member_no", "pk", "merged_into_id")
+        found.update((member_no, _survivor_pk(pk, merged_into)) for member_no, pk, merged_into in rows)
     result.unknown = [no for no in wanted if no not in found]
-    already = set(MemberTag.objects.filter(tag=tag, member_id__in=found.values()).values_list("member_id", flat=True))
-    new_rows = [MemberTag(member_id=pk, tag=tag, added_by=actor) for pk in found.values() if pk not in already]
-    MemberTag.objects.bulk_create(new_rows, batch_size=2000, ignore_conflicts=True)
-    result.added = len(new_rows)
-    result.already = len(already)
+    targets = sorted(set(found.values()))
+    for start in range(0, len(targets), 5000):
+        chunk = targets[start:start + 5000]
+        already = set(MemberTag.objects.filter(tag=tag, member_id__in=chunk).values_list("member_id", flat=True))
+        new_rows = [MemberTag(member_id=pk, tag=tag, added_by=actor) for pk in chunk if pk not in already]
+        MemberTag.objects.bulk_create(new_rows, batch_size=2000, ignore_conflicts=True)
+        result.added += len(new_rows)
+        result.already += len(already)
     return result
+
+
+def _survivor_pk(pk: int, merged_into: int | None) -> int:
+    """The member a merged record went into, following a chain (A into B, later B into C: C)."""
+    for _step in range(10):
+        if merged_into is None:
+            return pk
+        pk = merged_into
+        merged_into = Member.objects.filter(pk=pk).values_list("merged_into_id", flat=True).get()
+    return pk
 
 
 @transaction.atomic
@@ -452,11 +566,13 @@ def merge_candidates_add(pairs: Iterable[tuple[int, int]], *, reason: str) -> in
     return MergeCandidate.objects.count() - before
 
 
-def _pairs_within(groups: dict) -> list[tuple[int, int]]:
+def _pairs_within(groups: dict, names: dict | None = None) -> list[tuple[int, int]]:
+    """All pairs inside each group; with `names` (pk -> name), only pairs whose names differ."""
     pairs = []
     for ids in groups.values():
         ids = sorted(ids)[:20]  # a phone shared by a whole clan is reviewed through its first 20 records
-        pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1:])
+        pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1:]
+                     if names is None or names[a] != names[b])
     return pairs
 
 
@@ -473,8 +589,9 @@ def merge_candidates_detect(*, batch: int = 2000) -> int:
         live.exclude(phone="").values("phone").annotate(names=Count("name", distinct=True))
         .filter(names__gt=1).values_list("phone", flat=True)
     )
+    # Only the differently named records of a shared phone: the reason promises different names.
     created += _detect_in_groups(live, "phone", phones.iterator(), ("phone",),
-                                 MergeCandidate.Reason.SAME_PHONE, batch)
+                                 MergeCandidate.Reason.SAME_PHONE, batch, different_names=True)
     name_births = (
         live.exclude(birth_date=None).values("name", "birth_date").annotate(n=Count("pk"))
         .filter(n__gt=1).values_list("name", "birth_date")
@@ -496,7 +613,7 @@ def merge_candidates_detect(*, batch: int = 2000) -> int:
     return created
 
 
-def _detect_in_groups(live, single_field, keys, fields, reason, batch) -> int:
+def _detect_in_groups(live, single_field, keys, fields, reason, batch, different_names=False) -> int:
     created = 0
     for chunk in _chunks(keys, batch):
         if single_field:
@@ -506,9 +623,11 @@ def _detect_in_groups(live, single_field, keys, fields, reason, batch) -> int:
             for key in chunk:
                 condition |= Q(**dict(zip(fields, key, strict=True)))
         groups: dict = {}
-        for row in live.filter(condition).values_list("pk", *fields):
-            groups.setdefault(row[1:], set()).add(row[0])
-        created += merge_candidates_add(_pairs_within(groups), reason=reason)
+        names: dict = {}
+        for row in live.filter(condition).values_list("pk", "name", *fields):
+            groups.setdefault(row[2:], set()).add(row[0])
+            names[row[0]] = row[1]
+        created += merge_candidates_add(_pairs_within(groups, names if different_names else None), reason=reason)
     return created
 
 

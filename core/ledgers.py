@@ -1,0 +1,105 @@
+"""Proof that every cached balance equals its append-only ledger (DESIGN section 3).
+
+Each app that keeps a balance registers one check here (membership: member
+points; cards: card balances; ...). A check streams over its accounts in
+batches with one aggregate query per batch, so it stays fast and flat in
+memory with tens of millions of accounts, and yields per batch how many
+accounts it looked at and which of them differ. `manage.py check_ledgers` and
+the nightly task run every registered check.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class LedgerDifference:
+    """One account whose cached balance disagrees with its ledger."""
+
+    account: str
+    balance: int | Decimal
+    ledger: int | Decimal | None
+    rule: str = "balance equals the sum of the ledger"
+
+    def __str__(self) -> str:
+        return f"{self.account}: balance {self.balance}, ledger {self.ledger} ({self.rule})"
+
+
+@dataclass(frozen=True)
+class LedgerBatch:
+    checked: int
+    differences: list[LedgerDifference] = field(default_factory=list)
+
+
+LedgerCheck = Callable[[int], Iterator[LedgerBatch]]
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    name: str
+    label: str
+    run: LedgerCheck
+
+
+_checks: dict[str, RegisteredCheck] = {}
+
+
+def register(name: str, *, label: str, run: LedgerCheck) -> RegisteredCheck:
+    """Add a ledger check; `run(batch_size)` yields LedgerBatch items. Registering twice is refused."""
+    if name in _checks and _checks[name].run is not run:
+        raise ValueError(f"ledger check {name!r} is registered twice")
+    _checks[name] = RegisteredCheck(name=name, label=label, run=run)
+    return _checks[name]
+
+
+def registered_checks() -> list[RegisteredCheck]:
+    return sorted(_checks.values(), key=lambda check: check.name)
+
+
+@dataclass
+class LedgerReport:
+    checked: int = 0
+    difference_count: int = 0
+    differences: list[LedgerDifference] = field(default_factory=list)
+    per_check: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.difference_count == 0
+
+
+def ledgers_check(*, batch_size: int = 10_000, keep: int = 20, only: list[str] | None = None) -> LedgerReport:
+    """Run the registered checks; keep the first `keep` differences and count them all.
+
+    Raise KeyError for a name in `only` that no app registered.
+    """
+    checks = registered_checks()
+    if only:
+        unknown = sorted(set(only) - {check.name for check in checks})
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        checks = [check for check in checks if check.name in only]
+    report = LedgerReport()
+    for check in checks:
+        checked = 0
+        for batch in check.run(batch_size):
+            checked += batch.checked
+            report.difference_count += len(batch.differences)
+            room = keep - len(report.differences)
+            if room > 0:
+                report.differences.extend(batch.differences[:room])
+        report.per_check[check.name] = checked
+        report.checked += checked
+    return report
+
+
+class LedgersOutOfBalance(Exception):
+    """Raised by the nightly task so the run shows as failed in the task results."""
+
+    def __init__(self, report: LedgerReport):
+        self.report = report
+        super().__init__(
+            f"{report.difference_count} difference(s) between balances and ledgers in {report.checked} accounts; "
+            f"first: {'; '.join(str(difference) for difference in report.differences[:5])}"
+        )

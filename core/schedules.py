@@ -1,0 +1,44 @@
+"""The project's nightly jobs, created in django-celery-beat so staff can edit them in the admin."""
+
+from zoneinfo import ZoneInfo
+
+from django.apps import apps as global_apps
+from django.utils.translation import gettext_lazy as _
+
+SCHEDULE_TIME_ZONE = "Asia/Shanghai"
+# name of the periodic task -> (registered task, hour, minute, description)
+NIGHTLY = {
+    "membership: detect merge candidates": (
+        "membership.merge_candidates_detect", 2, 30,
+        _("Lists member records that may be one person, for staff to review; merges nothing."),
+    ),
+    "core: purge idempotency keys": (
+        "core.idempotency_records_purge", 3, 0,
+        _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS."),
+    ),
+    # After the night's postings and the merge detection, before the stores open.
+    "core: check ledgers": (
+        "core.check_ledgers", 4, 30,
+        _("Proves every balance equals the sum of its ledger; the run fails when one does not."),
+    ),
+}
+
+
+def ensure_schedules(apps=global_apps) -> list[str]:
+    """Create the nightly schedules that are missing; return the names created.
+
+    Safe to run again: a schedule that exists is left as staff edited it.
+    """
+    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    created = []
+    for name, (task, hour, minute, description) in NIGHTLY.items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        crontab, _created = CrontabSchedule.objects.get_or_create(
+            minute=str(minute), hour=str(hour), day_of_week="*", day_of_month="*", month_of_year="*",
+            timezone=ZoneInfo(SCHEDULE_TIME_ZONE),
+        )
+        PeriodicTask.objects.create(name=name, task=task, crontab=crontab, description=str(description))
+        created.append(name)
+    return created
