@@ -75,10 +75,10 @@ class Member(models.Model):
         CLOSED = "closed", _("closed")
 
     member_no = models.CharField(
-        _("member number"), max_length=12, unique=True, editable=False,
+        _("member number"), max_length=12, editable=False,
         help_text=_("12 digits starting with 8; the last digit is a Luhn check digit."),
     )
-    name = models.CharField(_("name"), max_length=50, db_index=True)
+    name = models.CharField(_("name"), max_length=50)
     name_initials = models.CharField(
         _("pinyin initials"), max_length=50, blank=True, editable=False,
         help_text=_("张秀英 is zxy: clerks find members by these."),
@@ -92,9 +92,9 @@ class Member(models.Model):
     )
     id_number_sealed = models.TextField(_("ID number (encrypted)"), blank=True, editable=False)
     id_number_masked = models.CharField(_("ID number"), max_length=30, blank=True, editable=False)
-    phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
     family_phone = models.CharField(
-        _("family contact phone"), max_length=20, blank=True, db_index=True,
+        _("family contact phone"), max_length=20, blank=True,
         help_text=_("A relative to call, for members without a phone of their own."),
     )
     address = models.CharField(_("address"), max_length=200, blank=True)
@@ -103,26 +103,28 @@ class Member(models.Model):
     )
     marketing_consent = models.BooleanField(_("marketing consent"), default=False)
     marketing_consent_at = models.DateTimeField(_("consent given at"), null=True, blank=True)
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="members", verbose_name=_("tier"))
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, related_name="members", verbose_name=_("tier"), db_index=False
+    )
     points = models.IntegerField(
         _("points"), default=0, editable=False, help_text=_("Kept equal to the sum of the points ledger.")
     )
     registered_store = models.ForeignKey(
         "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="members",
-        verbose_name=_("registering store"),
+        verbose_name=_("registering store"), db_index=False,
     )
     registered_channel = models.CharField(
         _("registration channel"), max_length=10, choices=Channel.choices, default=Channel.DESK
     )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("registered by"),
+        verbose_name=_("registered by"), db_index=False,
     )
     registered_at = models.DateTimeField(_("registered at"), default=timezone.now, db_index=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     merged_into = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_members",
-        verbose_name=_("merged into"),
+        verbose_name=_("merged into"), db_index=False,
     )
     notes = models.TextField(_("notes"), blank=True)
     tags = models.ManyToManyField("Tag", through="MemberTag", related_name="members", verbose_name=_("tags"))
@@ -140,13 +142,21 @@ class Member(models.Model):
             ("merge_member", _("Can merge members")),
             ("approve_member_merge", _("Can approve merging members with different ID numbers")),
         ]
+        # Explicit indexes rather than db_index/unique on the columns: PostgreSQL would add a second
+        # LIKE index to each, and every index slows a migration of millions of rows.
         indexes = [
+            models.Index(fields=["phone"], name="member_phone"),
+            models.Index(fields=["family_phone"], name="member_family_phone"),
+            models.Index(
+                fields=["merged_into"], name="member_merged_into", condition=models.Q(merged_into__isnull=False)
+            ),
             models.Index(fields=["name", "birth_date"], name="member_name_birth"),
             # Pattern ops so that a prefix search (zx -> zxy) uses the index on PostgreSQL.
             models.Index(fields=["name_initials"], name="member_initials", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["registered_store", "registered_at"], name="member_store_registered"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["member_no"], name="member_no_unique"),
             models.CheckConstraint(condition=models.Q(points__gte=0), name="member_points_not_negative"),
             # One living member per ID number; a merged record gives its number to the survivor.
             models.UniqueConstraint(
@@ -250,7 +260,7 @@ class PointsEntry(models.Model):
         REVERSAL = "reversal", _("reversal")
 
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="points_entries", verbose_name=_("member")
+        Member, on_delete=models.PROTECT, related_name="points_entries", verbose_name=_("member"), db_index=False
     )
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     points = models.IntegerField(_("points"), help_text=_("Positive adds, negative takes away."))
@@ -260,16 +270,17 @@ class PointsEntry(models.Model):
     )
     terminal = models.ForeignKey(
         "stores.Terminal", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("terminal"),
+        verbose_name=_("terminal"), db_index=False,
     )
     receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("operator"),
+        verbose_name=_("operator"), db_index=False,
     )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     cause_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("cause type")
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("cause type"), db_index=False,
     )
     cause_id = models.CharField(_("cause id"), max_length=64, blank=True)
     cause = GenericForeignKey("cause_type", "cause_id")
