@@ -1,0 +1,658 @@
+"""Migration of members from the legacy member systems (CONTRACT sections 1 and 4).
+
+One pass over the file, in batches, inside one transaction: each batch is
+validated with the desk's rules (`member_input_clean`), looked up against the
+database with indexed IN queries, and written (PostgreSQL COPY, or bulk_create
+elsewhere). Because earlier batches are already in the transaction, the
+database itself answers "is this ID number or legacy number already here, from
+an earlier import or earlier in this file?", so memory does not grow with the
+file. The transaction is rolled back at the end for a dry run, or when rows
+were invalid and the user did not choose to skip them: nothing is written
+then. A dry run therefore costs as much as an import, and its counts are
+exactly what the import would do.
+
+Historical records (simple_history) are not written for imported members: the
+MemberEvent(kind=imported) of each imported row, the identity and the
+migration ledger entry already say where the member came from.
+"""
+
+import json
+import operator
+import queue
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from itertools import islice
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from core.tabular import Column, TableRow
+from membership.errors import MemberInvalid
+from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
+from membership.services import member_no_new, member_values_clean
+from stores.models import Store
+
+MEMBER_COLUMNS = (
+    Column("member_no", "会员号", required=True, aliases=("会员编号", "会员卡号")),
+    Column("name", "姓名", required=True),
+    Column("phone", "手机号", aliases=("手机", "手机号码", "电话")),
+    Column("id_number", "身份证号", aliases=("身份证", "身份证号码")),
+    Column("birth_date", "出生日期", aliases=("生日",)),
+    Column("tier_code", "等级", aliases=("会员等级",)),
+    Column("points", "积分", aliases=("积分余额",)),
+    Column("store_code", "注册门店", aliases=("门店",)),
+    Column("registered_at", "注册时间", aliases=("注册日期",)),
+)
+BATCH_SIZE = 10_000
+GIL_SWITCH_SECONDS = 0.0005
+MAX_POINTS = 1_000_000_000
+# A phone shared by a whole clan (or a legacy placeholder number) is reviewed through its first records.
+PHONE_PAIRS_PER_MEMBER = 20
+SOURCE_MAX_LENGTH = MemberIdentity._meta.get_field("source").max_length
+LEGACY_NO_MAX_LENGTH = MemberIdentity._meta.get_field("external_no").max_length
+
+_DATE = re.compile(r"^(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))$")
+_DATETIME = re.compile(
+    r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T](\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?$"
+)
+_WHOLE = re.compile(r"^\+?(\d+)(?:\.0*)?$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d*)?$")
+_COMPACT_DATE = re.compile(r"\d{8}")
+
+
+class Outcome:
+    NEW = "new"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    row_number: int
+    errors: dict[str, list[str]]  # column -> messages
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{column}: {' '.join(messages)}" for column, messages in self.errors.items())
+
+    def __str__(self) -> str:
+        return gettext("row %(row)s, %(reason)s") % {"row": self.row_number, "reason": self.reason}
+
+
+@dataclass
+class ImportReport:
+    source: str
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    points: int = 0
+    merge_candidates: int = 0
+    first_rejection: Rejection | None = None
+    written: bool = False
+
+
+def source_from_filename(name: str) -> str:
+    """The default source of a file: its name without extension, upper-cased (dept_crm.csv -> DEPT_CRM)."""
+    stem = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    return source_clean(stem)
+
+
+def source_clean(value: str) -> str:
+    """Normalise a source name. Raise MemberInvalid when it is empty or too long."""
+    source = "_".join((value or "").split()).upper()
+    if not source:
+        raise MemberInvalid(fields={"source": [gettext("Name the legacy system the file comes from.")]})
+    if len(source) > SOURCE_MAX_LENGTH:
+        raise MemberInvalid(fields={"source": [
+            gettext("A source name has at most %(n)s characters.") % {"n": SOURCE_MAX_LENGTH}]})
+    return source
+
+
+# --- one row ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reference:
+    """What every row is checked against, loaded once per import."""
+
+    tiers: dict[str, int]
+    tier_codes: list[str]
+    default_tier_id: int
+    stores: dict[str, int]
+    today: date
+    now: datetime
+    tz: tzinfo  # the current time zone of the caller, for registration times (rows are read in another thread)
+
+    @classmethod
+    def load(cls) -> "_Reference":
+        tiers: dict[str, int] = {}
+        codes = []
+        for pk, code, name in Tier.objects.filter(is_active=True).values_list("pk", "code", "name"):
+            tiers[code.upper()] = pk
+            tiers[name.upper()] = pk
+            codes.append(code)
+        default = Tier.default()
+        if default is None:
+            raise MemberInvalid(gettext("No active earned tier exists to give imported members."))
+        now = timezone.now()
+        return cls(
+            tiers=tiers, tier_codes=codes, default_tier_id=default.pk,
+            stores=dict(Store.objects.values_list("code", "pk")),
+            today=timezone.localdate(now), now=now, tz=timezone.get_current_timezone(),
+        )
+
+
+@dataclass(slots=True)
+class _Valid:
+    row: TableRow
+    legacy_no: str
+    values: dict  # Member attnames -> values, ready to write
+    points: int
+
+
+def _date_parse(text: str) -> date:
+    match = _DATE.match(text)
+    if not match:
+        raise ValueError
+    year, month, day, compact_month, compact_day = match.groups()
+    return date(int(year), int(month or compact_month), int(day or compact_day))
+
+
+def _datetime_parse(text: str, tz: tzinfo) -> datetime:
+    match = _DATETIME.match(text)
+    if not match:
+        if _COMPACT_DATE.fullmatch(text):
+            return datetime.combine(_date_parse(text), datetime.min.time(), tzinfo=tz)
+        raise ValueError
+    parts = [int(part) if part else 0 for part in match.groups()]
+    return datetime(*parts, tzinfo=tz)
+
+
+def row_clean(row: TableRow, reference: _Reference) -> tuple[_Valid | None, dict[str, list[str]]]:
+    """Check one row with the desk's rules; return the member values or the errors by column."""
+    get = row.values.get
+    errors: dict[str, list[str]] = {}
+    legacy_no = get("member_no", "")
+    if not legacy_no:
+        errors["member_no"] = [gettext("The legacy member number is empty.")]
+    elif len(legacy_no) > LEGACY_NO_MAX_LENGTH:
+        errors["member_no"] = [gettext("A legacy member number has at most %(n)s characters.")
+                               % {"n": LEGACY_NO_MAX_LENGTH}]
+
+    birth_date = None
+    birth_text = get("birth_date", "")
+    if birth_text:
+        try:
+            birth_date = _date_parse(birth_text)
+        except ValueError:
+            errors["birth_date"] = [gettext("%(value)s is not a date; write it as 1948-03-12.") % {"value": birth_text}]
+
+    # The desk's rules (member_input_clean goes through the same function), without an exception per bad row.
+    values, person_errors = member_values_clean(
+        name=get("name", ""), phone=get("phone", ""), id_number=get("id_number", ""), birth_date=birth_date,
+        today=reference.today, require_contact=False,
+    )
+    for column, messages in person_errors.items():
+        errors.setdefault(column, []).extend(messages)
+
+    tier_id = reference.default_tier_id
+    tier_text = get("tier_code", "")
+    if tier_text:
+        tier_id = reference.tiers.get(tier_text.upper())
+        if tier_id is None:
+            errors["tier_code"] = [gettext("Unknown tier %(value)s; use one of %(codes)s.")
+                                   % {"value": tier_text, "codes": ", ".join(reference.tier_codes)}]
+
+    store_id = None
+    store_text = get("store_code", "")
+    if store_text:
+        store_id = reference.stores.get(store_text.upper())
+        if store_id is None:
+            errors["store_code"] = [gettext("No store has the code %(value)s.") % {"value": store_text}]
+
+    points = 0
+    points_text = get("points", "").replace(",", "")
+    if points_text:
+        whole = _WHOLE.match(points_text)
+        if whole:
+            points = int(whole.group(1))
+            if points > MAX_POINTS:
+                errors["points"] = [gettext("%(value)s points is more than any member can hold.")
+                                    % {"value": points_text}]
+        elif points_text.startswith("-") and _NUMBER.match(points_text):
+            errors["points"] = [gettext("Points cannot be negative (%(value)s).") % {"value": points_text}]
+        elif _NUMBER.match(points_text):
+            errors["points"] = [gettext("Points are whole numbers; %(value)s is not.") % {"value": points_text}]
+        else:
+            errors["points"] = [gettext("%(value)s is not a number of points.") % {"value": points_text}]
+
+    registered_at = reference.now
+    registered_text = get("registered_at", "")
+    if registered_text:
+        try:
+            registered_at = _datetime_parse(registered_text, reference.tz)
+        except ValueError:
+            errors["registered_at"] = [gettext("%(value)s is not a date or time; write it as 2015-06-01 09:30.")
+                                       % {"value": registered_text}]
+        else:
+            if registered_at > reference.now:
+                errors["registered_at"] = [gettext("The registration time %(value)s is in the future.")
+                                           % {"value": registered_text}]
+
+    if errors:
+        return None, errors
+    values.update(tier_id=tier_id, registered_store_id=store_id, registered_at=registered_at)
+    return _Valid(row=row, legacy_no=legacy_no, values=values, points=points), {}
+
+
+# --- the import ---------------------------------------------------------------------------
+
+
+class _Target:
+    """The member a row lands on: one created in this batch, or one already in the database."""
+
+    __slots__ = ("pk", "values", "points", "is_new", "dirty", "phone_added", "first_row")
+
+    def __init__(self, *, values: dict, points: int, is_new: bool, pk: int | None = None, first_row: int = 0):
+        self.pk = pk
+        self.values = values
+        self.points = points
+        self.is_new = is_new
+        self.dirty = False
+        self.phone_added = False
+        self.first_row = first_row
+
+    def fill(self, values: dict) -> None:
+        """A later row of the same person fills what the first one left empty."""
+        for name in _FILL_FIELDS:
+            new = values.get(name)
+            current = self.values.get(name)
+            empty = not current or (name == "gender" and current == Member.Gender.UNKNOWN)
+            if empty and new and new != current:
+                self.values[name] = new
+                self.dirty = True
+                if name == "phone":
+                    self.phone_added = True
+
+
+_FILL_FIELDS = ("phone", "birth_date", "gender", "registered_store_id")
+_MEMBER_COLUMNS = (
+    "id", "member_no", "name", "name_initials", "gender", "birth_date", "id_type", "id_number_digest",
+    "id_number_sealed", "id_number_masked", "phone", "family_phone", "address", "contact_channel",
+    "marketing_consent", "marketing_consent_at", "tier_id", "points", "registered_store_id", "registered_channel",
+    "registered_by_id", "registered_at", "status", "merged_into_id", "notes", "updated_at",
+)
+
+
+_MEMBER_VALUES = tuple(name for name in _MEMBER_COLUMNS if name not in ("id", "points"))
+_member_values = operator.itemgetter(*_MEMBER_VALUES)
+_IDENTITY_COLUMNS = ("member_id", "kind", "source", "external_no", "created_at")
+_LEDGER_COLUMNS = ("member_id", "kind", "points", "balance_after", "store_id", "receipt_no", "operator_id", "reason",
+                   "cause_id", "created_at")
+_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), one encoder for all rows
+_EVENT_COLUMNS = ("member_id", "kind", "actor_id", "store_id", "data", "created_at")
+
+
+def _among(queryset, field: str, values: list):
+    """queryset.filter(field__in=values); on PostgreSQL as `= ANY(array)`, one parameter instead of thousands."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(**{f"{field}__in": values})
+    table, column = queryset.model._meta.db_table, queryset.model._meta.get_field(field).column
+    where = f'"{table}"."{column}" = ANY(%s)'
+    return queryset.extra(where=[where], params=[values])  # noqa: S610 (only the model's names are formatted in)
+
+
+class _Import:
+    def __init__(self, *, source: str, actor, dry_run: bool, skip_invalid: bool,
+                 on_reject: Callable | None, on_row: Callable | None):
+        self.source = source
+        self.actor_id = getattr(actor, "pk", None)
+        self.dry_run = dry_run
+        self.skip_invalid = skip_invalid
+        self.on_reject = on_reject
+        self.on_row = on_row
+        self.reference = _Reference.load()
+        self.report = ImportReport(source=source, dry_run=dry_run)
+        self.copy = connection.vendor == "postgresql"
+
+    def reject(self, row: TableRow, errors: dict[str, list[str]]) -> None:
+        rejection = Rejection(row_number=row.number, errors=errors)
+        self.report.rejected += 1
+        first = self.report.first_rejection
+        if first is None or rejection.row_number < first.row_number:
+            self.report.first_rejection = rejection
+        if self.on_reject is not None:
+            self.on_reject(row, rejection)
+
+    def outcome(self, row: TableRow, outcome: str, member_no: str) -> None:
+        if self.on_row is not None:
+            self.on_row(row, outcome, member_no)
+
+    def batch(self, rows: list[TableRow], cleaned: list[tuple[_Valid | None, dict[str, list[str]]]]) -> None:
+        """Write one batch of rows, checked by row_clean (in the reading thread: see _cleaned_batches)."""
+        valid: dict[str, _Valid] = {}
+        for row, (clean, errors) in zip(rows, cleaned, strict=True):
+            self.report.rows += 1
+            if errors:
+                # Checked again here for the messages: the active language is this thread's.
+                clean, errors = row_clean(row, self.reference)
+            if clean is not None and clean.legacy_no in valid:
+                clean, errors = None, {"member_no": [
+                    gettext("The legacy member number %(no)s already appears in row %(row)s of this file.")
+                    % {"no": clean.legacy_no, "row": valid[clean.legacy_no].row.number}]}
+            if clean is None:
+                self.reject(row, errors)
+            else:
+                valid[clean.legacy_no] = clean
+        if valid:
+            self.write(list(valid.values()))
+
+    def write(self, valid: list[_Valid]) -> None:
+        # Earlier batches of this run are in the database already, stamped with this run's time: a number
+        # found with that stamp came earlier in this file; with another stamp, from an earlier import.
+        known = {
+            number: (member_no, created_at)
+            for number, member_no, created_at in _among(
+                MemberIdentity.objects.filter(source=self.source), "external_no", [v.legacy_no for v in valid]
+            ).values_list("external_no", "member__member_no", "created_at")
+        }
+        todo = []
+        for item in valid:
+            if item.legacy_no not in known:
+                todo.append(item)
+            elif known[item.legacy_no][1] == self.reference.now:
+                self.reject(item.row, {"member_no": [
+                    gettext("The legacy member number %(no)s already appears earlier in this file.")
+                    % {"no": item.legacy_no}]})
+            else:
+                self.report.unchanged += 1
+                self.outcome(item.row, Outcome.UNCHANGED, known[item.legacy_no][0])
+        if not todo:
+            return
+        digests = {item.values["id_number_digest"] for item in todo if item.values["id_number_digest"]}
+        existing: dict[str, _Target] = {}
+        if digests:
+            # Locked in primary-key order, as every points posting does, so no deadlock with the POS.
+            for row in (
+                _among(Member.objects.select_for_update(), "id_number_digest", list(digests))
+                .exclude(status=Member.Status.MERGED).order_by("pk")
+                .values("pk", "member_no", "id_number_digest", "points", *_FILL_FIELDS)
+            ):
+                values = {name: row[name] for name in ("member_no", *_FILL_FIELDS)}
+                existing[row["id_number_digest"]] = _Target(values=values, points=row["points"], is_new=False,
+                                                            pk=row["pk"])
+
+        created: list[_Target] = []
+        landed: list[tuple[_Valid, _Target, int]] = []
+        in_batch: dict[str, _Target] = {}
+        for item in todo:
+            digest = item.values["id_number_digest"]
+            target = (existing.get(digest) or in_batch.get(digest)) if digest else None
+            if target is None:
+                target = _Target(values=item.values, points=0, is_new=True, first_row=item.row.number)
+                created.append(target)
+                if digest:
+                    in_batch[digest] = target
+            else:
+                target.fill(item.values)
+            if item.points:
+                target.points += item.points
+                target.dirty = target.dirty or not target.is_new
+            # The balance after this row's opening entry, for the ledger.
+            landed.append((item, target, target.points))
+            self.report.points += item.points
+        self._number(created)
+        self._insert_members(created)
+        self._update_members([t for t in existing.values() if t.dirty])
+        self._insert_related(created, landed)
+
+        for item, target, _balance in landed:
+            outcome = Outcome.NEW if target.is_new and target.first_row == item.row.number else Outcome.UPDATE
+            if outcome == Outcome.NEW:
+                self.report.created += 1
+            else:
+                self.report.updated += 1
+            self.outcome(item.row, outcome, target.values["member_no"])
+        self._phone_members_note({t.pk for _item, t, _balance in landed
+                                  if t.values["phone"] and (t.is_new or t.phone_added)})
+
+    def _number(self, created: list[_Target]) -> None:
+        """Give new members random numbers that no member has and no other new member of the run has."""
+        pending = list(created)
+        while pending:
+            numbers = {}
+            for target in pending:
+                number = member_no_new()
+                while number in numbers:
+                    number = member_no_new()
+                numbers[number] = target
+            taken = set(_among(Member.objects.all(), "member_no", list(numbers)).values_list("member_no", flat=True))
+            pending = []
+            for number, target in numbers.items():
+                if number in taken:
+                    pending.append(target)
+                else:
+                    target.values["member_no"] = number
+
+    def _insert_members(self, created: list[_Target]) -> None:
+        if not created:
+            return
+        now = self.reference.now
+        common = {
+            "family_phone": "", "address": "", "marketing_consent": False, "marketing_consent_at": None,
+            "registered_channel": Member.Channel.IMPORT.value, "registered_by_id": self.actor_id,
+            "status": Member.Status.ACTIVE.value, "merged_into_id": None, "notes": "", "updated_at": now,
+        }
+        for target in created:
+            target.values.update(common)
+        if self.copy:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('membership_member', 'id')) "
+                    "FROM generate_series(1, %s)", [len(created)],
+                )
+                for target, (pk,) in zip(created, cursor.fetchall(), strict=True):
+                    target.pk = pk
+        else:
+            members = Member.objects.bulk_create(
+                [Member(points=t.points, **t.values) for t in created],
+                batch_size=1000,
+            )
+            for target, member in zip(created, members, strict=True):
+                target.pk = member.pk
+
+    def _update_members(self, targets: list[_Target]) -> None:
+        if not targets:
+            return
+        members = []
+        for target in targets:
+            member = Member(pk=target.pk, points=target.points, updated_at=self.reference.now)
+            for name in _FILL_FIELDS:
+                setattr(member, name, target.values[name])
+            members.append(member)
+        Member.objects.bulk_update(members, ["points", *_FILL_FIELDS, "updated_at"], batch_size=1000)
+
+    def _insert_related(self, created: list[_Target], landed: list[tuple[_Valid, _Target, int]]) -> None:
+        now = self.reference.now
+        reason = gettext("opening balance from %(source)s") % {"source": self.source}
+        identities = [(target.pk, MemberIdentity.Kind.LEGACY.value, self.source, item.legacy_no, now)
+                      for item, target, _balance in landed]
+        ledger = [(target.pk, PointsEntry.Kind.MIGRATION.value, item.points, balance,
+                   item.values["registered_store_id"], "", self.actor_id, f"{reason} {item.legacy_no}"[:200], "", now)
+                  for item, target, balance in landed if item.points]
+        events = [
+            (target.pk, MemberEvent.Kind.IMPORTED.value, self.actor_id, item.values["registered_store_id"],
+             _json({"source": self.source, "external_no": item.legacy_no, "row": item.row.number}), now)
+            for item, target, _balance in landed
+        ]
+        if self.copy:
+            with connection.cursor() as cursor:
+                self._copy(cursor, "membership_member", ("id", "points", *_MEMBER_VALUES),
+                           ((t.pk, t.points, *_member_values(t.values)) for t in created))
+                self._copy(cursor, "membership_memberidentity", _IDENTITY_COLUMNS, identities)
+                self._copy(cursor, "membership_pointsentry", _LEDGER_COLUMNS, ledger)
+                self._copy(cursor, "membership_memberevent", _EVENT_COLUMNS, events)
+            return
+        MemberIdentity.objects.bulk_create(
+            [MemberIdentity(**dict(zip(_IDENTITY_COLUMNS, row, strict=True))) for row in identities], batch_size=1000)
+        # auto_now_add stamps each row with its own time; the run's stamp is what tells this file's numbers apart.
+        MemberIdentity.objects.filter(source=self.source, external_no__in=[row[3] for row in identities]).update(
+            created_at=now)
+        PointsEntry.objects.bulk_create(
+            [PointsEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in ledger], batch_size=1000)
+        MemberEvent.objects.bulk_create(
+            [MemberEvent(**dict(zip(_EVENT_COLUMNS[:4], row[:4], strict=True)), data=json.loads(row[4]),
+                         created_at=row[5])
+             for row in events], batch_size=1000)
+
+    @staticmethod
+    def _copy(cursor, table: str, columns: Iterable[str], rows: Iterable) -> None:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    # Members that share only a phone are listed for staff, never joined (CONTRACT section 4). The members of
+    # this run that have a phone (created with one, or given one by a later row) are noted in a temporary table
+    # batch by batch; one set-based pass at the end pairs each of them with the first PHONE_PAIRS_PER_MEMBER other
+    # live holders of its phone, in primary-key order: what pairing per batch gives with a single batch, so the
+    # outcome does not depend on the batch size.
+    _PHONE_TABLE = "membership_import_phone_members"
+
+    def phone_table_create(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self._PHONE_TABLE}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {self._PHONE_TABLE} (id bigint NOT NULL)")
+
+    def _phone_members_note(self, pks: set[int]) -> None:
+        if not pks:
+            return
+        with connection.cursor() as cursor:
+            if self.copy:
+                self._copy(cursor, self._PHONE_TABLE, ("id",), ((pk,) for pk in pks))
+            else:
+                cursor.executemany(f"INSERT INTO {self._PHONE_TABLE} (id) VALUES (%s)",  # noqa: S608 (constant)
+                                   [(pk,) for pk in pks])
+
+    def merge_candidates(self) -> None:
+        least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+        insert = "INSERT INTO" if connection.vendor == "postgresql" else "INSERT OR IGNORE INTO"
+        conflict = " ON CONFLICT DO NOTHING" if connection.vendor == "postgresql" else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""{insert} membership_mergecandidate (member_a_id, member_b_id, reason, status, detected_at)
+                WITH noted AS (SELECT DISTINCT id FROM {self._PHONE_TABLE}),
+                holders AS (
+                    SELECT m.id, m.phone, ROW_NUMBER() OVER (PARTITION BY m.phone ORDER BY m.id) AS place
+                    FROM membership_member m
+                    WHERE m.status <> %s AND m.phone IN (
+                        SELECT p.phone FROM membership_member p JOIN noted ON noted.id = p.id WHERE p.phone <> ''
+                    )
+                ),
+                pairs AS (
+                    SELECT DISTINCT {least}(x.id, h.id) AS a, {greatest}(x.id, h.id) AS b
+                    FROM noted
+                    JOIN holders x ON x.id = noted.id
+                    JOIN holders h ON h.phone = x.phone AND h.id <> x.id
+                        AND h.place <= CASE WHEN x.place <= %s THEN %s ELSE %s END
+                )
+                SELECT a, b, %s, %s, %s FROM pairs WHERE true{conflict}
+                """,  # noqa: S608 (only constants are formatted in)
+                [Member.Status.MERGED.value, PHONE_PAIRS_PER_MEMBER + 1, PHONE_PAIRS_PER_MEMBER + 1,
+                 PHONE_PAIRS_PER_MEMBER, MergeCandidate.Reason.IMPORT_PHONE.value, MergeCandidate.Status.OPEN.value,
+                 connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
+            self.report.merge_candidates += max(cursor.rowcount, 0)
+            cursor.execute(f"DROP TABLE {self._PHONE_TABLE}")
+
+
+_DONE = object()
+
+
+def _cleaned_batches(rows: Iterable[TableRow], reference: _Reference, size: int) -> Iterator[tuple[list, list]]:
+    """Batches of rows with row_clean's answer for each, read and checked in a second thread.
+
+    While the database writes batch N (the GIL is released while psycopg waits), the file is read and batch
+    N+1 checked. The queue holds one batch, so memory stays flat. An error while reading (a bad file) is raised
+    here, after the batches before it, as a plain loop would. Messages of rejected rows are made again by the
+    caller's thread (the active language is per thread).
+    """
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            iterator = iter(rows)
+            while batch := list(islice(iterator, size)):
+                if not put((batch, [row_clean(row, reference) for row in batch])):
+                    return
+        except BaseException as error:  # noqa: BLE001 (handed to the importing thread, raised there)
+            put(error)
+        put(_DONE)
+
+    thread = threading.Thread(target=produce, name="members-import-reader", daemon=True)
+    # The importing thread gives up the GIL at every round trip and then waits for the checking thread to
+    # hand it back: by default up to 5 ms each time, thousands of times per batch.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, GIL_SWITCH_SECONDS))
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(switch_interval)
+
+
+def members_import(
+    *,
+    rows: Iterable[TableRow],
+    source: str,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+    actor=None,
+    on_reject: Callable[[TableRow, Rejection], None] | None = None,
+    on_row: Callable[[TableRow, str, str], None] | None = None,
+    batch_size: int | None = None,
+) -> ImportReport:
+    """Import legacy member rows as members, identities and opening points, all or nothing.
+
+    Rows with the same valid ID number become one member; a legacy number
+    already imported from this source is left unchanged. Without skip_invalid,
+    any invalid row means nothing is written; a dry run writes nothing either
+    way. Raise MemberInvalid for a bad source name.
+    """
+    source = source_clean(source)
+    with transaction.atomic():
+        run = _Import(source=source, actor=actor, dry_run=dry_run, skip_invalid=skip_invalid,
+                      on_reject=on_reject, on_row=on_row)
+        run.phone_table_create()
+        for batch, cleaned in _cleaned_batches(rows, run.reference, batch_size or BATCH_SIZE):
+            run.batch(batch, cleaned)
+        run.merge_candidates()
+        report = run.report
+        report.written = not dry_run and (skip_invalid or not report.rejected)
+        if not report.written:
+            transaction.set_rollback(True)
+    return report
