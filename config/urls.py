@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import api_not_found
+from membership.api import MemberLookupView
 from stores.api import TerminalView
 
 admin.site.site_header = _("Retail group back office")
@@ -18,6 +19,7 @@ api_v1 = [
         SpectacularSwaggerView.as_view(url_name="api-v1:schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
+    path("members/lookup", MemberLookupView.as_view(), name="members-lookup"),
     re_path(r"^.*$", api_not_found),
 ]
 
@@ -26,4 +28,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include((api_v1, "api-v1"))),
     path("admin/", admin.site.urls),
+    path("desk/", include("membership.urls")),
 ]

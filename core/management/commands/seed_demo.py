@@ -2,13 +2,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from membership import demo as membership_demo
 from stores import demo as stores_demo
 
 
 class Command(BaseCommand):
     help = (
         "Load the reference data (formats, stores, ...) and realistic demo data. "
-        "Safe to run twice: rows are matched by their codes."
+        "Safe to run twice: rows are matched by their codes, demo members by their demo number."
     )
 
     def add_arguments(self, parser):
@@ -31,6 +32,11 @@ class Command(BaseCommand):
         try:
             stores = stores_demo.seed_stores()
             staff = stores_demo.seed_staff(password=settings.DEMO_ADMIN_PASSWORD)
+            members = membership_demo.seed_members(count=options["members"])
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
+        self.stdout.write(self.style.SUCCESS(
+            f"Members: {members.created} created, {members.existing} already there, "
+            f"{members.points_entries} opening points entries."
+        ))

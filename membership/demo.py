@@ -1,0 +1,365 @@
+"""Demo members for `seed_demo`: realistic people, families sharing a phone, legacy numbers, points.
+
+The members come from a seeded random stream, household by household, so the
+first N members are the same on every machine and for every count. Each demo
+member carries the identity (DEMO, i): a second run skips the numbers already
+there, and a larger `--members` only adds the missing ones.
+
+Values pass through `member_input_clean`, the same validation and sealing of
+ID numbers as a registration at the desk; rows are then written in bulk, each
+member with at most one opening points entry whose balance_after is the
+member's points, so the points ledger holds.
+"""
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.pii import pii_digest, resident_id_check_digit
+from membership.models import Member, MemberCard, MemberEvent, MemberIdentity, MemberTag, PointsEntry, Tag, Tier
+from membership.services import MemberInput, luhn_check_digit, member_input_clean, member_no_new
+from stores.models import Store
+
+DEMO_SOURCE = "DEMO"
+DEMO_SEED = 20261124
+BATCH = 1000
+
+TIERS = [
+    # code, name, kind, rank: the same as migration membership/0002.
+    ("NORMAL", "普卡", Tier.Kind.EARNED, 0),
+    ("SILVER", "银卡", Tier.Kind.EARNED, 1),
+    ("GOLD", "金卡", Tier.Kind.EARNED, 2),
+    ("PLATINUM", "铂金卡", Tier.Kind.EARNED, 3),
+    ("PLUS", "Plus会员", Tier.Kind.PAID, 10),
+]
+TAG_SILVER = "银发族"
+TAG_FAMILY = "家庭客户"
+TAG_BIG_POINTS = "积分大户"
+TAGS = {
+    TAG_SILVER: "60岁以上的会员",
+    TAG_FAMILY: "与家人共用一个手机号的会员",
+    TAG_BIG_POINTS: "积分超过一万的会员",
+}
+
+# The most common surnames, roughly by frequency (the first ones drawn more often).
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+# Given names by generation: people born before 1965 mostly carry the names of their time.
+GIVEN_NAMES = {
+    ("old", "F"): (
+        "秀英 桂兰 秀兰 玉兰 桂英 凤英 淑珍 玉珍 翠花 素芬 "
+        "秀珍 桂芳 淑华 金凤 玉梅 慧 英 兰 珍 芳"
+    ).split(),
+    ("old", "M"): (
+        "建国 德福 国强 建华 志明 国华 德明 福林 永福 文华 "
+        "建军 卫东 国庆 德胜 长生 有才 树林 明 华 军"
+    ).split(),
+    ("mid", "F"): (
+        "芳 娜 敏 静 丽 艳 霞 燕 娟 红梅 "
+        "丽华 晓燕 春梅 海燕 雪梅 玲 倩 婷 琳 小红"
+    ).split(),
+    ("mid", "M"): (
+        "伟 强 磊 军 洋 勇 杰 涛 超 明 "
+        "刚 平 辉 鹏 波 斌 宇 浩 晓东 志刚"
+    ).split(),
+    ("young", "F"): (
+        "欣怡 梓涵 诗涵 雨欣 思琪 佳怡 子涵 一诺 可馨 雨涵 "
+        "婧 悦 紫萱 梦瑶 嘉怡 雅婷 若曦 语桐 心怡 晨曦"
+    ).split(),
+    ("young", "M"): (
+        "浩然 子轩 梓轩 宇航 俊杰 博文 天佑 皓轩 子豪 一鸣 "
+        "泽宇 明轩 思远 家豪 睿 宇 昊天 嘉乐 锦程 铭"
+    ).split(),
+}
+# Resident ID region codes (GB/T 2260) by the province of the registering store.
+ID_REGIONS = {
+    "CQ": ("500103", "500105", "500106", "500107", "500108", "500112"),
+    "SC": ("510104", "510105", "510106", "510107", "510108", "510722"),
+    "GZ": ("520102", "520103", "520111", "520115", "520302"),
+    "HB": ("420102", "420103", "420106", "420111", "420502"),
+}
+ALL_ID_REGIONS = tuple(code for codes in ID_REGIONS.values() for code in codes)
+MOBILE_PREFIXES = ("133", "135", "136", "137", "138", "139", "150", "151", "158", "159", "177", "180", "186",
+                   "187", "189", "199")
+# Legacy member systems by the format of the registering store.
+LEGACY_SOURCES = {"DEPT": "DEPT_CRM", "SUPER": "SUPER_CRM"}
+
+
+@dataclass
+class DemoPerson:
+    index: int
+    name: str
+    gender: str
+    birth_date: date
+    phone: str
+    family_phone: str
+    id_number: str
+    household_size: int
+    store: Store | None
+    channel: str
+    registered_at: datetime
+    tier_code: str
+    status: str
+    points: int
+    marketing_consent: bool
+    card_no: str
+    legacy: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class SeedResult:
+    created: int = 0
+    existing: int = 0
+    points_entries: int = 0
+
+
+def seed_tiers() -> dict[str, Tier]:
+    """The reference tiers of CONTRACT section 2, matched by code."""
+    tiers = {}
+    for code, name, kind, rank in TIERS:
+        tiers[code], _ = Tier.objects.update_or_create(code=code, defaults={"name": name, "kind": kind, "rank": rank})
+    return tiers
+
+
+def seed_tags() -> dict[str, Tag]:
+    tags = {}
+    for name, description in TAGS.items():
+        tags[name], _ = Tag.objects.get_or_create(name=name, defaults={"description": description})
+    return tags
+
+
+def demo_resident_id(rng: random.Random, *, region: str, birth_date: date, gender: str) -> str:
+    """A valid resident ID number: region, birth date, order (odd for men), GB 11643 check digit."""
+    order = rng.randrange(0, 500) * 2 + (1 if gender == "M" else 0)
+    first17 = f"{region}{birth_date:%Y%m%d}{order:03d}"
+    return first17 + resident_id_check_digit(first17)
+
+
+def demo_mobile(rng: random.Random) -> str:
+    return rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def demo_name(rng: random.Random, *, gender: str, birth_date: date, surname: str | None = None) -> str:
+    generation = "old" if birth_date.year < 1965 else "mid" if birth_date.year < 1990 else "young"
+    # Earlier surnames are far more common: draw from a skewed index.
+    surname = surname or SURNAMES[int(len(SURNAMES) * rng.random() ** 2.2)]
+    return surname + rng.choice(GIVEN_NAMES[(generation, gender)])
+
+
+def _birth_date(rng: random.Random, *, today: date, elderly: bool) -> date:
+    age = rng.randint(61, 92) if elderly else rng.randint(18, 59)
+    return date(today.year - age - 1, 1, 1) + timedelta(days=rng.randrange(365))
+
+
+def demo_people(*, stores: list[Store], today: date, seed: int = DEMO_SEED):
+    """Yield demo people for ever, household by household; the same seed gives the same stream."""
+    rng = random.Random(seed)
+    used_ids: set[str] = set()
+    index = 0
+    now = timezone.make_aware(datetime.combine(today, time(20, 0)))
+    while True:
+        size = rng.choices((1, 2, 3, 4), weights=(70, 18, 8, 4))[0]
+        household_phone = demo_mobile(rng)
+        surname = SURNAMES[int(len(SURNAMES) * rng.random() ** 2.2)]
+        store = rng.choice(stores) if stores else None
+        province = store.region.parent.code if store and store.region and store.region.parent else ""
+        for position in range(size):
+            index += 1
+            # A third over 60; most of those, and a few younger people, have no phone of their own.
+            elderly = rng.random() < 0.34
+            phoneless = rng.random() < (0.5 if elderly else 0.045)
+            gender = rng.choice("MF")
+            birth_date = _birth_date(rng, today=today, elderly=elderly)
+            # The first of a household keeps its surname; a spouse often has another one.
+            own_surname = surname if position == 0 or rng.random() < 0.6 else None
+            name = demo_name(rng, gender=gender, birth_date=birth_date, surname=own_surname)
+            if phoneless:
+                # A single person without a phone leaves a child's number that is no member's.
+                phone, family_phone = "", household_phone if size > 1 else demo_mobile(rng)
+            else:
+                phone, family_phone = household_phone, ""
+            id_number = ""
+            if rng.random() < (0.9 if elderly else 0.65):
+                region = rng.choice(ID_REGIONS.get(province, ALL_ID_REGIONS))
+                for _attempt in range(20):
+                    id_number = demo_resident_id(rng, region=region, birth_date=birth_date, gender=gender)
+                    if id_number not in used_ids:
+                        used_ids.add(id_number)
+                        break
+                else:
+                    id_number = ""
+            channel = rng.choices(
+                (Member.Channel.DESK, Member.Channel.POS, Member.Channel.IMPORT),
+                weights=(50 if elderly else 35, 15 if elderly else 40, 25),
+            )[0]
+            days_ago = rng.randrange(3650, 7300) if channel == Member.Channel.IMPORT else rng.randrange(1, 2200)
+            registered_at = now - timedelta(days=days_ago, minutes=rng.randrange(600))
+            legacy = []
+            format_code = store.format.code if store else ""
+            if channel == Member.Channel.IMPORT or rng.random() < 0.08:
+                source = LEGACY_SOURCES.get(format_code) or rng.choice(tuple(LEGACY_SOURCES.values()))
+                legacy.append((source, _legacy_no(source, index)))
+                if rng.random() < 0.15:
+                    other = "SUPER_CRM" if source == "DEPT_CRM" else "DEPT_CRM"
+                    legacy.append((other, _legacy_no(other, index)))
+            points = 0
+            if rng.random() < 0.7:
+                points = int(rng.paretovariate(1.3) * 300)
+                points = min(points, 80000)
+            tier_code = rng.choices(("NORMAL", "SILVER", "GOLD", "PLATINUM", "PLUS"), weights=(60, 22, 12, 4, 2))[0]
+            status = rng.choices(
+                (Member.Status.ACTIVE, Member.Status.FROZEN, Member.Status.CLOSED), weights=(97, 2, 1)
+            )[0]
+            yield DemoPerson(
+                index=index, name=name, gender=gender, birth_date=birth_date, phone=phone,
+                family_phone=family_phone, id_number=id_number, household_size=size, store=store,
+                channel=channel, registered_at=registered_at, tier_code=tier_code, status=status,
+                points=points, marketing_consent=(not phoneless) and rng.random() < 0.45,
+                card_no=f"6688{index:012d}" if rng.random() < 0.3 else "", legacy=legacy,
+            )
+
+
+def _legacy_no(source: str, index: int) -> str:
+    # Department-store cards were 10 digits from 1000000000, supermarket ones "V" and 9 digits.
+    return f"{1_000_000_000 + index * 7}" if source == "DEPT_CRM" else f"V{300_000_000 + index * 3:09d}"
+
+
+def seed_members(*, count: int, seed: int = DEMO_SEED, today: date | None = None) -> SeedResult:
+    """Make sure demo members 1..count exist; return how many were created and how many were there."""
+    today = today or timezone.localdate()
+    result = SeedResult()
+    tiers = seed_tiers()
+    tags = seed_tags()
+    if count <= 0:
+        return result
+    stores = list(Store.objects.select_related("format", "region__parent").order_by("code"))
+    existing = set(
+        MemberIdentity.objects.filter(source=DEMO_SOURCE).values_list("external_no", flat=True)
+    )
+    people = demo_people(stores=stores, today=today, seed=seed)
+    batch: list[DemoPerson] = []
+    for person in people:
+        if person.index > count:
+            break
+        if str(person.index) in existing:
+            result.existing += 1
+            continue
+        batch.append(person)
+        if len(batch) == BATCH:
+            result.points_entries += _create(batch, tiers=tiers, tags=tags, today=today)
+            result.created += len(batch)
+            batch = []
+    if batch:
+        result.points_entries += _create(batch, tiers=tiers, tags=tags, today=today)
+        result.created += len(batch)
+    return result
+
+
+@transaction.atomic
+def _create(people: list[DemoPerson], *, tiers: dict, tags: dict, today: date) -> int:
+    taken_ids = _taken(
+        Member.objects.exclude(status=Member.Status.MERGED), "id_number_digest",
+        [pii_digest(person.id_number) for person in people if person.id_number],
+    )
+    taken_cards = _taken(MemberCard.objects, "card_no", [p.card_no for p in people if p.card_no])
+    members = []
+    for person in people:
+        values = member_input_clean(
+            MemberInput(
+                name=person.name, phone=person.phone, family_phone=person.family_phone,
+                id_type="resident_id" if person.id_number else "none", id_number=person.id_number,
+                birth_date=person.birth_date, gender=person.gender, marketing_consent=person.marketing_consent,
+                contact_channel=Member.ContactChannel.SMS if person.phone else Member.ContactChannel.CALL,
+            ),
+            today=today,
+        )
+        if values["id_number_digest"] in taken_ids:
+            # Someone registered at a desk already holds this number: the demo person goes without one.
+            values.update(id_type=Member.IdType.NONE, id_number_digest=None, id_number_sealed="",
+                          id_number_masked="")
+        members.append(Member(
+            **values,
+            member_no=_demo_member_no(person.index),
+            marketing_consent_at=person.registered_at if values["marketing_consent"] else None,
+            tier=tiers[person.tier_code],
+            points=person.points,
+            registered_store=person.store,
+            registered_channel=person.channel,
+            registered_at=person.registered_at,
+            status=person.status,
+        ))
+    _free_member_numbers(members)
+    Member.objects.bulk_create(members, batch_size=500)
+    _fill_pks(members)
+
+    identities, cards, entries, events, member_tags = [], [], [], [], []
+    for person, member in zip(people, members, strict=True):
+        identities.append(MemberIdentity(member=member, source=DEMO_SOURCE, external_no=str(person.index)))
+        identities.extend(MemberIdentity(member=member, source=source, external_no=number)
+                          for source, number in person.legacy)
+        if person.card_no and person.card_no not in taken_cards:
+            cards.append(MemberCard(card_no=person.card_no, member=member, issued_at=person.registered_at,
+                                    issued_store=person.store))
+        if person.points:
+            entries.append(PointsEntry(
+                member=member, kind=PointsEntry.Kind.MIGRATION, points=person.points,
+                balance_after=person.points, store=person.store, reason="演示数据期初积分",
+                created_at=person.registered_at,
+            ))
+        imported = person.channel == Member.Channel.IMPORT
+        events.append(MemberEvent(
+            member=member, kind=MemberEvent.Kind.IMPORTED if imported else MemberEvent.Kind.REGISTERED,
+            store=person.store, data={"channel": person.channel, "source": DEMO_SOURCE},
+            created_at=person.registered_at,
+        ))
+        if today.year - person.birth_date.year - ((today.month, today.day) < (person.birth_date.month,
+                                                                               person.birth_date.day)) > 60:
+            member_tags.append(MemberTag(member=member, tag=tags[TAG_SILVER]))
+        if person.household_size > 1:
+            member_tags.append(MemberTag(member=member, tag=tags[TAG_FAMILY]))
+        if person.points > 10000:
+            member_tags.append(MemberTag(member=member, tag=tags[TAG_BIG_POINTS]))
+    # A legacy number already imported for someone else stays theirs; the demo identity is new by construction.
+    MemberIdentity.objects.bulk_create(identities, batch_size=1000, ignore_conflicts=True)
+    MemberCard.objects.bulk_create(cards, batch_size=1000)
+    PointsEntry.objects.bulk_create(entries, batch_size=1000)
+    MemberEvent.objects.bulk_create(events, batch_size=1000)
+    MemberTag.objects.bulk_create(member_tags, batch_size=1000)
+    return len(entries)
+
+
+def _taken(queryset, field_name: str, values: list) -> set:
+    taken = set()
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        taken.update(queryset.filter(**{f"{field_name}__in": chunk}).values_list(field_name, flat=True))
+    return taken
+
+
+def _demo_member_no(index: int) -> str:
+    # Demo numbers are 8 90 and the index: recognisable in screenshots, valid like every member number.
+    body = f"890{index:08d}"
+    return body + luhn_check_digit(body)
+
+
+def _free_member_numbers(members: list[Member]) -> None:
+    taken = _taken(Member.objects, "member_no", [member.member_no for member in members])
+    for member in members:
+        while member.member_no in taken:
+            member.member_no = member_no_new()
+        taken.add(member.member_no)
+
+
+def _fill_pks(members: list[Member]) -> None:
+    """Backends that do not return ids from a bulk insert: find them by member number."""
+    missing = [member for member in members if member.pk is None]
+    if not missing:
+        return
+    ids = dict(Member.objects.filter(member_no__in=[m.member_no for m in missing]).values_list("member_no", "pk"))
+    for member in missing:
+        member.pk = ids[member.member_no]

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from membership import views
+
+app_name = "desk"
+
+urlpatterns = [
+    path("", views.search, name="search"),
+    path("store/", views.store_choose, name="store"),
+    path("register/", views.register, name="register"),
+    path("members/<str:member_no>/", views.member_detail, name="member"),
+    path("members/<str:member_no>/contact/", views.contact_update, name="contact"),
+]

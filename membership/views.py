@@ -1,0 +1,272 @@
+"""The service desk (/desk/): large-type, keyboard-only pages for store clerks.
+
+A clerk finds a member with one search box, registers a new one, prints the
+registration slip and updates contact details. Every write goes through
+membership.services; these views parse, call and present.
+"""
+
+import re
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from membership.errors import MemberAlreadyRegistered, MemberInvalid, MemberNotActive
+from membership.forms import ContactUpdateForm, MemberRegisterForm, StoreChoiceForm
+from membership.models import Member
+from membership.queries import classify_search, likely_duplicates, members_by_id_number, members_search
+from membership.services import member_contact_update, member_input_clean, member_register
+from stores.models import Store
+from stores.queries import user_store_ids
+
+DESK_PERMISSION = "membership.use_service_desk"
+SESSION_STORE_KEY = "desk_store_id"
+SEARCH_MAX_LENGTH = 100
+# Kinds of search that name one person; a single hit opens the member at once,
+# so a clerk with an ID-card reader goes from card to member in one step.
+_UNIQUE_SEARCH_KINDS = ("id_number", "member_no")
+_PINYIN_INITIALS = re.compile(r"^[A-Za-z]{1,10}$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def desk_stores(user):
+    """The stores a clerk may act for at the desk: their own, or every open one for HQ."""
+    store_ids = user_store_ids(user)
+    stores = Store.objects.exclude(status=Store.Status.CLOSED).order_by("code")
+    return stores if store_ids is None else stores.filter(pk__in=store_ids)
+
+
+def _current_store(request: HttpRequest, stores) -> Store | None:
+    chosen = request.session.get(SESSION_STORE_KEY)
+    if chosen is not None:
+        store = stores.filter(pk=chosen).first()
+        if store is not None:
+            return store
+        # The clerk was moved to other stores since choosing this one.
+        del request.session[SESSION_STORE_KEY]
+    only = list(stores[:2])
+    return only[0] if len(only) == 1 else None
+
+
+def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
+    return render(request, "desk/forbidden.html", {"reason": reason}, status=403)
+
+
+def desk_view(view=None, *, needs_store: bool = True):
+    """Login, the desk permission and a store to act for, the same for every desk page."""
+
+    def decorate(function):
+        @wraps(function)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
+            if not request.user.has_perm(DESK_PERMISSION):
+                return _forbidden(request, _("Your account may not use the service desk. "
+                                             "Ask your store manager to add you to the service desk group."))
+            stores = desk_stores(request.user)
+            store_count = stores.count()
+            request.desk_stores = stores
+            request.desk_store = _current_store(request, stores)
+            request.desk_can_switch = store_count > 1
+            if request.desk_store is None and needs_store:
+                if not store_count:
+                    return _forbidden(request, _("Your account is not assigned to a store. "
+                                                 "Ask headquarters to add your store to your staff profile."))
+                return _store_choice_page(request, StoreChoiceForm(stores=stores))
+            return function(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def _store_choice_page(request: HttpRequest, form: StoreChoiceForm, status: int = 200) -> HttpResponse:
+    next_url = request.POST.get("next") or request.get_full_path()
+    return render(request, "desk/choose_store.html", {"form": form, "next": next_url}, status=status)
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
+
+
+@require_POST
+@desk_view(needs_store=False)
+def store_choose(request: HttpRequest) -> HttpResponse:
+    form = StoreChoiceForm(request.POST, stores=request.desk_stores)
+    if not form.is_valid():
+        return _store_choice_page(request, form, status=400)
+    request.session[SESSION_STORE_KEY] = form.cleaned_data["store"].pk
+    return redirect(_safe_next(request, reverse("desk:search")))
+
+
+@require_http_methods(["GET"])
+@desk_view
+def search(request: HttpRequest) -> HttpResponse:
+    # Control characters (a reader's stray NUL, a pasted tab) are never part of a name or number,
+    # and PostgreSQL refuses NUL in a query parameter.
+    query = _CONTROL_CHARACTERS.sub("", request.GET.get("q") or "").strip()[:SEARCH_MAX_LENGTH]
+    results = members_search(query) if query else []
+    kind = classify_search(query).kind
+    if len(results) == 1 and kind in _UNIQUE_SEARCH_KINDS:
+        return redirect("desk:member", member_no=results[0].member_no)
+    context = {"query": query, "results": results, "searched": bool(query)}
+    if query and not results:
+        context["register_url"] = _register_url_for(query, kind)
+    return render(request, "desk/search.html", context)
+
+
+def _register_url_for(query: str, kind: str) -> str:
+    """The registration form already holding what the clerk searched for in vain."""
+    field_name = {"id_number": "id_number", "phone": "phone", "name": "name"}.get(kind)
+    # Pinyin initials (zxy) are how a name was searched, not the name itself.
+    if kind == "name" and _PINYIN_INITIALS.match(query):
+        field_name = None
+    url = reverse("desk:register")
+    return f"{url}?{urlencode({field_name: query})}" if field_name else url
+
+
+def _add_service_errors(form, error: MemberInvalid) -> None:
+    for field_name, field_messages in (error.fields or {}).items():
+        target = field_name if field_name in form.fields else None
+        for message in field_messages:
+            form.add_error(target, message)
+    if not error.fields:
+        form.add_error(None, str(error))
+
+
+def _already_registered(form, member: Member) -> None:
+    form.add_error("id_number", str(MemberAlreadyRegistered(member_no=member.member_no)))
+
+
+@require_http_methods(["GET", "POST"])
+@desk_view
+def register(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        prefill = {name: request.GET[name][:50] for name in ("name", "phone", "id_number") if request.GET.get(name)}
+        return _register_page(request, MemberRegisterForm(initial=prefill))
+    form = MemberRegisterForm(request.POST)
+    if not form.is_valid():
+        return _register_page(request, form, status=400)
+    data = form.member_input()
+    try:
+        values = member_input_clean(data)
+    except MemberInvalid as error:
+        _add_service_errors(form, error)
+        return _register_page(request, form, status=400)
+    if values["id_number_digest"]:
+        existing = members_by_id_number(data.id_number).first()
+        if existing is not None:
+            _already_registered(form, existing)
+            return _register_page(request, form, status=409, existing=existing)
+    duplicates = likely_duplicates(
+        name=values["name"], phone=values["phone"], family_phone=values["family_phone"],
+        id_number=data.id_number, birth_date=values["birth_date"],
+    )
+    confirmed = request.POST.get("confirm") == "1"
+    if duplicates and not (confirmed and {m.pk for m in duplicates} <= form.duplicate_ids_seen()):
+        return _register_page(request, form, duplicates=duplicates)
+    try:
+        member = member_register(data=data, store=request.desk_store, registered_by=request.user,
+                                 channel=Member.Channel.DESK)
+    except MemberInvalid as error:
+        _add_service_errors(form, error)
+        return _register_page(request, form, status=400)
+    except MemberAlreadyRegistered as error:
+        # Someone registered the same ID number at another desk a moment ago.
+        form.add_error("id_number", str(error))
+        return _register_page(request, form, status=409)
+    messages.success(request, _("Member %(member_no)s registered. Print the slip for the member to sign.")
+                     % {"member_no": member.member_no})
+    return redirect(reverse("desk:member", kwargs={"member_no": member.member_no}) + "?registered=1")
+
+
+def _register_page(request, form, *, status: int = 200, duplicates=(), existing=None) -> HttpResponse:
+    if duplicates:
+        # Rebinding keeps what the clerk typed and records which matches they were shown.
+        data = form.data.copy()
+        data["duplicates_seen"] = ",".join(str(member.pk) for member in duplicates)
+        form = MemberRegisterForm(data)
+        form.is_valid()
+    _focus(form, default=None if duplicates else "name")
+    return render(request, "desk/register.html",
+                  {"form": form, "duplicates": duplicates, "existing": existing}, status=status)
+
+
+def _focus(form, *, default: str | None) -> None:
+    """Put the cursor where the clerk has to type next: the first field in error, else `default`."""
+    target = next((name for name in form.fields if name in form.errors), default)
+    if target is not None:
+        form.fields[target].widget.attrs["autofocus"] = True
+
+
+def _member_or_none(member_no: str) -> Member | None:
+    if not (member_no.isascii() and member_no.isdigit() and len(member_no) <= 12):
+        return None
+    return (Member.objects.select_related("tier", "registered_store__format__legal_entity")
+            .filter(member_no=member_no).first())
+
+
+def _not_found(request: HttpRequest, member_no: str) -> HttpResponse:
+    return render(request, "desk/not_found.html", {"member_no": member_no}, status=404)
+
+
+@require_http_methods(["GET"])
+@desk_view
+def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_none(member_no)
+    if member is None:
+        return _not_found(request, member_no)
+    if member.status == Member.Status.MERGED and member.merged_into_id:
+        return redirect("desk:member", member_no=member.merged_into.member_no)
+    return render(request, "desk/member.html", {
+        "member": member,
+        "identities": member.identities.all(),
+        "cards": member.cards.all(),
+        "points_entries": member.points_entries.select_related("store")[:10],
+        "just_registered": request.GET.get("registered") == "1",
+        "issuer": member.registered_store.legal_entity if member.registered_store else None,
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@desk_view
+def contact_update(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_none(member_no)
+    if member is None or member.status == Member.Status.MERGED:
+        return _not_found(request, member_no)
+    if request.method == "GET":
+        form = ContactUpdateForm(initial={
+            "address": member.address,
+            "contact_channel": member.contact_channel,
+            "marketing_consent": member.marketing_consent,
+        })
+        return _contact_page(request, member, form)
+    form = ContactUpdateForm(request.POST)
+    if not form.is_valid():
+        return _contact_page(request, member, form, status=400)
+    try:
+        member_contact_update(member=member, actor=request.user, store=request.desk_store, **form.changes())
+    except MemberInvalid as error:
+        _add_service_errors(form, error)
+        return _contact_page(request, member, form, status=400)
+    except MemberNotActive as error:
+        form.add_error(None, str(error))
+        return _contact_page(request, member, form, status=409)
+    messages.success(request, _("Contact details saved."))
+    return redirect("desk:member", member_no=member.member_no)
+
+
+def _contact_page(request, member, form, *, status: int = 200) -> HttpResponse:
+    _focus(form, default="phone")
+    return render(request, "desk/contact.html", {"member": member, "form": form}, status=status)
