@@ -156,6 +156,11 @@ def _birth_date(rng: random.Random, *, today: date, elderly: bool) -> date:
     return date(today.year - age - 1, 1, 1) + timedelta(days=rng.randrange(365))
 
 
+def demo_number(index: int) -> str:
+    """The demo identity of a member: not a plausible legacy number, so no till lookup hits it by chance."""
+    return f"DEMO-{index:07d}"
+
+
 def demo_people(*, stores: list[Store], today: date, seed: int = DEMO_SEED):
     """Yield demo people for ever, household by household; the same seed gives the same stream."""
     rng = random.Random(seed)
@@ -246,7 +251,7 @@ def seed_members(*, count: int, seed: int = DEMO_SEED, today: date | None = None
     for person in people:
         if person.index > count:
             break
-        if str(person.index) in existing:
+        if demo_number(person.index) in existing:
             result.existing += 1
             continue
         batch.append(person)
@@ -299,7 +304,7 @@ def _create(people: list[DemoPerson], *, tiers: dict, tags: dict, today: date) -
 
     identities, cards, entries, events, member_tags = [], [], [], [], []
     for person, member in zip(people, members, strict=True):
-        identities.append(MemberIdentity(member=member, source=DEMO_SOURCE, external_no=str(person.index)))
+        identities.append(MemberIdentity(member=member, source=DEMO_SOURCE, external_no=demo_number(person.index)))
         identities.extend(MemberIdentity(member=member, source=source, external_no=number)
                           for source, number in person.legacy)
         if person.card_no and person.card_no not in taken_cards:

@@ -518,6 +518,11 @@ def members_tag(*, tag: Tag, member_nos: Iterable[str], actor=None) -> TagResult
         already = set(MemberTag.objects.filter(tag=tag, member_id__in=chunk).values_list("member_id", flat=True))
         new_rows = [MemberTag(member_id=pk, tag=tag, added_by=actor) for pk in chunk if pk not in already]
         MemberTag.objects.bulk_create(new_rows, batch_size=2000, ignore_conflicts=True)
+        MemberEvent.objects.bulk_create(
+            [MemberEvent(member_id=row.member_id, kind=MemberEvent.Kind.TAGGED, actor=actor, data={"tag": tag.name})
+             for row in new_rows],
+            batch_size=2000,
+        )
         result.added += len(new_rows)
         result.already += len(already)
     return result
@@ -557,13 +562,17 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 
 def merge_candidates_add(pairs: Iterable[tuple[int, int]], *, reason: str) -> int:
     """Record candidate pairs; a pair already known (open, merged or dismissed) is left alone."""
-    rows = [
-        MergeCandidate(member_a_id=a, member_b_id=b, reason=reason)
-        for a, b in {_pair(a, b) for a, b in pairs if a != b}
-    ]
-    before = MergeCandidate.objects.count()
+    wanted = {_pair(a, b) for a, b in pairs if a != b}
+    if not wanted:
+        return 0
+    known = set(
+        MergeCandidate.objects.filter(member_a_id__in={a for a, _b in wanted})
+        .values_list("member_a_id", "member_b_id")
+    )
+    rows = [MergeCandidate(member_a_id=a, member_b_id=b, reason=reason) for a, b in wanted - known]
+    # ignore_conflicts: a concurrent run may have recorded the same pair meanwhile.
     MergeCandidate.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-    return MergeCandidate.objects.count() - before
+    return len(rows)
 
 
 def _pairs_within(groups: dict, names: dict | None = None) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from membership.models import MemberTag, Tag
+from membership.models import MemberEvent, MemberTag, Tag
 from membership.services import member_merge_request, members_tag, members_untag
 from tests.membership.conftest import register
 
@@ -80,3 +80,15 @@ def test_untag_removes_only_that_tag(vip, three_members):
 def test_empty_list_tags_nobody(vip):
     result = members_tag(tag=vip, member_nos=[])
     assert (result.added, result.already, result.unknown) == (0, 0, [])
+
+
+def test_tagging_is_an_event_on_each_newly_tagged_member_only(vip, three_members, hq_admin):
+    first, second, _third = three_members
+    members_tag(tag=vip, member_nos=[first.member_no], actor=hq_admin)
+
+    members_tag(tag=vip, member_nos=[first.member_no, second.member_no], actor=hq_admin)
+
+    events = MemberEvent.objects.filter(kind=MemberEvent.Kind.TAGGED)
+    assert sorted(events.values_list("member_id", flat=True)) == sorted([first.pk, second.pk])
+    assert {event.data["tag"] for event in events} == {vip.name}
+    assert {event.actor_id for event in events} == {hq_admin.pk}
