@@ -53,13 +53,12 @@ def terminal_key_rotate(*, terminal: Terminal) -> str:
 
 def terminal_for_key(key: str) -> Terminal | None:
     """The active terminal of an open store that this key belongs to."""
-    terminal = (
-        Terminal.objects.select_related("store__format")
-        .filter(key_hash=hash_api_key(key), is_active=True)
-        .exclude(store__status=Store.Status.CLOSED)
-        .first()
-    )
-    return terminal
+    # On every POS request: one unique-index probe, no ordering, the store checked in Python.
+    try:
+        terminal = Terminal.objects.select_related("store__format").get(key_hash=hash_api_key(key), is_active=True)
+    except Terminal.DoesNotExist:
+        return None
+    return None if terminal.store.status == Store.Status.CLOSED else terminal
 
 
 def terminal_touch(*, terminal: Terminal, interval_seconds: int) -> None:
