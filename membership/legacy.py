@@ -1,9 +1,12 @@
 """Migration of members from the legacy member systems (CONTRACT sections 1 and 4).
 
 One pass over the file, in batches, inside one transaction: each batch is
-validated with the desk's rules (`member_input_clean`), looked up against the
-database with indexed IN queries, and written (PostgreSQL COPY, or bulk_create
-elsewhere). Because earlier batches are already in the transaction, the
+validated with the desk's rules (`member_values_clean`, the core of
+`member_input_clean`) in a reading thread while the previous batch is being
+written, looked up against the database with indexed IN (= ANY) queries, and
+written (PostgreSQL COPY, or bulk_create elsewhere). Merge candidates for shared
+phones are found in one set-based statement after the last batch. Because
+earlier batches are already in the transaction, the
 database itself answers "is this ID number or legacy number already here, from
 an earlier import or earlier in this file?", so memory does not grow with the
 file. The transaction is rolled back at the end for a dry run, or when rows
@@ -20,7 +23,6 @@ import json
 import operator
 import queue
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,7 +51,6 @@ MEMBER_COLUMNS = (
     Column("registered_at", "注册时间", aliases=("注册日期",)),
 )
 BATCH_SIZE = 10_000
-GIL_SWITCH_SECONDS = 0.0005
 MAX_POINTS = 1_000_000_000
 # A phone shared by a whole clan (or a legacy placeholder number) is reviewed through its first records.
 PHONE_PAIRS_PER_MEMBER = 20
@@ -609,10 +610,6 @@ def _cleaned_batches(rows: Iterable[TableRow], reference: _Reference, size: int)
         put(_DONE)
 
     thread = threading.Thread(target=produce, name="members-import-reader", daemon=True)
-    # The importing thread gives up the GIL at every round trip and then waits for the checking thread to
-    # hand it back: by default up to 5 ms each time, thousands of times per batch.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, GIL_SWITCH_SECONDS))
     thread.start()
     try:
         while (item := ready.get()) is not _DONE:
@@ -622,7 +619,6 @@ def _cleaned_batches(rows: Iterable[TableRow], reference: _Reference, size: int)
     finally:
         stop.set()
         thread.join()
-        sys.setswitchinterval(switch_interval)
 
 
 def members_import(
@@ -648,8 +644,12 @@ def members_import(
         run = _Import(source=source, actor=actor, dry_run=dry_run, skip_invalid=skip_invalid,
                       on_reject=on_reject, on_row=on_row)
         run.phone_table_create()
-        for batch, cleaned in _cleaned_batches(rows, run.reference, batch_size or BATCH_SIZE):
-            run.batch(batch, cleaned)
+        batches = _cleaned_batches(rows, run.reference, batch_size or BATCH_SIZE)
+        try:
+            for batch, cleaned in batches:
+                run.batch(batch, cleaned)
+        finally:
+            batches.close()  # stops the reading thread at once if a batch failed
         run.merge_candidates()
         report = run.report
         report.written = not dry_run and (skip_invalid or not report.rejected)

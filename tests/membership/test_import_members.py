@@ -355,3 +355,36 @@ def test_postgres_import_goes_through_copy_and_keeps_the_sequence(reference_stor
     assert Member.objects.count() == 5
     assert after_import.pk > max(Member.objects.exclude(pk=after_import.pk).values_list("pk", flat=True))
     assert_ledgers_hold()
+
+
+def test_merge_candidates_do_not_depend_on_the_batch_size(reference_stores, tmp_path, monkeypatch):
+    rows = [[f"H{i}", f"家人{i}", "13800138009", "", "", "", "", "", ""] for i in range(25)]
+    path = write_csv(tmp_path / "clan.csv", EN, rows)
+    found = []
+    for size in (10_000, 3):
+        monkeypatch.setattr("membership.legacy.BATCH_SIZE", size)
+        run(path, "--dry-run")
+        output = run(path)
+        members = {pk: n for n, pk in enumerate(Member.objects.order_by("pk").values_list("pk", flat=True))}
+        found.append({(members[a], members[b]) for a, b in MergeCandidate.objects.values_list("member_a", "member_b")})
+        assert f"{len(found[-1])} merge candidates" in output
+        MergeCandidate.objects.all().delete()
+        MemberIdentity.objects.all().delete()
+        PointsEntry.objects.all().delete()
+        MemberEvent.objects.all().delete()
+        Member.objects.all().delete()
+    assert found[0] == found[1]
+    # Each of the 25 is paired with the first 20 others that hold the phone.
+    assert found[0] == {(a, b) for a in range(25) for b in range(a + 1, 25) if a < 21 and (b < 21 or a < 20)}
+
+
+def test_a_file_that_breaks_after_some_batches_writes_nothing(reference_stores, tmp_path, monkeypatch):
+    monkeypatch.setattr("membership.legacy.BATCH_SIZE", 100)
+    path = write_csv(tmp_path / "broken.csv", EN, [[f"B{i:05d}", "王建国" * 10, "", "", "", "", "", "", ""]
+                                                   for i in range(3000)])
+    with open(path, "ab") as handle:
+        handle.write(b"B99999,\xff\xfe,,,,,,,\r\n")  # not UTF-8, beyond the part read to guess the encoding
+
+    with pytest.raises(CommandError, match="broken.csv"):  # the row where decoding failed, in either language
+        run(path)
+    assert counts() == (0, 0, 0, 0, 0)
