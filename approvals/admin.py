@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from approvals import registry, services
 from approvals.models import ApprovalPolicy, ApprovalRequest
-from core.admin import BaseAdmin, ReadOnlyAdminMixin, ScopedAdminMixin
+from core.admin import BaseAdmin, DefaultStatusFilter, ReadOnlyAdminMixin, ScopedAdminMixin
 from core.errors import DomainError
 from stores.roles import PROJECT_APPS
 
@@ -44,29 +44,11 @@ class ApprovalPolicyAdmin(BaseAdmin):
         return obj.action_label
 
 
-class StatusFilter(admin.SimpleListFilter):
+class StatusFilter(DefaultStatusFilter):
     """The inbox opens on pending requests."""
 
-    title = _("status")
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [*ApprovalRequest.Status.choices, ("all", _("All"))]
-
-    def choices(self, changelist):
-        value = self.value() or ApprovalRequest.Status.PENDING
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
-    def queryset(self, request, queryset):
-        value = self.value() or ApprovalRequest.Status.PENDING
-        if value == "all":
-            return queryset
-        return queryset.filter(status=value)
+    status_choices = ApprovalRequest.Status.choices
+    default = ApprovalRequest.Status.PENDING
 
 
 class DecisionForm(forms.Form):

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -116,6 +117,36 @@ class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHist
         return super().process_result(result, request)
 
 
+class DefaultStatusFilter(admin.SimpleListFilter):
+    """A status filter that opens on one status (the work still to do), with "All" to see the rest.
+
+    Subclasses name `status_choices` and `default`.
+    """
+
+    title = _("status")
+    parameter_name = "status"
+    status_choices: list = []
+    default = ""
+
+    def lookups(self, request, model_admin):
+        return [*self.status_choices, ("all", _("All"))]
+
+    def choices(self, changelist):
+        value = self.value() or self.default
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or self.default
+        if value == "all":
+            return queryset
+        return queryset.filter(status=value)
+
+
 class SafeExportMixin:
     """For import-export resources: no exported cell can start a spreadsheet formula."""
 
@@ -136,4 +167,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-__all__ = ["BaseAdmin", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin", "ScopedAdminMixin", "admin"]
+__all__ = [
+    "BaseAdmin", "DefaultStatusFilter", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin",
+    "ScopedAdminMixin", "admin",
+]

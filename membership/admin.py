@@ -31,7 +31,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from approvals.admin import ApprovalHistoryInline
 from approvals.models import ApprovalRequest
-from core.admin import BaseAdmin, ImportExportBaseAdmin, ReadOnlyAdminMixin
+from core.admin import BaseAdmin, DefaultStatusFilter, ImportExportBaseAdmin, ReadOnlyAdminMixin
 from core.errors import DomainError
 from core.files import escape_cell
 from core.models import PersonalDataAccess
@@ -50,14 +50,7 @@ from membership.models import (
     Tag,
     Tier,
 )
-from membership.queries import (
-    classify_search,
-    members_by_card_no,
-    members_by_id_number,
-    members_by_member_no,
-    members_by_name,
-    members_by_phone,
-)
+from membership.queries import classify_search, members_by_id_number, members_matching
 from membership.resources import MemberExportResource, MemberImportResource
 from membership.tasks import merge_candidates_detect
 from stores.queries import scope_queryset, stores_visible_to, user_can_see_store, user_is_hq
@@ -107,16 +100,7 @@ def member_search_condition(text: str) -> Q | None:
     if not text:
         return None
     search = classify_search(text)
-    if search.kind == "id_number":
-        matched = members_by_id_number(search.value)
-    elif search.kind == "phone":
-        matched = members_by_phone(search.value)
-    elif search.kind == "member_no":
-        matched = members_by_member_no(search.value)
-    elif search.kind == "number":
-        matched = members_by_card_no(search.value) | members_by_member_no(search.value)
-    else:
-        matched = members_by_name(search.value)
+    matched = members_matching(search)
     condition = Q(pk__in=matched.values("pk"))
     if search.kind in ("member_no", "number"):
         # The queries lead a merged number to its survivor; staff also see the merged record itself.
@@ -961,29 +945,11 @@ def _side(attribute: str, label, getter):
     return display
 
 
-class CandidateStatusFilter(admin.SimpleListFilter):
+class CandidateStatusFilter(DefaultStatusFilter):
     """The review list opens on the pairs still to review."""
 
-    title = _("status")
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [*MergeCandidate.Status.choices, ("all", _("All"))]
-
-    def choices(self, changelist):
-        value = self.value() or MergeCandidate.Status.OPEN
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
-    def queryset(self, request, queryset):
-        value = self.value() or MergeCandidate.Status.OPEN
-        if value == "all":
-            return queryset
-        return queryset.filter(status=value)
+    status_choices = MergeCandidate.Status.choices
+    default = MergeCandidate.Status.OPEN
 
 
 @admin.register(MergeCandidate)

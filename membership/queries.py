@@ -97,22 +97,25 @@ def classify_search(text: str) -> SearchKind:
     return SearchKind("name", text)
 
 
+def members_matching(search: SearchKind) -> QuerySet:
+    """The live members one classified search names (see classify_search)."""
+    if search.kind == "id_number":
+        return members_by_id_number(search.value)
+    if search.kind == "phone":
+        return members_by_phone(search.value)
+    if search.kind == "member_no":
+        return members_by_member_no(search.value)
+    if search.kind == "number":
+        return members_by_card_no(search.value) | members_by_member_no(search.value)
+    return members_by_name(search.value)
+
+
 def members_search(text: str, *, limit: int = 50) -> list[Member]:
     """One search box: ID number, phone, member or card number, legacy number, name or initials."""
     search = classify_search(text)
     if not search.value:
         return []
-    if search.kind == "id_number":
-        queryset = members_by_id_number(search.value)
-    elif search.kind == "phone":
-        queryset = members_by_phone(search.value)
-    elif search.kind == "member_no":
-        queryset = members_by_member_no(search.value)
-    elif search.kind == "number":
-        queryset = members_by_card_no(search.value) | members_by_member_no(search.value)
-    else:
-        queryset = members_by_name(search.value)
-    return list(queryset.order_by("name", "pk")[:limit])
+    return list(members_matching(search).order_by("name", "pk")[:limit])
 
 
 def likely_duplicates(*, name: str, phone: str = "", family_phone: str = "", id_number: str = "",
