@@ -55,6 +55,8 @@ def worker_queue(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("the worker process cannot see SQLite's in-memory test database; run on PostgreSQL")
     if not broker_reachable(BROKER_URL):
+        if os.environ.get("REQUIRE_BROKER"):
+            pytest.fail(f"REQUIRE_BROKER is set but no Celery broker is reachable at {BROKER_URL}")
         pytest.skip(f"no Celery broker reachable at {BROKER_URL} (set CELERY_TEST_BROKER_URL)")
     queue = f"test-{uuid.uuid4().hex[:12]}"
     log_path = tmp_path / "worker.log"
