@@ -1131,43 +1131,40 @@ class ExactSearchMixin:
         return queryset.filter(**{self.exact_search_field: term}), False
 
 
-@admin.register(MemberCard)
-class MemberCardAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
+class MemberRowAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
+    """Read-only rows that belong to a member, on tables that grow with the members (no full counts)."""
+
     store_path = "member__registered_store"
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+    @admin.display(description=_("member"))
+    def member_link(self, obj):
+        return _member_link(obj.member)
+
+
+@admin.register(MemberCard)
+class MemberCardAdmin(MemberRowAdmin):
     list_display = ["card_no", "member_link", "status", "issued_at", "issued_store"]
     list_filter = ["status"]
     list_select_related = ["member", "issued_store"]
     search_fields = ["card_no"]
     search_help_text = _("Exact member card number.")
     exact_search_field = "card_no"
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-
-    @admin.display(description=_("member"))
-    def member_link(self, obj):
-        return _member_link(obj.member)
 
 
 @admin.register(MemberIdentity)
-class MemberIdentityAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
-    store_path = "member__registered_store"
+class MemberIdentityAdmin(MemberRowAdmin):
     list_display = ["external_no", "source", "kind", "member_link", "created_at"]
     list_filter = ["kind", "source"]
     list_select_related = ["member"]
     search_fields = ["external_no"]
     search_help_text = _("Exact number in the other system.")
     exact_search_field = "external_no"
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-
-    @admin.display(description=_("member"))
-    def member_link(self, obj):
-        return _member_link(obj.member)
 
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
-    store_path = "member__registered_store"
+class PointsEntryAdmin(MemberRowAdmin):
     list_display = ["created_at", "member_link", "kind", "points", "balance_after", "store", "terminal",
                     "receipt_no", "operator", "reason"]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
@@ -1176,12 +1173,6 @@ class PointsEntryAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
     search_help_text = _("Exact member number.")
     exact_search_field = "member__member_no"
     sortable_by = ["created_at"]
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-
-    @admin.display(description=_("member"))
-    def member_link(self, obj):
-        return _member_link(obj.member)
 
 
 @admin.register(PersonalDataAccess)

@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 
 from core.pii import normalize_id_number, normalize_phone, pii_digest
 from membership.models import Member, MemberCard, MemberIdentity
-from membership.services import member_no_is_valid
+from membership.services import member_no_is_valid, survivor_pk
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _INITIALS = re.compile(r"^[a-zA-Z]{2,10}$")
@@ -25,17 +25,8 @@ def live_members() -> QuerySet:
 
 def _resolve_merged(member_ids) -> QuerySet:
     """The members behind some ids, a merged record replaced by the member it went into."""
-    rows = list(Member.objects.filter(pk__in=list(member_ids)).values_list("pk", "merged_into_id"))
-    ids = set()
-    for pk, merged_into in rows:
-        # A chain of merges is followed to its end (A into B, later B into C).
-        seen = 0
-        while merged_into and seen < 10:
-            pk = merged_into
-            merged_into = Member.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
-            seen += 1
-        ids.add(pk)
-    return live_members().filter(pk__in=ids)
+    rows = Member.objects.filter(pk__in=list(member_ids)).values_list("pk", "merged_into_id")
+    return live_members().filter(pk__in={survivor_pk(pk, merged_into) for pk, merged_into in rows})
 
 
 def members_by_phone(phone: str) -> QuerySet:

@@ -510,7 +510,7 @@ def members_tag(*, tag: Tag, member_nos: Iterable[str], actor=None) -> TagResult
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start:start + 5000]
         rows = Member.objects.filter(member_no__in=chunk).values_list("member_no", "pk", "merged_into_id")
-        found.update((member_no, _survivor_pk(pk, merged_into)) for member_no, pk, merged_into in rows)
+        found.update((member_no, survivor_pk(pk, merged_into)) for member_no, pk, merged_into in rows)
     result.unknown = [no for no in wanted if no not in found]
     targets = sorted(set(found.values()))
     for start in range(0, len(targets), 5000):
@@ -528,7 +528,7 @@ def members_tag(*, tag: Tag, member_nos: Iterable[str], actor=None) -> TagResult
     return result
 
 
-def _survivor_pk(pk: int, merged_into: int | None) -> int:
+def survivor_pk(pk: int, merged_into: int | None) -> int:
     """The member a merged record went into, following a chain (A into B, later B into C: C)."""
     for _step in range(10):
         if merged_into is None:
