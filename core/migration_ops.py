@@ -1,5 +1,6 @@
 """Migration operations shared by the apps."""
 
+from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 
@@ -34,3 +35,16 @@ def append_only(table: str) -> migrations.RunPython:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {function} ON {table}; DROP FUNCTION IF EXISTS {function}();")
 
     return migrations.RunPython(forwards, backwards)
+
+
+def create_app_permissions(apps, *app_labels: str) -> None:
+    """Create the permissions of these apps now, inside a migration.
+
+    Django creates permissions only after the whole `migrate`; a data migration
+    that grants or names a permission (roles, approval policies) needs them earlier.
+    """
+    configs = [apps.get_app_config(label) for label in app_labels] if app_labels else apps.get_app_configs()
+    for app_config in configs:
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None

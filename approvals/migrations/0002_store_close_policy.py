@@ -1,12 +1,10 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from core.migration_ops import create_app_permissions
 
 
 def create_policy(apps, schema_editor):
-    app_config = apps.get_app_config("stores")
-    app_config.models_module = True
-    create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
+    create_app_permissions(apps, "stores")
     Permission = apps.get_model("auth", "Permission")
     ApprovalPolicy = apps.get_model("approvals", "ApprovalPolicy")
     permission = Permission.objects.get(content_type__app_label="stores", codename="approve_store_close")

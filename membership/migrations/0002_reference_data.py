@@ -1,7 +1,6 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from core.migration_ops import append_only
+from core.migration_ops import append_only, create_app_permissions
 
 TIERS = [
     # code, name, kind, rank
@@ -18,10 +17,7 @@ def reference_data(apps, schema_editor):
     for code, name, kind, rank in TIERS:
         Tier.objects.get_or_create(code=code, defaults={"name": name, "kind": kind, "rank": rank})
 
-    app_config = apps.get_app_config("membership")
-    app_config.models_module = True
-    create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
+    create_app_permissions(apps, "membership")
     Permission = apps.get_model("auth", "Permission")
     ApprovalPolicy = apps.get_model("approvals", "ApprovalPolicy")
     permission = Permission.objects.get(content_type__app_label="membership", codename="approve_member_merge")

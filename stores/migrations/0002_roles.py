@@ -1,14 +1,12 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from core.migration_ops import create_app_permissions
 
 
 def create_roles(apps, schema_editor):
     from stores.roles import roles_sync
 
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    create_app_permissions(apps)
     roles_sync(apps)
 
 
