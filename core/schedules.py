@@ -8,6 +8,20 @@ from django.utils.translation import gettext_lazy as _
 SCHEDULE_TIME_ZONE = "Asia/Shanghai"
 # name of the periodic task -> (registered task, hour, minute, description)
 NIGHTLY = {
+    # Just after midnight, so points whose return window ended yesterday are usable in the morning.
+    "membership: release pending points": (
+        "membership.points_holds_release", 0, 20,
+        _("Makes points held in a format's return window usable once the window has passed."),
+    ),
+    # Points earned in year N expire at the end of year N+1: the run on 1 January takes them.
+    "membership: expire points": (
+        "membership.points_expire", 0, 40,
+        _("Takes away points past their expiry with an expire entry in the ledger."),
+    ),
+    "membership: evaluate tiers": (
+        "membership.tiers_evaluate", 1, 30,
+        _("Upgrades and downgrades earned tiers by rolling spend, and ends paid tiers whose term is over."),
+    ),
     "membership: detect merge candidates": (
         "membership.merge_candidates_detect", 2, 30,
         _("Lists member records that may be one person, for staff to review; merges nothing."),

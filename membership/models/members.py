@@ -1,7 +1,10 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +25,31 @@ class Tier(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.EARNED)
     rank = models.PositiveSmallIntegerField(
         _("rank"), default=0, help_text=_("Higher ranks are better tiers; the lowest earned tier is the default.")
+    )
+    threshold = models.DecimalField(
+        _("qualifying spend"), max_digits=14, decimal_places=2, default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text=_("Earned tiers: spend across all formats over the qualifying window that reaches this tier."),
+    )
+    points_multiplier = models.DecimalField(
+        _("points multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("1.00"))],
+        help_text=_("Points earned are multiplied by this (1.5 gives 150 points instead of 100)."),
+    )
+    discount_text = models.CharField(
+        _("discount"), max_length=100, blank=True, help_text=_("The member discount as shown to staff, e.g. 95折.")
+    )
+    benefits = models.TextField(_("benefits"), blank=True)
+    grace_days = models.PositiveSmallIntegerField(
+        _("grace period (days)"), default=90,
+        help_text=_("Earned tiers: days a member keeps this tier after falling below its threshold."),
+    )
+    fee = models.DecimalField(
+        _("fee"), max_digits=14, decimal_places=2, default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0.00"))], help_text=_("Paid tiers: the price of one term."),
+    )
+    term_months = models.PositiveSmallIntegerField(
+        _("term (months)"), default=12, validators=[MinValueValidator(1)], help_text=_("Paid tiers: one term."),
     )
     is_active = models.BooleanField(_("active"), default=True)
     history = AuditHistory()
@@ -106,8 +134,21 @@ class Member(models.Model):
     tier = models.ForeignKey(
         Tier, on_delete=models.PROTECT, related_name="members", verbose_name=_("tier"), db_index=False
     )
+    tier_downgrade_on = models.DateField(
+        _("downgrade due on"), null=True, blank=True, editable=False,
+        help_text=_("Set while spend is below the tier's threshold: the grace period ends on this day."),
+    )
+    paid_tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="paid_members",
+        verbose_name=_("paid tier"), db_index=False, editable=False,
+    )
+    paid_tier_until = models.DateField(_("paid tier until"), null=True, blank=True, editable=False)
     points = models.IntegerField(
         _("points"), default=0, editable=False, help_text=_("Kept equal to the sum of the points ledger.")
+    )
+    points_debt = models.IntegerField(
+        _("points owed"), default=0, db_default=0, editable=False,
+        help_text=_("Points taken back by returns after they were spent; paid off by later earnings."),
     )
     registered_store = models.ForeignKey(
         "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="members",
@@ -129,7 +170,9 @@ class Member(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     tags = models.ManyToManyField("Tag", through="MemberTag", related_name="members", verbose_name=_("tags"))
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    history = AuditHistory(excluded_fields=["points", "updated_at", "id_number_sealed", "id_number_digest"])
+    history = AuditHistory(
+        excluded_fields=["points", "points_debt", "updated_at", "id_number_sealed", "id_number_digest"]
+    )
 
     class Meta:
         verbose_name = _("member")
@@ -141,6 +184,10 @@ class Member(models.Model):
             ("export_personal_data", _("Can export members with personal data")),
             ("merge_member", _("Can merge members")),
             ("approve_member_merge", _("Can approve merging members with different ID numbers")),
+            ("adjust_points", _("Can ask for a manual points adjustment")),
+            ("approve_points_adjustment", _("Can approve manual points adjustments")),
+            ("redeem_gift", _("Can give gifts for points")),
+            ("sell_paid_tier", _("Can sell and renew paid tiers")),
         ]
         # Explicit indexes rather than db_index/unique on the columns: PostgreSQL would add a second
         # LIKE index to each, and every index slows a migration of millions of rows.
@@ -154,10 +201,15 @@ class Member(models.Model):
             # Pattern ops so that a prefix search (zx -> zxy) uses the index on PostgreSQL.
             models.Index(fields=["name_initials"], name="member_initials", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["registered_store", "registered_at"], name="member_store_registered"),
+            models.Index(fields=["tier"], name="member_tier"),
+            models.Index(
+                fields=["paid_tier_until"], name="member_paid_tier_until", condition=models.Q(paid_tier__isnull=False)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["member_no"], name="member_no_unique"),
             models.CheckConstraint(condition=models.Q(points__gte=0), name="member_points_not_negative"),
+            models.CheckConstraint(condition=models.Q(points_debt__gte=0), name="member_points_debt_not_negative"),
             # One living member per ID number; a merged record gives its number to the survivor.
             models.UniqueConstraint(
                 fields=["id_number_digest"],
@@ -253,6 +305,8 @@ class PointsEntry(models.Model):
         MIGRATION = "migration", _("opening balance from migration")
         EARN = "earn", _("earned")
         REDEEM = "redeem", _("redeemed")
+        CASH_OUT = "cash_out", _("turned into cash at a till")
+        GIFT = "gift", _("exchanged for a gift")
         ADJUST = "adjust", _("manual adjustment")
         EXPIRE = "expire", _("expired")
         MERGE_IN = "merge_in", _("moved in by a merge")
@@ -273,6 +327,11 @@ class PointsEntry(models.Model):
         verbose_name=_("terminal"), db_index=False,
     )
     receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
+    legal_entity = models.ForeignKey(
+        "stores.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("legal entity"), db_index=False,
+        help_text=_("The company that issued (earned) or honoured (spent) these points, for settlement."),
+    )
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("operator"), db_index=False,

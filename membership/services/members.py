@@ -456,12 +456,15 @@ def points_post(
     operator=None,
     reason: str = "",
     cause=None,
+    legal_entity=None,
+    created_at=None,
 ) -> PointsEntry:
     """Move a member's points and append the ledger row, in the caller's transaction.
 
     The balance changes by a conditional UPDATE, so concurrent postings never
     take it below zero. Called outside a transaction, the balance and its ledger
-    row still commit together. Raise InsufficientPoints.
+    row still commit together. The legal entity that issued or honoured the
+    points is the store's format's company unless given. Raise InsufficientPoints.
     """
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise ValueError("points must be a non-zero integer")
@@ -473,6 +476,8 @@ def points_post(
         raise InsufficientPoints(points=balance)
     balance = Member.objects.filter(pk=member.pk).values_list("points", flat=True).get()
     member.points = balance
+    if legal_entity is None and store is not None:
+        legal_entity = store.format.legal_entity
     return PointsEntry.objects.create(
         member=member,
         kind=kind,
@@ -481,10 +486,12 @@ def points_post(
         store=store,
         terminal=terminal,
         receipt_no=receipt_no,
+        legal_entity=legal_entity,
         operator=operator,
         reason=reason[:200],
         cause_type=ContentType.objects.get_for_model(cause) if cause is not None else None,
         cause_id=str(cause.pk) if cause is not None else "",
+        **({"created_at": created_at} if created_at is not None else {}),
     )
 
 

@@ -1,0 +1,25 @@
+from membership.models.loyalty import (  # noqa: F401
+    EarnRule,
+    Gift,
+    GiftRedemption,
+    GiftStock,
+    GiftStockMovement,
+    PointsDebtEntry,
+    PointsHold,
+    PointsPolicy,
+    Purchase,
+    PurchaseReturn,
+    TierChange,
+    TierSubscription,
+)
+from membership.models.members import (  # noqa: F401
+    Member,
+    MemberCard,
+    MemberEvent,
+    MemberIdentity,
+    MemberTag,
+    MergeCandidate,
+    PointsEntry,
+    Tag,
+    Tier,
+)
