@@ -59,6 +59,16 @@ def _staff(username: str, *, group: str, scope: str, stores=()):
 
 
 @pytest.fixture
+def make_staff(db):
+    """Create a staff user in a role group, tied to HQ or to stores: make_staff("name", group=..., stores=[...])."""
+
+    def make(username: str, *, group: str, scope: str = StaffProfile.Scope.STORES, stores=()):
+        return _staff(username, group=group, scope=scope, stores=stores)
+
+    return make
+
+
+@pytest.fixture
 def hq_admin(db):
     return _staff("hq_admin", group="总部管理员", scope=StaffProfile.Scope.HQ)
 

@@ -3,30 +3,21 @@
 from datetime import date, timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
 from membership.models import Member, MemberCard, MemberEvent
 from membership.views import SESSION_STORE_KEY
-from stores.models import StaffProfile
 from tests.membership.conftest import register, resident_id
 
 SEARCH = "/desk/"
 REGISTER = "/desk/register/"
 
 
-def _clerk(username: str, *, stores, group: str = "服务台", scope: str = StaffProfile.Scope.STORES) -> User:
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    profile = StaffProfile.objects.create(user=user, scope=scope)
-    profile.stores.set(stores)
-    return user
-
-
 @pytest.fixture
-def dept001_clerk(dept001):
-    return _clerk("dept001_desk", stores=[dept001])
+def dept001_clerk(dept001, make_staff):
+    return make_staff("dept001_desk", group="服务台", stores=[dept001])
 
 
 @pytest.fixture
@@ -37,8 +28,8 @@ def desk(client, dept001_clerk):
 
 
 @pytest.fixture
-def two_store_clerk(dept001, super001):
-    return _clerk("two_store_desk", stores=[dept001, super001])
+def two_store_clerk(dept001, super001, make_staff):
+    return make_staff("two_store_desk", group="服务台", stores=[dept001, super001])
 
 
 def _form(**fields) -> dict:
@@ -93,8 +84,8 @@ def test_desk_clerk_gets_the_search_page_with_the_box_focused(desk):
     assert "http://" not in html and "https://" not in html
 
 
-def test_clerk_whose_profile_names_no_store_gets_403(client, db):
-    clerk = _clerk("storeless_desk", stores=[])
+def test_clerk_whose_profile_names_no_store_gets_403(client, make_staff):
+    clerk = make_staff("storeless_desk", group="服务台", stores=[])
     client.force_login(clerk)
 
     response = client.get(SEARCH, HTTP_ACCEPT_LANGUAGE="en")
