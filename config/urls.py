@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import api_not_found
-from membership.api import MemberLookupView
+from membership.api import MemberLookupView, PointsRedeemView, PurchaseCreateView, PurchaseReturnCreateView
 from stores.api import TerminalView
 
 admin.site.site_header = _("Retail group back office")
@@ -20,6 +20,9 @@ api_v1 = [
         name="docs",
     ),
     path("members/lookup", MemberLookupView.as_view(), name="members-lookup"),
+    path("purchases", PurchaseCreateView.as_view(), name="purchases"),
+    path("purchases/returns", PurchaseReturnCreateView.as_view(), name="purchases-returns"),
+    path("points/redeem", PointsRedeemView.as_view(), name="points-redeem"),
     re_path(r"^.*$", api_not_found),
 ]
 

@@ -1,17 +1,22 @@
-"""POS API for members: find a member at the till (CONTRACT section 3)."""
+"""POS API for members: find a member, record purchases and returns, turn points into cash (CONTRACT section 3)."""
 
 import re
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ErrorEnvelopeSerializer
+from core.api import IDEMPOTENCY_HEADER, ErrorEnvelopeSerializer, PosPostView
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
-from membership import queries
+from membership import queries, services
+from membership.models import Member
+from membership.services.points import POINTS_MAX
+from membership.services.purchases import LINES_MAX
 
 # A family may share one phone, a legacy number may exist in several old systems:
 # a till never needs more than a short list to pick from.
@@ -136,3 +141,243 @@ class MemberLookupView(APIView):
         (field, value), = query.validated_data.items()
         members = member_lookup(field=field, value=value)
         return Response(LookupOutputSerializer({"results": members}).data)
+
+
+# --- POS writes: purchases, returns, points to cash ---------------------------------------------------------
+
+_MONEY = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+_RECEIPT = re.compile(r"^[\x20-\x7e]{1,64}$")
+_QUANTITY = re.compile(r"^\d{1,9}(\.\d{1,3})?$")
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=str,
+    description="1-64 printable characters. The same key with the same body returns the first answer again and "
+                "moves nothing; with a different body it is 409 idempotency_conflict.",
+)
+WRITE_ERRORS = {
+    400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer, 404: ErrorEnvelopeSerializer,
+    409: ErrorEnvelopeSerializer, 422: ErrorEnvelopeSerializer,
+}
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "12.50"})
+class MoneyField(serializers.Field):
+    """Money as a string with at most two decimals ("12.50"): never a JSON number, which a till may round."""
+
+    default_error_messages = {
+        "invalid": _('Give the amount as a string in yuan with at most two decimals, e.g. "12.50".'),
+    }
+
+    def to_internal_value(self, data) -> Decimal:
+        if not isinstance(data, str) or not _MONEY.match(data):
+            self.fail("invalid")
+        return Decimal(data)
+
+    def to_representation(self, value) -> str:
+        return f"{value:.2f}"
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class PointsField(serializers.Field):
+    """A whole number of points greater than 0, as a JSON integer: 1.5, "10", true and 0 are refused."""
+
+    default_error_messages = {"invalid": _("Give the points as a whole number greater than 0, e.g. 500.")}
+
+    def to_internal_value(self, data) -> int:
+        if type(data) is not int or not 0 < data <= POINTS_MAX:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value) -> int:
+        return value
+
+
+class ReceiptField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _("The till's receipt number, 1-64 printable characters."))
+        super().__init__(_RECEIPT, error_messages={"invalid": _("Use 1 to 64 printable ASCII characters.")},
+                         **kwargs)
+
+
+class PurchaseLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    category = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="",
+        help_text=_("The format's category code; the format's earn rule may exclude some (tobacco, gold ...)."),
+    )
+    amount = MoneyField(help_text=_("What the line costs, 0 or more."))
+    quantity = serializers.DecimalField(
+        max_digits=12, decimal_places=3, help_text=_("Greater than 0, at most three decimals (weighed goods).")
+    )
+
+
+@extend_schema_field(PurchaseLineSerializer(many=True))
+class LinesField(serializers.Field):
+    """The receipt's lines: their shape is checked here, every value by purchase_record, which names the line.
+
+    Checking each line once, in the service, keeps the busiest POS call from validating everything twice.
+    """
+
+    default_error_messages = {
+        "invalid": _("Give the lines as a list of objects with sku, category, amount and quantity."),
+        "too_many": _("A receipt has at most {max} lines."),
+        "amount": _('Line {n}: give the amount as a string, e.g. "12.50".'),
+    }
+
+    def to_internal_value(self, data) -> list:
+        if not isinstance(data, list) or not all(isinstance(line, dict) for line in data):
+            self.fail("invalid")
+        if len(data) > LINES_MAX:
+            self.fail("too_many", max=LINES_MAX)
+        for number, line in enumerate(data, start=1):
+            if not isinstance(line.get("amount"), str):
+                self.fail("amount", n=number)
+        return data
+
+
+class PurchaseInputSerializer(serializers.Serializer):
+    member_no = serializers.CharField(
+        max_length=64, help_text=_("Our member number or a number from a legacy member system.")
+    )
+    receipt_no = ReceiptField()
+    amount = MoneyField(help_text=_("What the member paid, greater than 0."))
+    occurred_at = serializers.DateTimeField(help_text=_("Time of sale, ISO 8601 with offset."))
+    payment_method = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    lines = LinesField(required=False, default=list)
+
+
+class PurchaseOutputSerializer(serializers.Serializer):
+    purchase_id = serializers.IntegerField()
+    points_earned = serializers.IntegerField(help_text=_("Points this purchase earned, pending ones included."))
+    points = serializers.IntegerField(help_text=_("The member's usable points balance after the purchase."))
+    points_pending = serializers.IntegerField(
+        help_text=_("Points of this purchase held until the format's return window has passed (not in points).")
+    )
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="purchases_create",
+    request=PurchaseInputSerializer,
+    responses={201: PurchaseOutputSerializer, **WRITE_ERRORS},
+    parameters=[IDEMPOTENCY_PARAMETER],
+    description=(
+        "Record a receipt that names a member and credit its points (the format's earn rule, the member's tier "
+        "or paid-tier multiplier, campaign multipliers; rounded down). The same receipt_no at the same store is "
+        "never counted twice: a second one with another Idempotency-Key is 409 validation_error naming the "
+        "purchase already recorded. In a format with a return window the points are pending (points_pending) "
+        "until it has passed. Unknown member: 404 not_found; frozen or closed member: 409 validation_error."
+    ),
+))
+class PurchaseCreateView(PosPostView):
+    """POST /api/v1/purchases."""
+
+    def create(self, request):
+        data = _valid(PurchaseInputSerializer, request)
+        purchase = services.purchase_record(
+            store=request.auth.store, terminal=request.auth, member=data["member_no"], receipt_no=data["receipt_no"],
+            amount=data["amount"], occurred_at=data["occurred_at"], payment_method=data["payment_method"],
+            lines=data["lines"],
+        )
+        return Response({
+            "purchase_id": purchase.pk, "points_earned": purchase.points_earned, "points": purchase.member.points,
+            "points_pending": services.purchase_points_pending(purchase),
+        }, status=201)
+
+
+class ReturnInputSerializer(serializers.Serializer):
+    original_receipt_no = ReceiptField(help_text=_("The receipt of the sale, at this same store."))
+    receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
+    amount = MoneyField(help_text=_("The part of the purchase brought back, greater than 0."))
+    occurred_at = serializers.DateTimeField(required=False, help_text=_("Time of the return; now if left out."))
+
+
+class ReturnOutputSerializer(serializers.Serializer):
+    return_id = serializers.IntegerField()
+    purchase_id = serializers.IntegerField()
+    points_reversed = serializers.IntegerField(
+        help_text=_("Points taken back: from the balance, or cancelled while still pending.")
+    )
+    points_owed = serializers.IntegerField(
+        help_text=_("Points the member had already spent: recorded as owed and paid off by later earnings.")
+    )
+    points = serializers.IntegerField(help_text=_("The member's points balance after the return."))
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="purchases_returns_create",
+    request=ReturnInputSerializer,
+    responses={201: ReturnOutputSerializer, **WRITE_ERRORS},
+    parameters=[IDEMPOTENCY_PARAMETER],
+    description=(
+        "Goods of a purchase brought back, at the store of the sale. Takes back the points the returned part "
+        "earned: floor(points_earned x returned so far / amount) less what earlier returns took, so a purchase "
+        "returned in full gives back exactly what it earned. Pending points are cancelled; credited points are "
+        "taken from the balance, and what the balance cannot cover is recorded as points owed (the balance never "
+        "goes below zero). Unknown original receipt: 404 not_found. More than what is left of the purchase: "
+        "422 validation_error naming amount. A return receipt_no already recorded: 409 validation_error."
+    ),
+))
+class PurchaseReturnCreateView(PosPostView):
+    """POST /api/v1/purchases/returns."""
+
+    def create(self, request):
+        data = _valid(ReturnInputSerializer, request)
+        record = services.purchase_return(
+            store=request.auth.store, terminal=request.auth, original_receipt_no=data["original_receipt_no"],
+            receipt_no=data["receipt_no"], amount=data["amount"], occurred_at=data.get("occurred_at"),
+        )
+        balance = Member.objects.filter(pk=record.purchase.member_id).values_list("points", flat=True).get()
+        return Response(ReturnOutputSerializer({
+            "return_id": record.pk, "purchase_id": record.purchase_id, "points_reversed": record.points_reversed,
+            "points_owed": record.points_debt, "points": balance,
+        }).data, status=201)
+
+
+class RedeemInputSerializer(serializers.Serializer):
+    member_no = serializers.CharField(
+        max_length=64, help_text=_("Our member number or a number from a legacy member system.")
+    )
+    points = PointsField(help_text=_("Points to turn into cash, a whole number greater than 0."))
+    receipt_no = ReceiptField()
+
+
+class RedeemOutputSerializer(serializers.Serializer):
+    transaction_id = serializers.IntegerField(help_text=_("The points ledger entry."))
+    points = serializers.IntegerField(help_text=_("Points turned into cash."))
+    cash_value = MoneyField(help_text=_("What they are worth, rounded down to the cent."))
+    balance = serializers.IntegerField(help_text=_("The member's points balance after."))
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="points_redeem",
+    request=RedeemInputSerializer,
+    responses={201: RedeemOutputSerializer, **WRITE_ERRORS},
+    parameters=[IDEMPOTENCY_PARAMETER],
+    description=(
+        "Turn points into cash on a receipt (积分抵现), in any format: points x cash value / points per unit of "
+        "the points policy (default 100 points = 1.00 yuan), rounded down to the cent. Fewer points than the "
+        "minimum per receipt, more than the maximum per receipt (all redemptions on one receipt together), or a "
+        "value under 0.01 is 422 limit_exceeded naming the rule; more points than the balance is 422 "
+        "insufficient_points. The redeeming store's company is recorded as honouring the points."
+    ),
+))
+class PointsRedeemView(PosPostView):
+    """POST /api/v1/points/redeem."""
+
+    def create(self, request):
+        data = _valid(RedeemInputSerializer, request)
+        member_id = services.member_for_pos(data["member_no"])
+        result = services.points_cash_out(
+            member=member_id, points=data["points"], store=request.auth.store,
+            terminal=request.auth, receipt_no=data["receipt_no"],
+        )
+        return Response(RedeemOutputSerializer({
+            "transaction_id": result.entry.pk, "points": data["points"], "cash_value": result.cash_value,
+            "balance": result.balance,
+        }).data, status=201)
+
+
+def _valid(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

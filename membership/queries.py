@@ -7,12 +7,21 @@ stays fast with tens of millions of members.
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import DateField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core.pii import normalize_id_number, normalize_phone, pii_digest
-from membership.models import Member, MemberCard, MemberIdentity
-from membership.services import member_no_is_valid, survivor_pk
+from membership.models import Gift, GiftStock, Member, MemberCard, MemberIdentity, PointsPolicy
+from membership.services import (
+    LIVE_STATUSES,
+    member_no_is_valid,
+    points_credited_since,
+    points_expiry_cutoff,
+    survivor_pk,
+)
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _INITIALS = re.compile(r"^[a-zA-Z]{2,10}$")
@@ -126,3 +135,95 @@ def likely_duplicates(*, name: str, phone: str = "", family_phone: str = "", id_
     if not condition:
         return []
     return list(live_members().filter(condition).order_by("pk")[:limit])
+
+
+# --- points expiry ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointsExpiry:
+    """The next year end that takes points: the last day they can be spent, and the credits still valid after."""
+
+    expires_on: date
+    cutoff: datetime
+
+
+def points_expiry_next(*, today: date | None = None) -> PointsExpiry | None:
+    """The expiry that comes at the end of this year, or None while points do not expire."""
+    policy = PointsPolicy.current()
+    if not policy.expiry_enabled:
+        return None
+    today = today or timezone.localdate()
+    expires_on = date(today.year, 12, 31)
+    return PointsExpiry(
+        expires_on=expires_on,
+        cutoff=points_expiry_cutoff(run_on=expires_on + timedelta(days=1), expiry_years=policy.expiry_years),
+    )
+
+
+def _points_expiring_expression(cutoff: datetime):
+    """points minus the credits still valid after `cutoff`: the rule of services.points_expire, per member."""
+    valid = (
+        points_credited_since(cutoff).filter(member=OuterRef("pk")).order_by().values("member")
+        .annotate(total=Sum("points")).values("total")
+    )
+    return F("points") - Coalesce(Subquery(valid, output_field=IntegerField()), Value(0))
+
+
+def points_expiring(*, today: date | None = None, within_days: int | None = None) -> QuerySet:
+    """Live members with points the coming year end takes, the most first: the "points expiring soon" list.
+
+    Each member is annotated with `points_expiring` (what would expire if they
+    spent nothing more; spending lowers it, new earnings do not) and
+    `points_expire_on` (the last day they can be spent). Empty while the year
+    end is more than `within_days` away (default PointsPolicy.expiry_notice_days)
+    or points do not expire; pass within_days=366 to list it at any time of year.
+    """
+    today = today or timezone.localdate()
+    expiry = points_expiry_next(today=today)
+    if within_days is None:
+        within_days = PointsPolicy.current().expiry_notice_days
+    if expiry is None or (expiry.expires_on - today).days > within_days:
+        return Member.objects.none()
+    return (
+        live_members().filter(status__in=LIVE_STATUSES, points__gt=0)
+        .annotate(
+            points_expiring=_points_expiring_expression(expiry.cutoff),
+            points_expire_on=Value(expiry.expires_on, output_field=DateField()),
+        )
+        .filter(points_expiring__gt=0)
+        .order_by("-points_expiring", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class MemberPointsExpiring:
+    points: int
+    expires_on: date
+
+
+def member_points_expiring(*, member: Member, today: date | None = None) -> MemberPointsExpiring | None:
+    """How many of a member's points the coming year end takes (for the member page and the desk), or None."""
+    expiry = points_expiry_next(today=today)
+    if expiry is None or member.points <= 0:
+        return None
+    points = (
+        Member.objects.filter(pk=member.pk).annotate(expiring=_points_expiring_expression(expiry.cutoff))
+        .values_list("expiring", flat=True).first()
+    )
+    if not points or points <= 0:
+        return None
+    return MemberPointsExpiring(points=points, expires_on=expiry.expires_on)
+
+
+# --- gifts ------------------------------------------------------------------------------------
+
+
+def gifts_available(*, store) -> QuerySet:
+    """The active gifts a store has in stock, each annotated with `in_stock`, cheapest first."""
+    in_stock = GiftStock.objects.filter(gift=OuterRef("pk"), store=store).values("quantity")[:1]
+    return (
+        Gift.objects.filter(is_active=True, stocks__store=store, stocks__quantity__gt=0)
+        .annotate(in_stock=Subquery(in_stock, output_field=IntegerField()))
+        .order_by("points", "code")
+    )

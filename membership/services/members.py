@@ -758,9 +758,6 @@ def _member_merge_execute(request: ApprovalRequest) -> None:
         for name, value in id_values.items():
             setattr(survivor, name, value)
         fields.extend(id_values)
-    if merged.tier.rank > survivor.tier.rank and merged.tier.kind == survivor.tier.kind:
-        survivor.tier = merged.tier
-        fields.append("tier")
     if fields:
         survivor._history_user = actor
         survivor._change_reason = f"absorbed {merged.member_no}"

@@ -1,0 +1,323 @@
+"""Benchmark: POST /api/v1/purchases throughput at 32 concurrent clients against a multi-process server.
+
+Creates a fresh PostgreSQL database (retail_bench_purchases), migrates it, loads the reference stores,
+earn rules, members and one POS terminal per client, then starts gunicorn (DEBUG off, persistent
+database connections) twice on the same data:
+
+1. the product: config.wsgi, the whole request path of POST /api/v1/purchases (middleware, terminal
+   authentication, throttling, the idempotency record, validation, purchase_record with its earn rule,
+   multipliers and ledger entry);
+2. the anchor: bench/purchases_bare.py, one plain Django view writing the same rows with plain SQL.
+
+A small asyncio client (HTTP/1.1 keep-alive, one connection per client, each request with its own
+receipt number and Idempotency-Key) drives each for the same time and prints requests/s, p50/p99
+latency, the server workers' CPU per request and the machine's CPU use, then the ratio product/anchor.
+Afterwards it checks every 201 recorded exactly one purchase and that check_ledgers holds.
+
+    .venv/bin/python bench/purchases_api.py                # 32 clients, 20 s each
+    .venv/bin/python bench/purchases_api.py --seconds 5    # a quick run
+
+The target is at least 800 requests/s for the product. The database is dropped at the end unless --keep.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "retail_bench_purchases"
+STORES = ("DEPT001", "SUPER001", "ELEC001")
+TARGET = 800
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="Concurrent clients (default 32).")
+    parser.add_argument("--seconds", type=float, default=20, help="Measured seconds per server (default 20).")
+    parser.add_argument("--warmup", type=float, default=3, help="Unmeasured seconds first (default 3).")
+    parser.add_argument("--members", type=int, default=20_000, help="Members to load (default 20,000).")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
+    parser.add_argument("--threads", type=int, default=2, help="Threads per worker, gthread (default 2).")
+    parser.add_argument("--port", type=int, default=0, help="Port for gunicorn (default: a free one).")
+    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+                        help="PostgreSQL server URL without a database name.")
+    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    args = parser.parse_args()
+    if args.clients < 1 or args.seconds <= 0 or args.members < 100:
+        parser.error("--clients must be at least 1, --seconds above 0 and --members at least 100")
+
+    import psycopg
+
+    server = args.server.rstrip("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    os.environ.update({
+        "DATABASE_URL": f"{server}/{DATABASE}",
+        "DEBUG": "false",
+        # The throttle still runs on every call; the limit only has to let the benchmark's calls through.
+        "POS_RATE_LIMIT": "1000000/min",
+        "CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    })
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    try:
+        return run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+def run(args) -> int:
+    started = time.perf_counter()
+    member_nos, keys = prepare(members=args.members, clients=args.clients)
+    print(f"prepared {len(member_nos):,} members and {len(keys)} terminals in {time.perf_counter() - started:.1f}s")
+    print(f"{os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; "
+          f"{args.clients} clients; load average {load_average()}")
+
+    if not args.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
+    results = {}
+    for name, settings_module in (("product", "config.settings"), ("anchor", "bench.purchases_bare")):
+        with gunicorn(settings_module, port=args.port, workers=args.workers, threads=args.threads) as workers:
+            drive(args, member_nos, keys, prefix=f"{name[0]}w", seconds=args.warmup, workers=None)
+            results[name] = drive(args, member_nos, keys, prefix=f"{name[0]}m", seconds=args.seconds,
+                                  workers=workers)
+        report(name, results[name])
+
+    product, anchor = results["product"], results["anchor"]
+    ratio = product["rate"] / anchor["rate"]
+    print(f"ratio product/anchor: {ratio:.2f} of the bare view's throughput "
+          f"({anchor['rate'] / product['rate']:.1f}x slower); load average {load_average()}")
+    failures = verify(product)
+    verdict = "meets" if product["rate"] >= TARGET else "below"
+    print(f"product: {product['rate']:.0f} requests/s, {verdict} the {TARGET} requests/s target")
+    return 1 if failures else 0
+
+
+def prepare(*, members: int, clients: int) -> tuple[list[str], list[str]]:
+    from django.core.management import call_command
+
+    from membership.models import EarnRule, Member, Tier
+    from membership.services import luhn_check_digit
+    from stores.demo import seed_stores
+    from stores.models import Format
+    from stores.services import terminal_create
+
+    call_command("migrate", verbosity=0)
+    seed_stores()
+    EarnRule.objects.create(format=Format.objects.get(code="DEPT"), amount_per_point=Decimal("1.00"))
+    EarnRule.objects.create(format=Format.objects.get(code="SUPER"), amount_per_point=Decimal("2.00"),
+                            excluded_categories="TOBACCO")
+    tiers = list(Tier.objects.filter(code__in=["NORMAL", "SILVER", "GOLD"]))
+    numbers = []
+    rows = []
+    for index in range(members):
+        body = f"8{index:010d}"
+        numbers.append(body + luhn_check_digit(body))
+        rows.append(Member(member_no=numbers[-1], name=f"会员{index}", phone=f"138{index:08d}",
+                           tier=tiers[index % len(tiers)]))
+    Member.objects.bulk_create(rows, batch_size=5000)
+    keys = [terminal_create(store_code=STORES[index % len(STORES)], name=f"BENCH{index}")[1]
+            for index in range(clients)]
+    return numbers, keys
+
+
+class gunicorn:
+    """A gunicorn server for the duration of a with block; yields its worker pids."""
+
+    def __init__(self, settings_module: str, *, port: int, workers: int, threads: int):
+        self.command = [
+            str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+            "--keep-alive", "30", "--log-level", "warning", "--chdir", str(ROOT),
+        ]
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module,
+                    "PYTHONWARNINGS": "ignore::UserWarning"}
+        self.port = port
+
+    def __enter__(self) -> list[int]:
+        self.process = subprocess.Popen(self.command, env=self.env, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            self.process.kill()
+            raise RuntimeError("gunicorn did not start")
+        time.sleep(1)
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def machine_busy() -> tuple[int, int]:
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def drive(args, member_nos, keys, *, prefix: str, seconds: float, workers) -> dict:
+    """Run the clients for `seconds`; return the rate, the latencies and what was sent."""
+    cpu_before = cpu_seconds(workers) if workers else 0
+    busy_before = machine_busy()
+    started = time.perf_counter()
+    outcome = asyncio.run(clients(args, member_nos, keys, prefix=prefix, seconds=seconds))
+    elapsed = time.perf_counter() - started
+    busy_after = machine_busy()
+    latencies, statuses, receipts = outcome
+    done = len(latencies)
+    result = {
+        "rate": done / elapsed,
+        "requests": done,
+        "latencies": latencies,
+        "statuses": statuses,
+        "receipts": receipts,
+        "machine": (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+    }
+    if workers:
+        result["worker_cpu_ms"] = (cpu_seconds(workers) - cpu_before) * 1000 / max(done, 1)
+    return result
+
+
+async def clients(args, member_nos, keys, *, prefix: str, seconds: float):
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    receipts: list[tuple[int, str]] = []
+    deadline = time.perf_counter() + seconds
+
+    async def one_client(index: int) -> None:
+        generator = random.Random(index)
+        reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+        serial = 0
+        while time.perf_counter() < deadline:
+            serial += 1
+            receipt_no = f"{prefix}{index}-{serial}"
+            request = purchase_request(keys[index], receipt_no, generator.choice(member_nos), generator)
+            sent = time.perf_counter()
+            writer.write(request)
+            status, close = await read_response(reader)
+            latencies.append(time.perf_counter() - sent)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 201:
+                receipts.append((index, receipt_no))
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+        writer.close()
+
+    await asyncio.gather(*(one_client(index) for index in range(args.clients)))
+    return latencies, statuses, receipts
+
+
+def purchase_request(key: str, receipt_no: str, member_no: str, generator: random.Random) -> bytes:
+    lines = [
+        {"sku": f"69{generator.randrange(10**11):011d}", "category": generator.choice(["FOOD", "HOME", "TOBACCO"]),
+         "amount": f"{generator.randrange(100, 30000) / 100:.2f}", "quantity": generator.randrange(1, 4)}
+        for _line in range(generator.randrange(1, 4))
+    ]
+    amount = sum(Decimal(line["amount"]) for line in lines)
+    body = json.dumps({
+        "member_no": member_no, "receipt_no": receipt_no, "amount": str(amount),
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600)),
+        "payment_method": "CASH", "lines": lines,
+    }).encode()
+    head = (
+        f"POST /api/v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Idempotency-Key: {receipt_no}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    length, close = 0, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            close = True
+    if length:
+        await reader.readexactly(length)
+    return status, close
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def report(name: str, result: dict) -> None:
+    latencies = result["latencies"]
+    worker_cpu = f", server workers' CPU {result['worker_cpu_ms']:.2f} ms/request" if "worker_cpu_ms" in result else ""
+    print(
+        f"{name:>8}: {result['rate']:.0f} requests/s ({result['requests']:,} in the measured window) | "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms | "
+        f"statuses {dict(sorted(result['statuses'].items()))}{worker_cpu}, machine CPU {result['machine']:.0%}"
+    )
+
+
+def verify(product: dict) -> int:
+    from core.ledgers import ledgers_check
+    from membership.models import Purchase
+
+    failures = 0
+    if set(product["statuses"]) != {201}:
+        print(f"FAILED: not every answer was 201: {product['statuses']}")
+        failures += 1
+    recorded = Purchase.objects.filter(receipt_no__startswith="pm").count()
+    if recorded != len(product["receipts"]):
+        print(f"FAILED: {len(product['receipts'])} answers 201 but {recorded} purchases recorded")
+        failures += 1
+    report = ledgers_check()
+    print(f"check_ledgers: {report.checked:,} accounts, {report.difference_count} differences")
+    return failures + (0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

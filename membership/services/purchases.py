@@ -1,0 +1,473 @@
+"""Purchases from every format's POS, returns of them, and points held in a format's return window."""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from membership.errors import (
+    MemberNotActive,
+    MemberNotFound,
+    PurchaseInvalid,
+    PurchaseNotFound,
+    ReceiptAlreadyRecorded,
+    ReturnExceedsPurchase,
+)
+from membership.models import Member, MemberIdentity, PointsDebtEntry, PointsEntry, PointsHold, Purchase, PurchaseReturn
+from membership.services.members import _lock_members, merge_mover, points_post, survivor_pk
+from membership.services.points import _cents, earn_rule_for, points_debt_move, points_earn, points_for_purchase
+
+__all__ = [
+    "LINES_MAX",
+    "member_for_pos",
+    "points_holds_release",
+    "points_to_take_back",
+    "purchase_points_pending",
+    "purchase_record",
+    "purchase_return",
+    "purchases_move_on_merge",
+]
+
+# A till's clock may run a little ahead of ours; a sale further in the future is a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
+MONEY_MAX = Decimal("999999999999.99")
+QUANTITY_MAX = Decimal("999999999.999")
+LINES_MAX = 1000
+RECEIPT_MAX = 64
+CENT = Decimal("0.01")
+
+
+# --- finding the member at a till -------------------------------------------------------------
+
+
+def member_for_pos(member_no: str) -> int:
+    """The primary key of the member a till names: our member number or a legacy one.
+
+    A merged record's number leads to the member it went into. Raise MemberNotFound, and
+    PurchaseInvalid when a legacy number belongs to several members (the till must use ours).
+    """
+    member_no = (member_no or "").strip()
+    if not member_no:
+        raise MemberNotFound()
+    row = Member.objects.filter(member_no=member_no).values_list("pk", "merged_into_id").first()
+    if row is not None:
+        return survivor_pk(*row)
+    rows = MemberIdentity.objects.filter(external_no=member_no).values_list("member_id", "member__merged_into_id")
+    found = {survivor_pk(pk, merged_into) for pk, merged_into in rows}
+    if not found:
+        raise MemberNotFound()
+    if len(found) > 1:
+        raise PurchaseInvalid(fields={"member_no": [
+            gettext("This legacy number belongs to several members; give the member number instead.")
+        ]})
+    return found.pop()
+
+
+_TIER_FIELDS = ("code", "name", "kind", "rank", "points_multiplier")
+_EARNING_FIELDS = (
+    "member_no", "name", "status", "merged_into", "tier", "paid_tier", "paid_tier_until", "points", "points_debt",
+    *(f"tier__{name}" for name in _TIER_FIELDS), *(f"paid_tier__{name}" for name in _TIER_FIELDS),
+)
+
+
+def _earning_member(member: Member | int | str) -> Member:
+    """The member a purchase names, with its tiers, following a merge; only an active member earns.
+
+    Not locked: the credit's UPDATE locks the row, and reads what the member owes in the same statement.
+    """
+    # On every POS purchase: get() (no ORDER BY on a unique lookup) of the columns earning needs.
+    members = Member.objects.select_related("tier", "paid_tier").only(*_EARNING_FIELDS)
+    try:
+        if isinstance(member, str):
+            try:
+                found = members.get(member_no=member.strip())
+            except Member.DoesNotExist:
+                found = members.get(pk=member_for_pos(member))
+        else:
+            found = members.get(pk=member if isinstance(member, int) else member.pk)
+    except Member.DoesNotExist:
+        raise MemberNotFound() from None
+    if found.status == Member.Status.MERGED:
+        return _earning_member(survivor_pk(found.pk, found.merged_into_id))
+    if found.status != Member.Status.ACTIVE:
+        raise MemberNotActive(member_no=found.member_no, status=found.get_status_display())
+    return found
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _decimal(value) -> Decimal | None:
+    if isinstance(value, bool) or isinstance(value, float) and value != value:
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _money(value, *, positive: bool) -> tuple[Decimal | None, str | None]:
+    number = _decimal(value)
+    if number is None:
+        return None, gettext("Give an amount in yuan, e.g. 12.50.")
+    if abs(number) > MONEY_MAX:
+        return None, gettext("The amount is too large.")
+    if number != number.quantize(CENT):
+        return None, gettext("An amount has at most two decimals.")
+    if positive and number <= 0:
+        return None, gettext("The amount must be greater than 0.")
+    if number < 0:
+        return None, gettext("The amount cannot be negative.")
+    return number.quantize(CENT), None
+
+
+def _receipt_error(receipt_no) -> str | None:
+    if not isinstance(receipt_no, str) or not receipt_no.strip() or len(receipt_no.strip()) > RECEIPT_MAX:
+        return gettext("Give the receipt number (1 to 64 characters).")
+    return None
+
+
+def _time_error(moment, *, now: datetime) -> str | None:
+    if not isinstance(moment, datetime) or timezone.is_naive(moment):
+        return gettext("Give a time with its UTC offset, e.g. 2026-05-01T10:30:00+08:00.")
+    if moment > now + CLOCK_SKEW:
+        return gettext("The time cannot be in the future.")
+    return None
+
+
+def _lines_clean(lines) -> tuple[list[dict], list[str]]:
+    if isinstance(lines, (str, bytes, Mapping)) or not isinstance(lines, Iterable):
+        return [], [gettext("Give the lines as a list.")]
+    cleaned, errors = [], []
+    for number, line in enumerate(lines, start=1):
+        if number > LINES_MAX:
+            errors.append(gettext("A receipt has at most %(max)s lines.") % {"max": LINES_MAX})
+            break
+        if not isinstance(line, Mapping):
+            errors.append(gettext("Line %(n)s: give sku, category, amount and quantity.") % {"n": number})
+            continue
+        sku, category = line.get("sku"), line.get("category", "")
+        if not isinstance(sku, str) or not sku.strip() or len(sku) > 64:
+            errors.append(gettext("Line %(n)s: give the SKU (1 to 64 characters).") % {"n": number})
+        if not isinstance(category, str) or len(category) > 64:
+            errors.append(gettext("Line %(n)s: the category is text of at most 64 characters.") % {"n": number})
+        amount, problem = _money(line.get("amount"), positive=False)
+        if problem:
+            errors.append(gettext("Line %(n)s: %(problem)s") % {"n": number, "problem": problem})
+        quantity = _decimal(line.get("quantity"))
+        if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(
+            Decimal("0.001")
+        ):
+            errors.append(gettext("Line %(n)s: the quantity must be greater than 0, with at most three decimals.")
+                          % {"n": number})
+        if not errors:
+            cleaned.append({"sku": sku.strip(), "category": category.strip(), "amount": str(amount),
+                            "quantity": format(quantity.normalize(), "f")})
+    return cleaned, errors
+
+
+# --- purchases --------------------------------------------------------------------------------------------
+
+
+def purchase_record(
+    *,
+    store,
+    member: Member | int | str,
+    receipt_no: str,
+    amount: Decimal,
+    occurred_at: datetime,
+    terminal=None,
+    payment_method: str = "",
+    lines: Iterable[Mapping] = (),
+    operator=None,
+) -> Purchase:
+    """Record a receipt that names a member and credit the points it earns, in one transaction.
+
+    `member` is a Member, its primary key, or the number a till sends (ours or a legacy one).
+    The same receipt of the same store is counted once, also when two tills send it at the same time:
+    the unique constraint decides, the loser gets ReceiptAlreadyRecorded naming the purchase recorded.
+    In a format with a return window the points are held (PointsHold) until the window has passed;
+    otherwise they are credited at once and pay off any points the member owes first.
+    Raise PurchaseInvalid, MemberNotFound, MemberNotActive, ReceiptAlreadyRecorded.
+    """
+    now = timezone.now()
+    errors: dict[str, list[str]] = {}
+    amount, problem = _money(amount, positive=True)
+    if problem:
+        errors["amount"] = [problem]
+    if problem := _receipt_error(receipt_no):
+        errors["receipt_no"] = [problem]
+    if problem := _time_error(occurred_at, now=now):
+        errors["occurred_at"] = [problem]
+    if not isinstance(payment_method, str) or len(payment_method) > 20:
+        errors["payment_method"] = [gettext("The payment method is text of at most 20 characters.")]
+    lines, line_errors = _lines_clean(lines)
+    if line_errors:
+        errors["lines"] = line_errors
+    if errors:
+        raise PurchaseInvalid(fields=errors)
+    receipt_no = receipt_no.strip()
+    # One savepoint for the whole purchase (a POS request runs inside the idempotency record's transaction);
+    # a second copy of the receipt fails on the unique constraint and is answered after the rollback.
+    try:
+        with transaction.atomic():
+            return _purchase_write(
+                store=store, member=member, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
+                terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
+            )
+    except IntegrityError:
+        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True).first()
+        if existing is None:
+            raise
+        raise _receipt_taken(receipt_no, gettext("purchase"), existing) from None
+
+
+def _purchase_write(*, store, member, receipt_no, amount, occurred_at, terminal, payment_method, lines, operator,
+                    now) -> Purchase:
+    member = _earning_member(member)
+    rule = earn_rule_for(store.format)
+    purchase = Purchase(
+        member=member, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
+        terminal=terminal, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
+        payment_method=payment_method, lines=lines, created_at=now,
+    )
+    purchase.points_earned = points = points_for_purchase(
+        member=member, store=store, amount=amount, occurred_at=occurred_at, lines=lines,
+        payment_method=payment_method, purchase=purchase, rule=rule,
+    )
+    purchase.save(force_insert=True)
+    available_at = occurred_at + timedelta(days=rule.pending_days)
+    if points and rule.pending_days and available_at > now:
+        PointsHold.objects.create(member=member, purchase=purchase, points=points, available_at=available_at)
+        return purchase
+    # Known to have no hold: purchase_points_pending then answers without a query.
+    Purchase.points_hold.related.set_cached_value(purchase, None)
+    if points:
+        points_earn(
+            member=member, points=points, store=store, terminal=terminal, receipt_no=receipt_no, cause=purchase,
+            legal_entity_id=purchase.legal_entity_id, operator=operator,
+            reason=gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": receipt_no},
+        )
+    return purchase
+
+
+def purchase_points_pending(purchase: Purchase) -> int:
+    """Points of a purchase still held in its format's return window."""
+    try:
+        hold = purchase.points_hold
+    except PointsHold.DoesNotExist:
+        return 0
+    return hold.remaining if hold.status == PointsHold.Status.PENDING else 0
+
+
+def _receipt_taken(receipt_no: str, record: str, record_id: int) -> ReceiptAlreadyRecorded:
+    return ReceiptAlreadyRecorded(
+        receipt_no=receipt_no, record=record, record_id=record_id,
+        fields={"receipt_no": [gettext("Receipt %(receipt_no)s of this store is already recorded (%(record)s "
+                                       "%(record_id)s).") % {"receipt_no": receipt_no, "record": record,
+                                                             "record_id": record_id}]},
+    )
+
+
+# --- returns ---------------------------------------------------------------------------------------------------
+
+
+def points_to_take_back(
+    *, points_earned: int, amount: Decimal, returned_before: Decimal, returned_after: Decimal
+) -> int:
+    """The points a return takes back: what the purchase earned in proportion to the part returned.
+
+    Computed as the difference of the rounded-down shares before and after, so returns in several parts
+    take back exactly what the purchase earned once everything is back.
+    """
+    whole = _cents(amount)
+    return points_earned * _cents(returned_after) // whole - points_earned * _cents(returned_before) // whole
+
+
+@transaction.atomic
+def purchase_return(
+    *,
+    store,
+    original_receipt_no: str,
+    receipt_no: str,
+    amount: Decimal,
+    occurred_at: datetime | None = None,
+    terminal=None,
+    operator=None,
+) -> PurchaseReturn:
+    """Record goods brought back to the store of the sale and take back the points their part earned.
+
+    Points still held in the return window are cancelled; points already credited are taken back with a
+    `reversal` entry as far as the balance allows, and the rest is recorded as points owed (paid off by
+    later earnings), so the balance never goes below zero. The returns of a purchase never add up to more
+    than its amount: the purchase row is locked for the check.
+    Raise PurchaseInvalid, PurchaseNotFound, ReturnExceedsPurchase, ReceiptAlreadyRecorded.
+    """
+    now = timezone.now()
+    occurred_at = now if occurred_at is None else occurred_at
+    errors: dict[str, list[str]] = {}
+    amount, problem = _money(amount, positive=True)
+    if problem:
+        errors["amount"] = [problem]
+    for field, value in (("original_receipt_no", original_receipt_no), ("receipt_no", receipt_no)):
+        if problem := _receipt_error(value):
+            errors[field] = [problem]
+    if problem := _time_error(occurred_at, now=now):
+        errors["occurred_at"] = [problem]
+    if errors:
+        raise PurchaseInvalid(fields=errors)
+    receipt_no, original_receipt_no = receipt_no.strip(), original_receipt_no.strip()
+
+    purchase = Purchase.objects.select_for_update().filter(store=store, receipt_no=original_receipt_no).first()
+    if purchase is None:
+        raise PurchaseNotFound(receipt_no=original_receipt_no)
+    existing = PurchaseReturn.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True).first()
+    if existing is not None:
+        raise _receipt_taken(receipt_no, gettext("return"), existing)
+    if occurred_at < purchase.occurred_at:
+        raise PurchaseInvalid(fields={"occurred_at": [gettext("A return cannot come before the sale.")]})
+    left = purchase.amount - purchase.returned_amount
+    if amount > left:
+        raise ReturnExceedsPurchase(left=left, fields={"amount": [
+            gettext("Only %(left)s of %(amount)s yuan is left to return.")
+            % {"left": left, "amount": purchase.amount}
+        ]})
+    returned_after = purchase.returned_amount + amount
+    take = points_to_take_back(points_earned=purchase.points_earned, amount=purchase.amount,
+                               returned_before=purchase.returned_amount, returned_after=returned_after)
+
+    hold = None
+    if take:
+        hold = PointsHold.objects.select_for_update().filter(purchase=purchase).first()
+    member = None
+    taken = owed = 0
+    if hold is not None and hold.status == PointsHold.Status.PENDING:
+        taken = min(take, hold.remaining)
+        hold.cancelled_points += taken
+        if hold.remaining == 0:
+            hold.status = PointsHold.Status.CANCELLED
+        hold.save(update_fields=["cancelled_points", "status"])
+    elif take:
+        member = _lock_members(purchase.member_id)[0]
+        taken = min(take, member.points)
+        owed = take - taken
+
+    record = PurchaseReturn(
+        purchase=purchase, store=store, terminal=terminal, receipt_no=receipt_no, amount=amount,
+        points_reversed=taken, points_debt=owed, occurred_at=occurred_at, created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        existing = PurchaseReturn.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True)
+        existing = existing.first()
+        if existing is None:
+            raise
+        raise _receipt_taken(receipt_no, gettext("return"), existing) from None
+
+    updated = Purchase.objects.filter(pk=purchase.pk, returned_amount=purchase.returned_amount).update(
+        returned_amount=F("returned_amount") + amount
+    )
+    if not updated:
+        raise RuntimeError(f"purchase {purchase.pk} changed under its lock")
+    purchase.returned_amount = returned_after
+    if member is not None:
+        note = gettext("return %(receipt_no)s of receipt %(original)s") % {
+            "receipt_no": receipt_no, "original": original_receipt_no}
+        if taken:
+            points_post(
+                member=member, points=-taken, kind=PointsEntry.Kind.REVERSAL, store=store, terminal=terminal,
+                receipt_no=receipt_no, operator=operator, reason=note, cause=record,
+                legal_entity=purchase.legal_entity,
+            )
+        if owed:
+            points_debt_move(member=member, points=owed, kind=PointsDebtEntry.Kind.INCURRED, reason=note,
+                             cause=record)
+    return record
+
+
+# --- points held in the return window ----------------------------------------------------------------------
+
+
+def points_holds_release(*, now: datetime | None = None, batch: int = 2000) -> int:
+    """Credit the points of holds whose return window has passed; return how many holds were settled.
+
+    Each batch is its own transaction: the members concerned are locked in primary-key order (the order a
+    merge locks them in), then their due holds. A hold a return cancelled in full is closed without an entry.
+    Running twice, or beside purchases and returns, credits every hold once.
+    """
+    now = now or timezone.now()
+    settled = 0
+    while True:
+        due = list(
+            PointsHold.objects.filter(status=PointsHold.Status.PENDING, available_at__lte=now)
+            .order_by("available_at", "pk").values_list("pk", "member_id")[:batch]
+        )
+        if not due:
+            return settled
+        done = _holds_release_batch(hold_ids=[pk for pk, _member in due],
+                                    member_ids=sorted({member for _pk, member in due}))
+        settled += done
+        if not done:
+            # Every hold read was moved by a merge meanwhile: the next run finds them under their new member.
+            return settled
+
+
+@transaction.atomic
+def _holds_release_batch(*, hold_ids: list[int], member_ids: list[int]) -> int:
+    members = {member.pk: member for member in _lock_members(*member_ids)}
+    holds = (
+        PointsHold.objects.select_for_update(of=("self",))
+        .select_related("purchase__store", "purchase__terminal")
+        .filter(pk__in=hold_ids, status=PointsHold.Status.PENDING, member_id__in=member_ids)
+        .order_by("member_id", "pk")
+    )
+    settled = 0
+    for hold in holds:
+        purchase = hold.purchase
+        if hold.remaining > 0:
+            hold.released_entry = points_earn(
+                member=members[hold.member_id], points=hold.remaining, store=purchase.store,
+                terminal=purchase.terminal, receipt_no=purchase.receipt_no, cause=purchase,
+                legal_entity_id=purchase.legal_entity_id,
+                reason=gettext("pending points of receipt %(receipt_no)s released") % {
+                    "receipt_no": purchase.receipt_no},
+            )
+            hold.status = PointsHold.Status.RELEASED
+        else:
+            hold.status = PointsHold.Status.CANCELLED
+        hold.save(update_fields=["status", "released_entry"])
+        settled += 1
+    return settled
+
+
+# --- merges -------------------------------------------------------------------------------------------------
+
+
+@merge_mover
+def purchases_move_on_merge(*, merged: Member, survivor: Member, request) -> None:
+    """Give the survivor of a merge the merged member's purchases, held points and points owed.
+
+    Both members are locked by the merge. What is owed moves through the debt ledger of both sides,
+    so the check of that ledger holds.
+    """
+    Purchase.objects.filter(member=merged).update(member=survivor)
+    PointsHold.objects.filter(member=merged).update(member=survivor)
+    debt = Member.objects.filter(pk=merged.pk).values_list("points_debt", flat=True).get()
+    if debt:
+        merged.points_debt = debt
+        survivor.points_debt = Member.objects.filter(pk=survivor.pk).values_list("points_debt", flat=True).get()
+        points_debt_move(
+            member=merged, points=-debt, kind=PointsDebtEntry.Kind.REPAID, cause=request,
+            reason=gettext("moved to member %(member_no)s by a merge") % {"member_no": survivor.member_no},
+        )
+        points_debt_move(
+            member=survivor, points=debt, kind=PointsDebtEntry.Kind.INCURRED, cause=request,
+            reason=gettext("taken over from member %(member_no)s by a merge") % {"member_no": merged.member_no},
+        )
