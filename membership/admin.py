@@ -10,19 +10,23 @@ import csv
 import io
 import re
 import zipfile
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Q
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.db.models import Count, F, Q, Sum
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -37,25 +41,48 @@ from core.files import escape_cell
 from core.models import PersonalDataAccess
 from core.pii import InvalidPersonalData, mask_phone, normalize_id_number, pii_decrypt
 from core.services import personal_data_access_log
-from membership import services
-from membership.errors import MemberInvalid
+from membership import queries, services
+from membership.errors import GiftInvalid, MemberInvalid
+from membership.forms import PaidTierSaleForm, paid_tiers_on_sale
 from membership.models import (
+    EarnRule,
+    Gift,
+    GiftRedemption,
+    GiftStock,
+    GiftStockMovement,
     Member,
     MemberCard,
     MemberEvent,
     MemberIdentity,
     MemberTag,
     MergeCandidate,
+    PointsDebtEntry,
     PointsEntry,
+    PointsHold,
+    PointsPolicy,
+    Purchase,
+    PurchaseReturn,
     Tag,
     Tier,
+    TierChange,
+    TierSubscription,
 )
 from membership.queries import classify_search, members_by_id_number, members_matching
 from membership.resources import MemberExportResource, MemberImportResource
 from membership.tasks import merge_candidates_detect
+from stores.models import Store
 from stores.queries import scope_queryset, stores_visible_to, user_can_see_store, user_is_hq
 
 SEARCH_HELP = _("Phone, ID number, member number, card number, name or pinyin initials (exact).")
+CENT = Decimal("0.01")
+RECENT_LEDGER_ROWS = 20
+RECENT_PURCHASES = 10
+RECENT_TIER_CHANGES = 20
+RECENT_STOCK_MOVEMENTS = 50
+POINTS_ADJUST_ACTION = "membership.points_adjust"
+PERMISSION_ADJUST_POINTS = "membership.adjust_points"
+PERMISSION_SELL_PAID_TIER = "membership.sell_paid_tier"
+PERMISSION_GIFT_STOCK = "membership.change_giftstock"
 # Actions loop over members one service call at a time: a larger set belongs in a file upload.
 MAX_ACTION_MEMBERS = 5000
 MAX_BULK_TAG_NUMBERS = 200_000
@@ -119,6 +146,78 @@ def _member_link(member):
     if member is None:
         return "-"
     return format_html('<a href="{}">{}</a>', _members_url(member), member)
+
+
+def _local(moment) -> str:
+    """A time as staff read it: in the project's time zone (Asia/Shanghai), to the minute."""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _ledger_url(member) -> str:
+    return reverse("admin:membership_pointsentry_changelist") + f"?member__id__exact={member.pk}"
+
+
+def _table(headers, rows, *, footer=None):
+    """A small read-only table on a change page (the cells are escaped unless already safe)."""
+    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+    body = format_html_join("", "<tr>{}</tr>", (
+        (format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows
+    ))
+    table = format_html('<table class="member-summary"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+                        head, body)
+    return format_html("{}<p>{}</p>", table, footer) if footer else table
+
+
+def cause_label(cause) -> str:
+    """What caused a ledger entry, in words staff recognise: a receipt, a return, an approval, a merge."""
+    if isinstance(cause, Purchase):
+        return gettext("receipt %(receipt_no)s") % {"receipt_no": cause.receipt_no}
+    if isinstance(cause, PurchaseReturn):
+        return gettext("return %(receipt_no)s") % {"receipt_no": cause.receipt_no}
+    if isinstance(cause, ApprovalRequest):
+        return gettext("approval request #%(id)s") % {"id": cause.pk}
+    if isinstance(cause, Member):
+        return gettext("merge with %(member_no)s") % {"member_no": cause.member_no}
+    if isinstance(cause, GiftStockMovement):
+        return gettext("gift redemption")
+    return f"{capfirst(cause._meta.verbose_name)} #{cause.pk}"
+
+
+def cause_link(entry):
+    """The event behind a ledger entry, linked to its admin page when there is one."""
+    cause = entry.cause
+    if cause is None:
+        return "-"
+    label = cause_label(cause)
+    # A gift's stock movement is shown on its stock page.
+    target = cause.stock if isinstance(cause, GiftStockMovement) else cause
+    try:
+        url = reverse(f"admin:{target._meta.app_label}_{target._meta.model_name}_change", args=[target.pk])
+    except NoReverseMatch:
+        return label
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def member_pending_points(member) -> int:
+    """Points earned inside a return window, not usable yet."""
+    remaining = F("points") - F("cancelled_points")
+    pending = member.points_holds.filter(status=PointsHold.Status.PENDING).aggregate(total=Sum(remaining))
+    return pending["total"] or 0
+
+
+def member_purchases_by_format(member, *, months: int) -> list[dict]:
+    """Count and net spend per format over the last months (the tier window), from the member's index."""
+    start, end = services.tier_window(months=months)
+    rows = list(
+        Purchase.objects.filter(member=member, occurred_at__gte=start, occurred_at__lt=end)
+        .values("format__code", "format__name")
+        .annotate(count=Count("pk"), spend=Sum(F("amount") - F("returned_amount")))
+        .order_by("format__code")
+    )
+    for row in rows:
+        # SQLite sums decimals as floats: back to money with two places.
+        row["spend"] = Decimal(str(row["spend"] or 0)).quantize(CENT)
+    return rows
 
 
 # --- forms ---------------------------------------------------------------------------------
@@ -260,6 +359,60 @@ class BulkTagForm(forms.Form):
         help_text=_("An .xlsx or .csv file: member numbers in a column named member_no or 会员号, "
                     "or in the first column without a header."),
     )
+
+
+def _add_domain_error(form, error: DomainError) -> None:
+    """A service's refusal next to the fields it names, or above the form."""
+    for name, field_messages in (error.fields or {}).items():
+        form.add_error(name if name in form.fields else None, field_messages)
+    if not error.fields:
+        form.add_error(None, str(error))
+
+
+class PointsAdjustForm(forms.Form):
+    points = forms.IntegerField(
+        label=_("points"), help_text=_("Positive adds points, negative takes them away. Whole points only."),
+    )
+    reason = forms.CharField(label=_("reason"), max_length=200,
+                             widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text=_("Shown to the approver and kept with the ledger entry."))
+
+    def clean_points(self):
+        points = self.cleaned_data["points"]
+        if points == 0:
+            raise forms.ValidationError(gettext("Enter a number of points other than 0."))
+        return points
+
+
+class PaidTierAdminForm(PaidTierSaleForm):
+    store = forms.ModelChoiceField(label=_("selling store"), queryset=None, required=False,
+                                   help_text=_("Leave empty for a sale by headquarters."))
+
+    def __init__(self, *args, stores, store_required: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["store"].queryset = stores
+        self.fields["store"].required = store_required
+
+
+class GiftStockReceiveForm(forms.Form):
+    gift = forms.ModelChoiceField(label=_("gift"), queryset=Gift.objects.filter(is_active=True))
+    store = forms.ModelChoiceField(label=_("store"), queryset=None)
+    quantity = forms.IntegerField(label=_("quantity received"), min_value=1, max_value=100_000)
+    reason = forms.CharField(label=_("note"), max_length=200, required=False,
+                             help_text=_("Delivery note number or supplier, for the stock history."))
+
+    def __init__(self, *args, stores, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["store"].queryset = stores
+
+
+class GiftStockCorrectForm(forms.Form):
+    quantity = forms.IntegerField(label=_("counted quantity"), min_value=0, max_value=1_000_000,
+                                  help_text=_("What the stock count found on the shelf."))
+    # The quantity on the books when the form was shown: the correction is the difference from it.
+    seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    reason = forms.CharField(label=_("reason"), max_length=200,
+                             widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
 # --- reading a file of member numbers ----------------------------------------------------------
@@ -461,7 +614,8 @@ _MEMBER_READONLY = [
     "member_no", "name", "gender", "birth_date_age", "id_type", "id_number_shown", "status", "merged_into_link",
     "tier", "points_link", "phone_shown", "family_phone_shown", "address", "contact_channel", "marketing_consent",
     "marketing_consent_at", "registered_store", "registered_channel", "registered_by", "registered_at", "notes",
-    "recent_points",
+    "earned_tier", "paid_tier_shown", "pending_points", "points_debt_shown", "recent_points", "purchases_by_format",
+    "recent_purchases", "tier_history",
 ]
 
 
@@ -469,8 +623,8 @@ _MEMBER_READONLY = [
 class MemberAdmin(ImportExportBaseAdmin):
     store_path = "registered_store"
     list_display = ["member_no", "name", "phone_column", "id_number_masked", "gender", "birth_date_age", "tier",
-                    "points", "registered_store", "registered_channel", "status", "registered_at"]
-    list_select_related = ["tier", "registered_store"]
+                    "paid_tier", "points", "registered_store", "registered_channel", "status", "registered_at"]
+    list_select_related = ["tier", "paid_tier", "registered_store"]
     # No date hierarchy: its year list is a DISTINCT over every row; the date filter uses the index.
     list_filter = ["status", "tier", "registered_channel", "gender", "registered_store__format",
                    ("registered_at", admin.DateFieldListFilter), "tags", MemberStoreFilter]
@@ -483,6 +637,7 @@ class MemberAdmin(ImportExportBaseAdmin):
     actions = ["freeze_members", "unfreeze_members", "close_members", "tag_members", "untag_members",
                "merge_two_members"]
     change_form_template = "admin/membership/member/change_form.html"
+    change_list_template = "admin/membership/member/change_list.html"
 
     # --- list -----------------------------------------------------------------------------
 
@@ -547,22 +702,99 @@ class MemberAdmin(ImportExportBaseAdmin):
 
     @admin.display(description=_("recent points entries"))
     def recent_points(self, obj):
-        entries = list(obj.points_entries.select_related("store").order_by("-created_at", "-pk")[:50])
+        entries = list(
+            obj.points_entries.select_related("store", "legal_entity").prefetch_related("cause")
+            .order_by("-created_at", "-pk")[:RECENT_LEDGER_ROWS]
+        )
+        url = _ledger_url(obj)
         if not entries:
             return gettext("No points entries.")
-        rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((entry.created_at.strftime("%Y-%m-%d %H:%M"), entry.get_kind_display(), f"{entry.points:+d}",
-              entry.balance_after, entry.store or "", entry.receipt_no or entry.reason) for entry in entries),
+        return _table(
+            [gettext("time"), gettext("kind"), gettext("points"), gettext("balance after"), gettext("store"),
+             gettext("legal entity"), gettext("reason"), gettext("caused by")],
+            [(_local(entry.created_at), entry.get_kind_display(), f"{entry.points:+d}",
+              entry.balance_after, entry.store or "-", entry.legal_entity.name if entry.legal_entity else "-",
+              entry.reason or entry.receipt_no or "-", cause_link(entry)) for entry in entries],
+            footer=format_html('<a href="{}">{}</a>', url, gettext("The whole points ledger of this member")),
         )
-        header = format_html(
-            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            gettext("time"), gettext("kind"), gettext("points"), gettext("balance after"), gettext("store"),
-            gettext("receipt or reason"),
+
+    @admin.display(description=_("earned tier"))
+    def earned_tier(self, obj):
+        text = f"{obj.tier.name} ({obj.tier.code})"
+        if obj.tier_downgrade_on:
+            return format_html("{} · <strong>{}</strong>", text, gettext("downgrade due on %(date)s")
+                               % {"date": f"{obj.tier_downgrade_on:%Y-%m-%d}"})
+        return text
+
+    @admin.display(description=_("paid tier"))
+    def paid_tier_shown(self, obj):
+        if obj.paid_tier is None:
+            return "-"
+        until = obj.paid_tier_until
+        if until is not None and until < timezone.localdate():
+            return gettext("%(tier)s, ended on %(date)s") % {"tier": obj.paid_tier.name, "date": f"{until:%Y-%m-%d}"}
+        return gettext("%(tier)s until %(date)s") % {
+            "tier": obj.paid_tier.name, "date": f"{until:%Y-%m-%d}" if until else "-",
+        }
+
+    @admin.display(description=_("pending points"))
+    def pending_points(self, obj):
+        pending = member_pending_points(obj)
+        if not pending:
+            return 0
+        url = reverse("admin:membership_pointshold_changelist") + f"?member__id__exact={obj.pk}"
+        return format_html('{} (<a href="{}">{}</a>)', pending, url, gettext("in a return window"))
+
+    @admin.display(description=_("points owed"))
+    def points_debt_shown(self, obj):
+        if not obj.points_debt:
+            return 0
+        url = reverse("admin:membership_pointsdebtentry_changelist") + f"?member__id__exact={obj.pk}"
+        return format_html('{} (<a href="{}">{}</a>)', obj.points_debt, url, gettext("debt ledger"))
+
+    @admin.display(description=_("purchases by format"))
+    def purchases_by_format(self, obj):
+        months = PointsPolicy.current().tier_window_months
+        rows = member_purchases_by_format(obj, months=months)
+        if not rows:
+            return gettext("No purchases in the last %(months)d months.") % {"months": months}
+        return _table(
+            [gettext("format"), gettext("purchases"), gettext("net spend")],
+            [(row["format__name"], row["count"], row["spend"]) for row in rows],
+            footer=gettext("Over the last %(months)d months, returns taken off.") % {"months": months},
         )
-        url = reverse("admin:membership_pointsentry_changelist") + f"?member__id__exact={obj.pk}"
-        return format_html('<table>{}{}</table><p><a href="{}">{}</a></p>', header, rows, url,
-                           gettext("The whole points ledger of this member"))
+
+    @admin.display(description=_("recent purchases"))
+    def recent_purchases(self, obj):
+        purchases = list(obj.purchases.select_related("store").order_by("-occurred_at", "-pk")[:RECENT_PURCHASES])
+        if not purchases:
+            return gettext("No purchases.")
+        url = reverse("admin:membership_purchase_changelist") + f"?member__id__exact={obj.pk}"
+        return _table(
+            [gettext("time"), gettext("store"), gettext("receipt number"), gettext("amount"), gettext("returned"),
+             gettext("points earned")],
+            [(_local(purchase.occurred_at), purchase.store,
+              format_html('<a href="{}">{}</a>', reverse("admin:membership_purchase_change", args=[purchase.pk]),
+                          purchase.receipt_no),
+              purchase.amount, purchase.returned_amount, purchase.points_earned) for purchase in purchases],
+            footer=format_html('<a href="{}">{}</a>', url, gettext("All purchases of this member")),
+        )
+
+    @admin.display(description=_("tier changes"))
+    def tier_history(self, obj):
+        changes = list(obj.tier_changes.select_related("from_tier", "to_tier", "actor")
+                       .order_by("-created_at", "-pk")[:RECENT_TIER_CHANGES])
+        if not changes:
+            return gettext("No tier changes.")
+        url = reverse("admin:membership_tierchange_changelist") + f"?member__id__exact={obj.pk}"
+        return _table(
+            [gettext("time"), gettext("from tier"), gettext("to tier"), gettext("reason"), gettext("qualifying spend"),
+             gettext("note"), gettext("by")],
+            [(_local(change.created_at), change.from_tier or "-", change.to_tier or "-",
+              change.get_reason_display(), change.spend if change.spend is not None else "-", change.note or "-",
+              change.actor or "-") for change in changes],
+            footer=format_html('<a href="{}">{}</a>', url, gettext("Every tier change of this member")),
+        )
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -579,11 +811,15 @@ class MemberAdmin(ImportExportBaseAdmin):
             contact = ["phone_shown", "family_phone_shown", "address", "contact_channel", "marketing_consent"]
         return [
             (None, {"fields": ["member_no", "name", "gender", "birth_date_age", "id_type", "id_number_shown",
-                               "status", "merged_into_link", "tier", "points_link"]}),
+                               "status", "merged_into_link"]}),
+            (_("tier and points"), {"fields": ["earned_tier", "paid_tier_shown", "points_link", "pending_points",
+                                               "points_debt_shown"]}),
             (_("contact"), {"fields": [*contact, "marketing_consent_at"]}),
             (_("registration"), {"fields": ["registered_store", "registered_channel", "registered_by",
                                             "registered_at", "notes"]}),
-            (_("points"), {"fields": ["recent_points"], "classes": ["collapse"]}),
+            (_("points ledger"), {"fields": ["recent_points"]}),
+            (_("purchases"), {"fields": ["purchases_by_format", "recent_purchases"]}),
+            (_("tier changes"), {"fields": ["tier_history"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -633,6 +869,10 @@ class MemberAdmin(ImportExportBaseAdmin):
             reveal_url=reverse("admin:membership_member_reveal", args=[obj.pk]),
             can_change_status=self._status_changeable(request, obj),
             status_url=reverse("admin:membership_member_status", args=[obj.pk]),
+            can_adjust_points=self._points_adjustable(request, obj),
+            points_adjust_url=reverse("admin:membership_member_points_adjust", args=[obj.pk]),
+            can_sell_paid_tier=self._paid_tier_sellable(request, obj),
+            paid_tier_url=reverse("admin:membership_member_paid_tier", args=[obj.pk]),
         )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -662,6 +902,10 @@ class MemberAdmin(ImportExportBaseAdmin):
             path("<path:object_id>/reveal/", wrap(self.reveal_view), name="membership_member_reveal"),
             path("<path:object_id>/status/", wrap(self.status_view), name="membership_member_status"),
             path("merge/<int:pk_a>/<int:pk_b>/", wrap(self.merge_view), name="membership_member_merge"),
+            path("<path:object_id>/points-adjust/", wrap(self.points_adjust_view),
+                 name="membership_member_points_adjust"),
+            path("<path:object_id>/paid-tier/", wrap(self.paid_tier_view), name="membership_member_paid_tier"),
+            path("points-expiring/", wrap(self.points_expiring_view), name="membership_member_points_expiring"),
             *super().get_urls(),
         ]
 
@@ -729,6 +973,145 @@ class MemberAdmin(ImportExportBaseAdmin):
             raise Http404
         return merge_review(self, request, pair[pk_a], pair[pk_b], candidate=None,
                             back_url=reverse("admin:membership_member_changelist"))
+
+    # --- points adjustments and paid tiers ----------------------------------------------------------
+
+    def _points_adjustable(self, request, obj) -> bool:
+        return obj.status != Member.Status.MERGED and request.user.has_perm(PERMISSION_ADJUST_POINTS)
+
+    def _paid_tier_sellable(self, request, obj) -> bool:
+        return obj.status in services.LIVE_STATUSES and request.user.has_perm(PERMISSION_SELL_PAID_TIER)
+
+    def _member_for(self, request, object_id, allowed) -> Member:
+        # The permission is checked before the lookup, so a refusal says nothing about the member.
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            raise Http404
+        if not allowed(request, member):
+            raise PermissionDenied
+        return member
+
+    def points_adjust_view(self, request, object_id):
+        """Ask for a manual points adjustment; nothing moves until another person approves it."""
+        if not request.user.has_perm(PERMISSION_ADJUST_POINTS):
+            raise PermissionDenied
+        member = self._member_for(request, object_id, self._points_adjustable)
+        form = PointsAdjustForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            store = None if user_is_hq(request.user) else member.registered_store
+            try:
+                approval = services.points_adjust_request(
+                    member=member, points=form.cleaned_data["points"], reason=form.cleaned_data["reason"],
+                    requested_by=request.user, store=store,
+                )
+            except DomainError as error:
+                _add_domain_error(form, error)
+            else:
+                return self._adjustment_requested(request, member, approval)
+        pending = ApprovalRequest.objects.filter(
+            content_type=ContentType.objects.get_for_model(Member), object_id=str(member.pk),
+            action=POINTS_ADJUST_ACTION, status=ApprovalRequest.Status.PENDING,
+        ).select_related("requested_by")
+        return self._page(request, "admin/membership/member/points_adjust.html",
+                          gettext("Request a points adjustment for %(member)s") % {"member": member}, member,
+                          form=form, change_url=_members_url(member), pending=pending,
+                          submit_label=gettext("Request the adjustment"))
+
+    def _adjustment_requested(self, request, member, approval):
+        approval_url = reverse("admin:approvals_approvalrequest_change", args=[approval.pk])
+        if approval.status == ApprovalRequest.Status.PENDING:
+            self.message_user(request, format_html(
+                '{} <a href="{}">{}</a>',
+                gettext("The adjustment waits for another person's approval; the points do not change until then."),
+                approval_url, gettext("Approval request #%(id)s") % {"id": approval.pk},
+            ), messages.WARNING)
+        else:
+            self.message_user(request, format_html(
+                '{} <a href="{}">{}</a>', gettext("The points were adjusted."),
+                approval_url, gettext("Request #%(id)s") % {"id": approval.pk},
+            ), messages.SUCCESS)
+        return HttpResponseRedirect(_members_url(member))
+
+    def paid_tier_view(self, request, object_id):
+        """Sell or renew a paid tier (Plus): the fee and the new end date are shown before confirming."""
+        if not request.user.has_perm(PERMISSION_SELL_PAID_TIER):
+            raise PermissionDenied
+        member = self._member_for(request, object_id, self._paid_tier_sellable)
+        stores = stores_visible_to(request.user).exclude(status=Store.Status.CLOSED).order_by("code")
+        form = PaidTierAdminForm(request.POST or None, tiers=paid_tiers_on_sale(), stores=stores,
+                                 store_required=not user_is_hq(request.user))
+        if request.method == "POST" and form.is_valid():
+            try:
+                subscription = services.paid_tier_buy(
+                    member=member, tier=form.cleaned_data["tier"], store=form.cleaned_data.get("store"),
+                    operator=request.user, payment_method=form.cleaned_data["payment_method"],
+                )
+            except DomainError as error:
+                _add_domain_error(form, error)
+            else:
+                self.message_user(request, gettext(
+                    "%(member)s: %(tier)s %(kind)s, fee %(fee)s, valid until %(ends_on)s."
+                ) % {"member": member.member_no, "tier": subscription.tier.name,
+                     "kind": subscription.get_kind_display(), "fee": subscription.fee,
+                     "ends_on": f"{subscription.ends_on:%Y-%m-%d}"}, messages.SUCCESS)
+                return HttpResponseRedirect(_members_url(member))
+        offers = form.offers(member=member, today=timezone.localdate())
+        return self._page(request, "admin/membership/member/paid_tier.html",
+                          gettext("Sell or renew a paid tier for %(member)s") % {"member": member}, member,
+                          form=form, offers=offers, change_url=_members_url(member),
+                          submit_label=gettext("Confirm the sale"))
+
+    # --- points expiring soon ------------------------------------------------------------------------
+
+    def _points_expiring(self, request):
+        whole_year = request.GET.get("all") == "1"
+        members = queries.points_expiring(within_days=366 if whole_year else None)
+        members = scope_queryset(members, request.user, "registered_store").select_related("registered_store")
+        return members, whole_year
+
+    def points_expiring_view(self, request):
+        """Members whose points the coming year end takes, most first, for a reminder call or SMS."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        members, whole_year = self._points_expiring(request)
+        if request.GET.get("export") == "csv":
+            return self._points_expiring_csv(request, members)
+        paginator = CappedCountPaginator(members, self.list_per_page)
+        page = paginator.get_page(request.GET.get("p"))
+        expiry = queries.points_expiry_next()
+        return self._page(request, "admin/membership/member/points_expiring.html",
+                          gettext("Points expiring soon"), page=page, paginator=paginator, whole_year=whole_year,
+                          expiry=expiry, notice_days=PointsPolicy.current().expiry_notice_days)
+
+    def _points_expiring_csv(self, request, members):
+        # Masked like every member export; the full numbers stay behind the personal-data permission.
+        header = ["member_no", "name", "phone", "family_phone", "preferred_contact", "points", "points_expiring",
+                  "expires_on", "store_code"]
+
+        def rows():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            yield "\ufeff" + buffer.getvalue()
+            for member in members.iterator(chunk_size=2000):
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerow([escape_cell(value) for value in (
+                    member.member_no, member.name, member.phone_masked, member.family_phone_masked,
+                    member.get_contact_channel_display(), member.points, member.points_expiring,
+                    f"{member.points_expire_on:%Y-%m-%d}", member.registered_store.code if member.registered_store
+                    else "",
+                )])
+                yield buffer.getvalue()
+
+        # Logged before the first row leaves: an export cut off halfway has still been seen.
+        personal_data_access_log(user=request.user, action=PersonalDataAccess.Action.EXPORT,
+                                 detail="points expiring soon, masked", ip_address=client_ip(request))
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="points-expiring-{timezone.localdate():%Y%m%d}.csv"'
+        )
+        return response
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -1109,16 +1492,6 @@ class TagAdmin(BaseAdmin):
 # --- tiers, cards, identities, points ---------------------------------------------------------------
 
 
-@admin.register(Tier)
-class TierAdmin(BaseAdmin):
-    list_display = ["code", "name", "kind", "rank", "is_active"]
-    list_filter = ["kind", "is_active"]
-    search_fields = ["=code", "name"]
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class ExactSearchMixin:
     """Search by one exact, indexed column (`exact_search_field`); never a LIKE over the table."""
 
@@ -1163,18 +1536,6 @@ class MemberIdentityAdmin(MemberRowAdmin):
     exact_search_field = "external_no"
 
 
-@admin.register(PointsEntry)
-class PointsEntryAdmin(MemberRowAdmin):
-    list_display = ["created_at", "member_link", "kind", "points", "balance_after", "store", "terminal",
-                    "receipt_no", "operator", "reason"]
-    list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
-    list_select_related = ["member", "store", "terminal__store", "operator"]
-    search_fields = ["member__member_no"]
-    search_help_text = _("Exact member number.")
-    exact_search_field = "member__member_no"
-    sortable_by = ["created_at"]
-
-
 @admin.register(PersonalDataAccess)
 class PersonalDataAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The PIPL audit trail: who saw a full ID number or exported personal data."""
@@ -1184,3 +1545,488 @@ class PersonalDataAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["=object_id", "=user__username"]
     search_help_text = _("Exact subject id or user name.")
+
+
+# --- tiers, points rules, purchases and gifts -------------------------------------------------------
+
+
+class StoreFilter(admin.SimpleListFilter):
+    """The stores the user may see, by code; rows are filtered on their own store column."""
+
+    title = _("store")
+    parameter_name = "store"
+    store_field = "store_id"
+
+    def lookups(self, request, model_admin):
+        stores = stores_visible_to(request.user).order_by("code").values_list("pk", "code", "name")
+        return [(str(pk), f"{code} {name}") for pk, code, name in stores]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(**{self.store_field: int(value)})
+        return queryset
+
+
+class PurchaseStoreFilter(StoreFilter):
+    store_field = "purchase__store_id"
+
+
+class TierForm(forms.ModelForm):
+    class Meta:
+        model = Tier
+        fields = ["code", "name", "kind", "rank", "is_active", "points_multiplier", "discount_text", "benefits",
+                  "threshold", "grace_days", "fee", "term_months"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == Tier.Kind.PAID and not cleaned.get("fee"):
+            self.add_error("fee", gettext("A paid tier needs a fee."))
+        return cleaned
+
+
+@admin.register(Tier)
+class TierAdmin(BaseAdmin):
+    """Tier configuration: what earns each tier, what it gives, and what a paid tier costs (history kept)."""
+
+    form = TierForm
+    list_display = ["code", "name", "kind", "rank", "threshold", "points_multiplier", "discount_text", "grace_days",
+                    "fee", "term_months", "is_active"]
+    list_display_links = ["code", "name"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["=code", "name"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "kind", "rank", "is_active"]}),
+        (_("benefits"), {"fields": ["points_multiplier", "discount_text", "benefits"]}),
+        (_("earned tiers"), {"fields": ["threshold", "grace_days"],
+                             "description": _("The spend window is set in the points policy.")}),
+        (_("paid tiers"), {"fields": ["fee", "term_months"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # POS systems and the CONTRACT know tiers by code: it stays as created.
+        return ["code"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PointsPolicyForm(forms.ModelForm):
+    class Meta:
+        model = PointsPolicy
+        fields = ["cash_points", "cash_value", "cash_min_points", "cash_max_points", "expiry_enabled", "expiry_years",
+                  "expiry_notice_days", "tier_window_months"]
+
+    def clean(self):
+        cleaned = super().clean()
+        low, high = cleaned.get("cash_min_points"), cleaned.get("cash_max_points")
+        if low is not None and high is not None and low > high:
+            self.add_error("cash_max_points", gettext("The maximum must not be below the minimum."))
+        return cleaned
+
+
+@admin.register(PointsPolicy)
+class PointsPolicyAdmin(BaseAdmin):
+    """The group's one points policy: the list opens the row itself; it is never added twice or deleted."""
+
+    form = PointsPolicyForm
+    list_display = ["__str__", "cash_points", "cash_value", "cash_min_points", "cash_max_points", "expiry_enabled",
+                    "expiry_years", "expiry_notice_days", "tier_window_months", "updated_at"]
+    fieldsets = [
+        (_("points to cash"), {"fields": ["cash_points", "cash_value", "cash_min_points", "cash_max_points"]}),
+        (_("expiry"), {"fields": ["expiry_enabled", "expiry_years", "expiry_notice_days"]}),
+        (_("tiers"), {"fields": ["tier_window_months"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not PointsPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        policy = PointsPolicy.objects.first()
+        if policy is not None and self.has_view_or_change_permission(request, policy):
+            return HttpResponseRedirect(reverse("admin:membership_pointspolicy_change", args=[policy.pk]))
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(EarnRule)
+class EarnRuleAdmin(BaseAdmin):
+    """Points per format; a format without a rule earns 1 point per yuan with no exclusions."""
+
+    list_display = ["format", "amount_per_point", "excluded_list", "pending_days", "is_active"]
+    list_select_related = ["format"]
+    list_filter = ["is_active"]
+
+    @admin.display(description=_("excluded categories"))
+    def excluded_list(self, obj):
+        return ", ".join(sorted(obj.excluded_category_set)) or "-"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["format"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- gifts ----------------------------------------------------------------------------------------
+
+
+class GiftStockInline(ReadOnlyInline):
+    model = GiftStock
+    fields = ["store", "quantity", "stock_link"]
+    readonly_fields = fields
+    ordering = ["store__code"]
+
+    @admin.display(description=_("stock history"))
+    def stock_link(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:membership_giftstock_change", args=[obj.pk]),
+                           gettext("movements"))
+
+    def get_queryset(self, request):
+        return scope_queryset(super().get_queryset(request).select_related("store"), request.user, "store")
+
+
+@admin.register(Gift)
+class GiftAdmin(BaseAdmin):
+    """The points gift catalogue (礼品); stock per store is received and counted on the gift stock pages."""
+
+    list_display = ["code", "name", "points", "is_active", "stock_total", "stock_link"]
+    list_display_links = ["code", "name"]
+    list_filter = ["is_active"]
+    search_fields = ["=code", "name"]
+    inlines = [GiftStockInline]
+
+    def get_queryset(self, request):
+        stocks = scope_queryset(GiftStock.objects.all(), request.user, "store").values("pk")
+        return super().get_queryset(request).annotate(
+            stock_total=Sum("stocks__quantity", filter=Q(stocks__in=stocks))
+        )
+
+    @admin.display(description=_("in stock"), ordering="stock_total")
+    def stock_total(self, obj):
+        return obj.stock_total or 0
+
+    @admin.display(description=_("stock"))
+    def stock_link(self, obj):
+        url = reverse("admin:membership_giftstock_changelist") + f"?gift__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, gettext("by store"))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class GiftStockMovementInline(ReadOnlyInline):
+    model = GiftStockMovement
+    fields = ["created_at", "kind", "quantity", "quantity_after", "reason", "operator"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = _("stock history (latest first)")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("operator")
+
+
+@admin.register(GiftStock)
+class GiftStockAdmin(ReadOnlyAdminMixin, BaseAdmin):
+    """Stock of each gift per store. Read-only here: it changes only by receiving, counting or redeeming."""
+
+    store_path = "store"
+    list_display = ["store", "gift", "quantity"]
+    list_select_related = ["store", "gift"]
+    list_filter = [StoreFilter, "gift"]
+    inlines = [GiftStockMovementInline]
+    change_list_template = "admin/membership/giftstock/change_list.html"
+    change_form_template = "admin/membership/giftstock/change_form.html"
+
+    def may_change_stock(self, request) -> bool:
+        return request.user.has_perm(PERMISSION_GIFT_STOCK)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("receive/", wrap(self.receive_view), name="membership_giftstock_receive"),
+            path("<path:object_id>/correct/", wrap(self.correct_view), name="membership_giftstock_correct"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "may_change_stock": self.may_change_stock(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "may_change_stock": self.may_change_stock(request),
+            "correct_url": reverse("admin:membership_giftstock_correct", args=[object_id]),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _page(self, request, title, form, *, obj=None, back_url, submit_label):
+        return TemplateResponse(request, "admin/membership/form_page.html", {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "original": obj,
+            "form": form,
+            "change_url": back_url,
+            "submit_label": submit_label,
+        })
+
+    def receive_view(self, request):
+        """Goods in: a delivery of gifts to a store the user may act for."""
+        if not self.may_change_stock(request):
+            raise PermissionDenied
+        stores = stores_visible_to(request.user).exclude(status=Store.Status.CLOSED).order_by("code")
+        initial = {key: request.GET[key] for key in ("gift", "store") if request.GET.get(key, "").isdigit()}
+        form = GiftStockReceiveForm(request.POST or None, stores=stores, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.gift_stock_receive(gift=data["gift"], store=data["store"], quantity=data["quantity"],
+                                            operator=request.user, reason=data["reason"])
+            except DomainError as error:
+                _add_domain_error(form, error)
+            else:
+                self.message_user(request, gettext("%(quantity)d × %(gift)s received at %(store)s.") % {
+                    "quantity": data["quantity"], "gift": data["gift"].name, "store": data["store"].code,
+                }, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:membership_giftstock_changelist"))
+        return self._page(request, gettext("Receive gift stock"), form,
+                          back_url=reverse("admin:membership_giftstock_changelist"),
+                          submit_label=gettext("Receive"))
+
+    def correct_view(self, request, object_id):
+        """A stock count that differs from the books: the difference is booked as a correction."""
+        if not self.may_change_stock(request):
+            raise PermissionDenied
+        stock = self.get_object(request, unquote(object_id))
+        if stock is None:
+            raise Http404
+        back_url = reverse("admin:membership_giftstock_change", args=[stock.pk])
+        form = GiftStockCorrectForm(request.POST or None,
+                                    initial={"quantity": stock.quantity, "seen": stock.quantity})
+        if request.method == "POST" and form.is_valid():
+            counted, seen = form.cleaned_data["quantity"], form.cleaned_data["seen"]
+            try:
+                if stock.quantity != seen:
+                    # A desk gave some out while the shelf was counted: the count must be checked again.
+                    raise GiftInvalid(fields={"quantity": [gettext(
+                        "The stock changed from %(seen)d to %(now)d while you counted; check the count again."
+                    ) % {"seen": seen, "now": stock.quantity}]})
+                if counted == seen:
+                    raise GiftInvalid(fields={"quantity": [
+                        gettext("The count matches the books: nothing to correct.")
+                    ]})
+                services.gift_stock_adjust(gift=stock.gift, store=stock.store, quantity=counted - seen,
+                                           operator=request.user, reason=form.cleaned_data["reason"])
+            except DomainError as error:
+                _add_domain_error(form, error)
+            else:
+                self.message_user(request, gettext("Stock of %(gift)s at %(store)s is now %(quantity)d.") % {
+                    "gift": stock.gift.name, "store": stock.store.code, "quantity": counted,
+                }, messages.SUCCESS)
+                return HttpResponseRedirect(back_url)
+        return self._page(request, gettext("Correct the stock of %(stock)s") % {"stock": stock}, form, obj=stock,
+                          back_url=back_url, submit_label=gettext("Book the correction"))
+
+
+@admin.register(GiftRedemption)
+class GiftRedemptionAdmin(MemberRowAdmin):
+    store_path = "store"
+    list_display = ["created_at", "member_link", "gift", "quantity", "points", "store", "operator"]
+    list_filter = [StoreFilter, "gift", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member", "gift", "store", "operator"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at"]
+
+
+# --- purchases ----------------------------------------------------------------------------------
+
+
+class PurchaseReturnInline(ReadOnlyInline):
+    model = PurchaseReturn
+    fields = ["occurred_at", "store", "receipt_no", "amount", "points_reversed", "points_debt"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("store")
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(MemberRowAdmin):
+    """Receipts from every format's POS that named a member; written only by the POS API."""
+
+    store_path = "store"
+    list_display = ["occurred_at", "store", "format", "receipt_no", "member_link", "amount", "returned_amount",
+                    "points_earned", "payment_method"]
+    list_filter = ["format", StoreFilter, ("occurred_at", admin.DateFieldListFilter)]
+    list_select_related = ["store", "format", "member"]
+    search_fields = ["receipt_no"]
+    search_help_text = _("Exact receipt number or member number.")
+    sortable_by = ["occurred_at"]
+    readonly_fields = ["member_link", "store", "format", "legal_entity", "terminal", "receipt_no", "amount",
+                       "returned_amount", "occurred_at", "payment_method", "lines_table", "points_earned",
+                       "points_entries", "created_at"]
+    fields = readonly_fields
+    inlines = [PurchaseReturnInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        if not term:
+            return queryset, False
+        # The receipt index leads with the store: one probe per store the user may see.
+        store_ids = list(stores_visible_to(request.user).values_list("pk", flat=True))
+        condition = Q(store_id__in=store_ids, receipt_no=term)
+        if services.member_no_is_valid(term):
+            condition |= Q(member_id__in=list(Member.objects.filter(member_no=term).values_list("pk", flat=True)))
+        return queryset.filter(condition), False
+
+    @admin.display(description=_("lines"))
+    def lines_table(self, obj):
+        lines = [line for line in (obj.lines or []) if isinstance(line, dict)]
+        if not lines:
+            return "-"
+        return _table([gettext("SKU"), gettext("category"), gettext("amount"), gettext("quantity")],
+                      [(line.get("sku", ""), line.get("category", ""), line.get("amount", ""),
+                        line.get("quantity", "")) for line in lines])
+
+    @admin.display(description=_("points entries"))
+    def points_entries(self, obj):
+        entries = PointsEntry.objects.filter(
+            member_id=obj.member_id, cause_type=ContentType.objects.get_for_model(Purchase), cause_id=str(obj.pk),
+        ).select_related("legal_entity").order_by("created_at", "pk")
+        rows = [(_local(entry.created_at), entry.get_kind_display(), f"{entry.points:+d}",
+                 entry.balance_after, entry.legal_entity.name if entry.legal_entity else "-", entry.reason or "-")
+                for entry in entries]
+        hold = PointsHold.objects.filter(purchase=obj).first()
+        footer = None
+        if hold is not None:
+            footer = gettext("%(points)d points held until %(date)s: %(status)s.") % {
+                "points": hold.remaining, "date": _local(hold.available_at),
+                "status": hold.get_status_display(),
+            }
+        if not rows:
+            return footer or gettext("No points entries.")
+        return _table([gettext("time"), gettext("kind"), gettext("points"), gettext("balance after"),
+                       gettext("legal entity"), gettext("reason")], rows, footer=footer)
+
+
+@admin.register(PurchaseReturn)
+class PurchaseReturnAdmin(MemberRowAdmin):
+    store_path = "store"
+    list_display = ["occurred_at", "store", "receipt_no", "purchase_link", "amount", "points_reversed",
+                    "points_debt"]
+    list_filter = [StoreFilter, ("occurred_at", admin.DateFieldListFilter)]
+    list_select_related = ["store", "purchase__store"]
+    search_fields = ["purchase__member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "purchase__member__member_no"
+    sortable_by = ["occurred_at"]
+
+    @admin.display(description=_("purchase"))
+    def purchase_link(self, obj):
+        return format_html('<a href="{}">{} {}</a>', reverse("admin:membership_purchase_change",
+                                                              args=[obj.purchase_id]),
+                           obj.purchase.store.code, obj.purchase.receipt_no)
+
+
+class HoldStatusFilter(DefaultStatusFilter):
+    status_choices = PointsHold.Status.choices
+    default = PointsHold.Status.PENDING
+
+
+@admin.register(PointsHold)
+class PointsHoldAdmin(MemberRowAdmin):
+    """Points earned inside a return window; released by the nightly job, cancelled by returns."""
+
+    store_path = "purchase__store"
+    list_display = ["available_at", "member_link", "purchase_link", "points", "cancelled_points", "status"]
+    list_filter = [HoldStatusFilter, PurchaseStoreFilter]
+    list_select_related = ["member", "purchase__store"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["available_at"]
+
+    @admin.display(description=_("purchase"))
+    def purchase_link(self, obj):
+        return format_html('<a href="{}">{} {}</a>', reverse("admin:membership_purchase_change",
+                                                              args=[obj.purchase_id]),
+                           obj.purchase.store.code, obj.purchase.receipt_no)
+
+
+# --- ledgers and tier history -------------------------------------------------------------------
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(MemberRowAdmin):
+    """The points ledger: append-only, never edited or deleted; a mistake is corrected by a new entry."""
+
+    list_display = ["created_at", "member_link", "kind", "points", "balance_after", "store", "legal_entity",
+                    "terminal", "receipt_no", "operator", "reason", "cause_shown"]
+    list_filter = ["kind", StoreFilter, "legal_entity", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member", "store", "legal_entity", "terminal__store", "operator"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("cause")
+
+    @admin.display(description=_("caused by"))
+    def cause_shown(self, obj):
+        return cause_link(obj)
+
+
+@admin.register(PointsDebtEntry)
+class PointsDebtEntryAdmin(MemberRowAdmin):
+    """Points members owe after returns took back points already spent; append-only."""
+
+    list_display = ["created_at", "member_link", "kind", "points", "debt_after", "reason", "cause_shown"]
+    list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("cause")
+
+    @admin.display(description=_("caused by"))
+    def cause_shown(self, obj):
+        return cause_link(obj)
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(MemberRowAdmin):
+    list_display = ["created_at", "member_link", "from_tier", "to_tier", "reason", "spend", "note", "actor"]
+    list_filter = ["reason", "to_tier", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member", "from_tier", "to_tier", "actor"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at"]
+
+
+@admin.register(TierSubscription)
+class TierSubscriptionAdmin(MemberRowAdmin):
+    """Paid tier terms sold and renewed, with their fee and the selling store."""
+
+    store_path = "store"
+    list_display = ["created_at", "member_link", "tier", "kind", "starts_on", "ends_on", "fee", "payment_method",
+                    "store", "operator"]
+    list_filter = ["tier", "kind", StoreFilter, ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member", "tier", "store", "operator"]
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at", "ends_on"]

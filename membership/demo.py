@@ -1,4 +1,5 @@
-"""Demo members for `seed_demo`: realistic people, families sharing a phone, legacy numbers, points.
+"""Demo members for `seed_demo`: realistic people, families sharing a phone, legacy numbers, points,
+and a year of their purchases across the formats, with the tiers and points that follow from them.
 
 The members come from a seeded random stream, household by household, so the
 first N members are the same on every machine and for every count. Each demo
@@ -14,14 +15,42 @@ member's points, so the points ledger holds.
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.pii import pii_digest, resident_id_check_digit
-from membership.models import Member, MemberCard, MemberEvent, MemberIdentity, MemberTag, PointsEntry, Tag, Tier
-from membership.services import MemberInput, luhn_check_digit, member_input_clean, member_no_new
-from stores.models import Store
+from membership.models import (
+    EarnRule,
+    Gift,
+    GiftStock,
+    Member,
+    MemberCard,
+    MemberEvent,
+    MemberIdentity,
+    MemberTag,
+    PointsEntry,
+    PointsHold,
+    Purchase,
+    Tag,
+    Tier,
+    TierChange,
+)
+from membership.services import (
+    MemberInput,
+    gift_stock_receive,
+    luhn_check_digit,
+    member_input_clean,
+    member_no_new,
+    paid_tier_buy,
+    points_for_purchase,
+    tiers_evaluate,
+)
+from stores.models import Format, Store
 
 DEMO_SOURCE = "DEMO"
 DEMO_SEED = 20261124
@@ -103,7 +132,6 @@ class DemoPerson:
     store: Store | None
     channel: str
     registered_at: datetime
-    tier_code: str
     status: str
     points: int
     marketing_consent: bool
@@ -216,14 +244,13 @@ def demo_people(*, stores: list[Store], today: date, seed: int = DEMO_SEED):
             if rng.random() < 0.7:
                 points = int(rng.paretovariate(1.3) * 300)
                 points = min(points, 80000)
-            tier_code = rng.choices(("NORMAL", "SILVER", "GOLD", "PLATINUM", "PLUS"), weights=(60, 22, 12, 4, 2))[0]
             status = rng.choices(
                 (Member.Status.ACTIVE, Member.Status.FROZEN, Member.Status.CLOSED), weights=(97, 2, 1)
             )[0]
             yield DemoPerson(
                 index=index, name=name, gender=gender, birth_date=birth_date, phone=phone,
                 family_phone=family_phone, id_number=id_number, household_size=size, store=store,
-                channel=channel, registered_at=registered_at, tier_code=tier_code, status=status,
+                channel=channel, registered_at=registered_at, status=status,
                 points=points, marketing_consent=(not phoneless) and rng.random() < 0.45,
                 card_no=f"6688{index:012d}" if rng.random() < 0.3 else "", legacy=legacy,
             )
@@ -291,7 +318,8 @@ def _create(people: list[DemoPerson], *, tiers: dict, tags: dict, today: date) -
             **values,
             member_no=_demo_member_no(person.index),
             marketing_consent_at=person.registered_at if values["marketing_consent"] else None,
-            tier=tiers[person.tier_code],
+            # Everyone starts at the lowest tier: seed_loyalty's evaluation gives the tier their spend reaches.
+            tier=tiers["NORMAL"],
             points=person.points,
             registered_store=person.store,
             registered_channel=person.channel,
@@ -368,3 +396,299 @@ def _fill_pks(members: list[Member]) -> None:
     ids = dict(Member.objects.filter(member_no__in=[m.member_no for m in missing]).values_list("member_no", "pk"))
     for member in missing:
         member.pk = ids[member.member_no]
+
+
+# --- loyalty: earn rules, gifts, a year of purchases, tiers and Plus --------------------------------------
+
+# format -> yuan per point, excluded categories, return window (days)
+EARN_RULES = {
+    "DEPT": (Decimal("1.00"), "", 0),
+    "SUPER": (Decimal("2.00"), "TOBACCO", 0),
+    "ELEC": (Decimal("1.00"), "GIFTCARD", 0),
+    "AUTO": (Decimal("10.00"), "", 7),
+}
+# code, name, points, description, stock per store
+GIFTS = [
+    ("BAG", "环保购物袋", 200, "可折叠无纺布购物袋", 200),
+    ("FLASK", "保温杯", 1500, "500毫升不锈钢保温杯", 40),
+    ("OIL5L", "食用油5L", 3000, "5升压榨花生油", 30),
+    ("COOKER", "电饭煲", 12000, "4升智能电饭煲", 5),
+]
+GIFT_STORES = ("DEPT001", "SUPER001", "ELEC001", "DEPT002", "SUPER002", "SUPER003")
+PAYMENT_METHODS = ("cash", "wechat", "alipay", "bank_card", "prepaid_card")
+# Categories a POS sends per format, with the share of lines and a typical line price (median yuan).
+CATEGORIES = {
+    "SUPER": (("FRESH", 35, 16), ("GROCERY", 30, 14), ("DAIRY", 15, 12), ("HOUSEHOLD", 12, 20),
+              ("TOBACCO", 4, 40), ("ALCOHOL", 4, 45)),
+    "DEPT": (("APPAREL", 40, 320), ("COSMETICS", 25, 220), ("SHOES", 15, 420), ("HOME", 15, 150),
+             ("GOLD", 5, 2200)),
+    "ELEC": (("APPLIANCE", 45, 2200), ("PHONE", 30, 3200), ("ACCESSORY", 20, 150), ("GIFTCARD", 5, 500)),
+    "AUTO": (("SERVICE", 100, 900),),
+}
+PURCHASE_BATCH = 250
+DEMO_PLUS_EVERY = 40
+
+
+@dataclass
+class LoyaltyResult:
+    earn_rules: int = 0
+    gifts: int = 0
+    purchases: int = 0
+    points_entries: int = 0
+    points_held: int = 0
+    tiers: dict = field(default_factory=dict)
+    plus: int = 0
+
+
+def seed_earn_rules() -> int:
+    """The demo points rules per format; a rule staff changed is left as it is. Return how many were created."""
+    created = 0
+    for format_ in Format.objects.filter(code__in=EARN_RULES):
+        per_point, excluded, pending_days = EARN_RULES[format_.code]
+        _rule, was_created = EarnRule.objects.get_or_create(
+            format=format_,
+            defaults={"amount_per_point": per_point, "excluded_categories": excluded, "pending_days": pending_days},
+        )
+        created += was_created
+    return created
+
+
+def seed_gifts() -> int:
+    """The gift catalogue, with a first delivery at a few desks through the stock service (so its ledger holds)."""
+    stores = list(Store.objects.filter(code__in=GIFT_STORES).order_by("code"))
+    created = 0
+    for code, name, points, description, quantity in GIFTS:
+        gift, was_created = Gift.objects.get_or_create(
+            code=code, defaults={"name": name, "points": points, "description": description}
+        )
+        created += was_created
+        stocked = set(GiftStock.objects.filter(gift=gift).values_list("store_id", flat=True))
+        for store in stores:
+            if store.pk not in stocked:
+                gift_stock_receive(gift=gift, store=store, quantity=quantity, operator=None, reason="演示数据首批到货")
+    return created
+
+
+def seed_loyalty(*, today: date | None = None, seed: int = DEMO_SEED) -> LoyaltyResult:
+    """Earn rules, gifts, a year of purchases of the demo members, their tiers, and Plus for a few.
+
+    Purchases are built in Python and written in bulk, each with the earn entry
+    (or the points hold, inside a return window) that purchase_record would
+    write, so balances equal the ledger. The history is earned at each format's
+    base rate: it starts before anyone had earned a tier. The nightly tier
+    evaluation then gives members the tier their spend reaches. Members who
+    already have purchases are left alone, so a second run adds nothing.
+    """
+    today = today or timezone.localdate()
+    result = LoyaltyResult(earn_rules=seed_earn_rules(), gifts=seed_gifts())
+    stores = _stores_by_city_and_format()
+    rules = {rule.format_id: rule for rule in EarnRule.objects.all()}
+    demo_ids = list(
+        MemberIdentity.objects.filter(source=DEMO_SOURCE, member__status=Member.Status.ACTIVE)
+        .order_by("member_id").values_list("member_id", flat=True)
+    )
+    for start in range(0, len(demo_ids), PURCHASE_BATCH):
+        purchases, entries, holds = _purchases_create(demo_ids[start:start + PURCHASE_BATCH], stores=stores,
+                                                      rules=rules, today=today, seed=seed)
+        result.purchases += purchases
+        result.points_entries += entries
+        result.points_held += holds
+    result.tiers = tiers_evaluate(today=today).as_dict()
+    result.plus = _plus_for_a_few(today=today)
+    return result
+
+
+def _stores_by_city_and_format() -> dict:
+    stores: dict = {}
+    for store in Store.objects.exclude(status=Store.Status.CLOSED).select_related("format").order_by("code"):
+        stores.setdefault((store.region_id, store.format.code), []).append(store)
+        stores.setdefault((None, store.format.code), []).append(store)
+    return stores
+
+
+def _demo_index(member: Member) -> int:
+    return int(member.member_no[3:11]) if member.member_no.startswith("890") else member.pk
+
+
+def _shopping_plan(rng: random.Random, *, elderly: bool) -> dict[str, int]:
+    """Visits per format in a year: supermarket small and frequent, department store medium, electronics
+    occasional, cars rare; the elderly mostly shop at the supermarket. A few big spenders make the upper tiers."""
+    if rng.random() < 0.12:
+        return {}
+    level = rng.choices(("light", "regular", "big", "vip"), weights=(38, 44, 14, 4))[0]
+    low, high = {"light": (0, 2), "regular": (1, 6), "big": (12, 28), "vip": (35, 70)}[level]
+    if elderly:
+        low, high = low // 2, high // 2
+    plan = {
+        "SUPER": rng.randint(12, 50) if elderly else rng.randint(2, 30),
+        "DEPT": rng.randint(low, high),
+        "ELEC": int(rng.random() < (0.15 if elderly else 0.35)) + int(level in ("big", "vip")),
+        "AUTO": 0 if elderly else (rng.randint(1, 3) if rng.random() < 0.05 else 0),
+    }
+    if not elderly and rng.random() < 0.012:
+        plan["CAR"] = 1
+    return plan
+
+
+def _basket(rng: random.Random, format_code: str) -> list[dict]:
+    if format_code == "CAR":
+        price = Decimal(rng.randrange(79_800, 339_800, 1000))
+        return [{"sku": f"VEH{rng.randrange(10**6):06d}", "category": "VEHICLE", "amount": f"{price:.2f}",
+                 "quantity": "1"}]
+    choices = CATEGORIES[format_code]
+    size = {"SUPER": rng.randint(1, 5), "DEPT": rng.randint(1, 2), "ELEC": 1, "AUTO": 1}[format_code]
+    lines = []
+    for _line in range(size):
+        category, _weight, median = rng.choices(choices, weights=[c[1] for c in choices])[0]
+        amount = Decimal(str(round(median * rng.lognormvariate(0, 0.5), 1))).quantize(Decimal("0.01"))
+        amount = max(amount, Decimal("1.50"))
+        lines.append({"sku": f"{format_code[0]}{rng.randrange(10**7):07d}", "category": category,
+                      "amount": f"{amount:.2f}", "quantity": str(rng.randint(1, 3) if format_code == "SUPER" else 1)})
+    return lines
+
+
+@transaction.atomic
+def _purchases_create(member_ids: list[int], *, stores: dict, rules: dict, today: date, seed: int):
+    shopped = set(Purchase.objects.filter(member_id__in=member_ids).values_list("member_id", flat=True).distinct())
+    members = list(
+        Member.objects.select_for_update(of=("self",)).select_related("tier", "paid_tier", "registered_store")
+        .filter(pk__in=[pk for pk in member_ids if pk not in shopped]).order_by("pk")
+    )
+    now = timezone.now()
+    year_ago = now - timedelta(days=365)
+    plans = []
+    for member in members:
+        index = _demo_index(member)
+        rng = random.Random(seed * 1_000_003 + index)
+        elderly = (member.age or 0) > 60
+        home = member.registered_store
+        start = max(year_ago, member.registered_at)
+        seconds = int((now - start).total_seconds())
+        if seconds < 3600:
+            continue
+        visits = []
+        for format_code, count in _shopping_plan(rng, elderly=elderly).items():
+            for _visit in range(count):
+                store_format = "AUTO" if format_code == "CAR" else format_code
+                nearby = (stores.get((home.region_id if home else None, store_format))
+                          or stores.get((None, store_format)))
+                if not nearby:
+                    continue
+                # Mostly the home city; one visit in ten anywhere (travel, another district).
+                if rng.random() < 0.1:
+                    nearby = stores[(None, store_format)]
+                moment = start + timedelta(seconds=rng.randrange(seconds))
+                local = timezone.localtime(moment)
+                moment = local.replace(hour=rng.randint(9, 20), minute=rng.randrange(60))
+                if moment >= now or moment <= start:
+                    continue
+                visits.append((moment, rng.choice(nearby), _basket(rng, format_code), rng.choice(PAYMENT_METHODS)))
+        visits.sort(key=lambda visit: visit[0])
+        plans.append((member, index, visits))
+
+    purchases = []
+    for member, index, visits in plans:
+        for number, (moment, store, lines, payment_method) in enumerate(visits, start=1):
+            amount = sum((Decimal(line["amount"]) for line in lines), Decimal("0.00"))
+            rule = rules.get(store.format_id) or EarnRule(format=store.format)
+            purchases.append(Purchase(
+                member=member, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
+                receipt_no=f"DEMO{index:07d}-{number:04d}", amount=amount, occurred_at=moment,
+                payment_method=payment_method, lines=lines, created_at=moment,
+                points_earned=points_for_purchase(member=member, store=store, amount=amount, occurred_at=moment,
+                                                  lines=lines, payment_method=payment_method, rule=rule),
+            ))
+    Purchase.objects.bulk_create(purchases, batch_size=1000)
+    _fill_purchase_pks(purchases)
+
+    purchase_type = ContentType.objects.get_for_model(Purchase)
+    entries, held, releases = [], [], []
+    for purchase in purchases:
+        if not purchase.points_earned:
+            continue
+        rule = rules.get(purchase.format_id)
+        window = timedelta(days=rule.pending_days) if rule is not None else timedelta(0)
+        available_at = purchase.occurred_at + window
+        if window and available_at > now:
+            held.append(PointsHold(member=purchase.member, purchase=purchase, points=purchase.points_earned,
+                                   available_at=available_at))
+            continue
+        # The reasons purchase_record and points_holds_release write, in the language of the run.
+        if window:
+            reason = gettext("pending points of receipt %(receipt_no)s released") % {"receipt_no": purchase.receipt_no}
+        else:
+            reason = gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": purchase.receipt_no}
+        entry = PointsEntry(
+            member=purchase.member, kind=PointsEntry.Kind.EARN, points=purchase.points_earned, balance_after=0,
+            store=purchase.store, receipt_no=purchase.receipt_no, legal_entity_id=purchase.legal_entity_id,
+            reason=reason, cause_type=purchase_type, cause_id=str(purchase.pk), created_at=available_at,
+        )
+        entries.append(entry)
+        if window:
+            releases.append((purchase, entry, available_at))
+    # Appended in time order per member: the last entry of a member carries the balance.
+    entries.sort(key=lambda entry: (entry.member.pk, entry.created_at))
+    balances = {member.pk: member.points for member in members}
+    for entry in entries:
+        balances[entry.member.pk] += entry.points
+        entry.balance_after = balances[entry.member.pk]
+    PointsEntry.objects.bulk_create(entries, batch_size=1000)
+    _fill_entry_pks(entries)
+    PointsHold.objects.bulk_create(held, batch_size=1000)
+    PointsHold.objects.bulk_create([
+        PointsHold(member=purchase.member, purchase=purchase, points=purchase.points_earned, available_at=moment,
+                   status=PointsHold.Status.RELEASED, released_entry=entry)
+        for purchase, entry, moment in releases
+    ], batch_size=1000)
+    for member in members:
+        if balances[member.pk] != member.points:
+            Member.objects.filter(pk=member.pk).update(points=balances[member.pk])
+    return len(purchases), len(entries), len(held)
+
+
+def _fill_purchase_pks(purchases: list[Purchase]) -> None:
+    missing = [purchase for purchase in purchases if purchase.pk is None]
+    if not missing:
+        return
+    ids = dict(Purchase.objects.filter(receipt_no__in=[p.receipt_no for p in missing])
+               .values_list("receipt_no", "pk"))
+    for purchase in missing:
+        purchase.pk = ids[purchase.receipt_no]
+
+
+def _fill_entry_pks(entries: list[PointsEntry]) -> None:
+    missing = [entry for entry in entries if entry.pk is None]
+    if not missing:
+        return
+    ids = dict(PointsEntry.objects.filter(kind=PointsEntry.Kind.EARN, receipt_no__in=[e.receipt_no for e in missing])
+               .values_list("receipt_no", "pk"))
+    for entry in missing:
+        entry.pk = ids[entry.receipt_no]
+
+
+def _plus_for_a_few(*, today: date) -> int:
+    """Plus for one demo member in DEMO_PLUS_EVERY, bought at their store's desk (a member who has it keeps it)."""
+    plus = Tier.objects.filter(kind=Tier.Kind.PAID, code="PLUS", is_active=True).first()
+    if plus is None:
+        return 0
+    members = (
+        Member.objects.filter(
+            Exists(MemberIdentity.objects.filter(member=OuterRef("pk"), source=DEMO_SOURCE)),
+            Exists(Purchase.objects.filter(member=OuterRef("pk"))),
+            status=Member.Status.ACTIVE, paid_tier__isnull=True,
+        )
+        .exclude(Exists(TierChange.objects.filter(
+            member=OuterRef("pk"), reason__in=[TierChange.Reason.PAID, TierChange.Reason.PAID_EXPIRY]
+        )))
+        .select_related("registered_store").order_by("pk")
+    )
+    sold = 0
+    for member in members.iterator(chunk_size=500):
+        index = _demo_index(member)
+        if index % DEMO_PLUS_EVERY != 7:
+            continue
+        rng = random.Random(DEMO_SEED + index)
+        paid_tier_buy(member=member, tier=plus, store=member.registered_store, today=today,
+                      payment_method=rng.choice(PAYMENT_METHODS[:4]))
+        sold += 1
+    return sold

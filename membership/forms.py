@@ -5,11 +5,13 @@ members (ID check digits, possible phones, a way to find the member again) lives
 in membership.services, and its MemberInvalid messages are put next to the fields.
 """
 
+from datetime import date, timedelta
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from membership.models import Member
-from membership.services import MemberInput
+from membership.models import Member, Tier
+from membership.services import MemberInput, months_add
 
 BIRTH_DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y.%m.%d"]
 ID_TYPES = [choice for choice in Member.IdType.choices if choice[0] != Member.IdType.NONE]
@@ -130,3 +132,71 @@ class ContactUpdateForm(forms.Form):
             elif data[field_name]:
                 changes[field_name] = data[field_name]
         return changes
+
+
+# --- points, gifts and paid tiers ---------------------------------------------------------------
+
+# How a paid tier's fee was paid: kept on the TierSubscription for finance.
+PAYMENT_METHODS = [
+    ("cash", _("cash")),
+    ("bank_card", _("bank card")),
+    ("wechat", _("WeChat Pay")),
+    ("alipay", _("Alipay")),
+    ("prepaid_card", _("prepaid card")),
+]
+MAX_GIFT_QUANTITY = 99
+
+
+class GiftRedeemForm(forms.Form):
+    """A gift from the desk store's stock and how many; whether the member has the points is the service's rule."""
+
+    gift = forms.TypedChoiceField(
+        label=_("Gift"), coerce=int, widget=forms.RadioSelect,
+        error_messages={"required": _("Choose a gift."), "invalid_choice": _("This gift is not available here.")},
+    )
+    quantity = forms.IntegerField(
+        label=_("Quantity"), min_value=1, max_value=MAX_GIFT_QUANTITY, initial=1,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        error_messages={"required": _("Enter how many."), "invalid": _("Enter a whole number.")},
+    )
+
+    def __init__(self, *args, gifts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gifts = {gift.pk: gift for gift in gifts}
+        self.fields["gift"].choices = [(gift.pk, gift.name) for gift in gifts]
+
+    def clean_gift(self):
+        return self.gifts[self.cleaned_data["gift"]]
+
+
+def paid_tiers_on_sale():
+    return Tier.objects.filter(kind=Tier.Kind.PAID, is_active=True).order_by("rank", "code")
+
+
+def paid_tier_term(*, member: Member, tier: Tier, today: date) -> tuple[date, date]:
+    """The term a sale today would give, as paid_tier_buy sets it: a renewal follows on, a purchase starts today."""
+    running = member.paid_tier_id == tier.pk and member.paid_tier_until is not None and member.paid_tier_until >= today
+    starts_on = member.paid_tier_until + timedelta(days=1) if running else today
+    return starts_on, months_add(starts_on, tier.term_months) - timedelta(days=1)
+
+
+class PaidTierSaleForm(forms.Form):
+    """A term of a paid tier (Plus) sold at the desk: which tier and how the fee was paid."""
+
+    tier = forms.ModelChoiceField(
+        label=_("Paid tier"), queryset=None, empty_label=None, widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("This paid tier is not on sale.")},
+    )
+    payment_method = forms.ChoiceField(label=_("Paid by"), choices=PAYMENT_METHODS, initial="cash")
+
+    def __init__(self, *args, tiers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].queryset = tiers
+        first = tiers.first()
+        if first is not None:
+            self.fields["tier"].initial = first.pk
+
+    def offers(self, *, member: Member, today: date) -> list[tuple[Tier, date, date]]:
+        """Each paid tier on sale with the term a sale today would give (what the clerk reads out)."""
+        return [(tier, *paid_tier_term(member=member, tier=tier, today=today))
+                for tier in self.fields["tier"].queryset]

@@ -10,4 +10,7 @@ urlpatterns = [
     path("register/", views.register, name="register"),
     path("members/<str:member_no>/", views.member_detail, name="member"),
     path("members/<str:member_no>/contact/", views.contact_update, name="contact"),
+    path("members/<str:member_no>/gifts/", views.gift_redeem_page, name="gifts"),
+    path("members/<str:member_no>/gifts/<int:redemption_id>/", views.gift_slip, name="gift_slip"),
+    path("members/<str:member_no>/plus/", views.paid_tier_sale, name="paid_tier"),
 ]

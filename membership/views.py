@@ -1,7 +1,8 @@
 """The service desk (/desk/): large-type, keyboard-only pages for store clerks.
 
 A clerk finds a member with one search box, registers a new one, prints the
-registration slip and updates contact details. Every write goes through
+registration slip, updates contact details, gives gifts for points (礼品兑换)
+and sells or renews a paid tier (Plus). Every write goes through
 membership.services; these views parse, call and present.
 """
 
@@ -11,22 +12,48 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import DomainError
 from membership.errors import MemberAlreadyRegistered, MemberInvalid, MemberNotActive
-from membership.forms import ContactUpdateForm, MemberRegisterForm, StoreChoiceForm
-from membership.models import Member
-from membership.queries import classify_search, likely_duplicates, members_by_id_number, members_search
-from membership.services import member_contact_update, member_input_clean, member_register
+from membership.forms import (
+    ContactUpdateForm,
+    GiftRedeemForm,
+    MemberRegisterForm,
+    PaidTierSaleForm,
+    StoreChoiceForm,
+    paid_tiers_on_sale,
+)
+from membership.models import GiftRedemption, Member, PointsHold
+from membership.queries import (
+    classify_search,
+    gifts_available,
+    likely_duplicates,
+    member_points_expiring,
+    members_by_id_number,
+    members_search,
+)
+from membership.services import (
+    gift_redeem,
+    member_contact_update,
+    member_input_clean,
+    member_register,
+    paid_tier_active,
+    paid_tier_buy,
+)
 from stores.models import Store
 from stores.queries import user_store_ids
 
 DESK_PERMISSION = "membership.use_service_desk"
+GIFT_PERMISSION = "membership.redeem_gift"
+PAID_TIER_PERMISSION = "membership.sell_paid_tier"
 SESSION_STORE_KEY = "desk_store_id"
 SEARCH_MAX_LENGTH = 100
 # Kinds of search that name one person; a single hit opens the member at once,
@@ -213,7 +240,7 @@ def _focus(form, *, default: str | None) -> None:
 def _member_or_none(member_no: str) -> Member | None:
     if not (member_no.isascii() and member_no.isdigit() and len(member_no) <= 12):
         return None
-    return (Member.objects.select_related("tier", "registered_store__format__legal_entity")
+    return (Member.objects.select_related("tier", "paid_tier", "registered_store__format__legal_entity")
             .filter(member_no=member_no).first())
 
 
@@ -236,7 +263,21 @@ def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
         "points_entries": member.points_entries.select_related("store")[:10],
         "just_registered": request.GET.get("registered") == "1",
         "issuer": member.registered_store.legal_entity if member.registered_store else None,
+        **_points_summary(member),
+        "can_redeem_gift": request.user.has_perm(GIFT_PERMISSION) and member.status == Member.Status.ACTIVE,
+        "can_sell_paid_tier": request.user.has_perm(PAID_TIER_PERMISSION) and member.status == Member.Status.ACTIVE,
     })
+
+
+def _points_summary(member: Member) -> dict:
+    """Tier and points as the clerk tells them to the member: usable, pending, owed, expiring."""
+    remaining = F("points") - F("cancelled_points")
+    pending = member.points_holds.filter(status=PointsHold.Status.PENDING).aggregate(total=Sum(remaining))
+    return {
+        "paid_tier": paid_tier_active(member),
+        "points_pending": pending["total"] or 0,
+        "points_expiring": member_points_expiring(member=member),
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -270,3 +311,118 @@ def contact_update(request: HttpRequest, member_no: str) -> HttpResponse:
 def _contact_page(request, member, form, *, status: int = 200) -> HttpResponse:
     _focus(form, default="phone")
     return render(request, "desk/contact.html", {"member": member, "form": form}, status=status)
+
+
+# --- gifts for points (礼品兑换) ----------------------------------------------------------------------
+
+
+def _live_member_or_404(request: HttpRequest, member_no: str):
+    """The member a points page is about, or the page to show instead (not found, merged)."""
+    member = _member_or_none(member_no)
+    if member is None:
+        return None, _not_found(request, member_no)
+    if member.status == Member.Status.MERGED and member.merged_into_id:
+        return None, redirect(request.resolver_match.view_name, member_no=member.merged_into.member_no)
+    return member, None
+
+
+@require_http_methods(["GET", "POST"])
+@desk_view
+def gift_redeem_page(request: HttpRequest, member_no: str) -> HttpResponse:
+    if not request.user.has_perm(GIFT_PERMISSION):
+        return _forbidden(request, _("Your account may not give gifts for points. "
+                                     "Ask your store manager for the gift permission."))
+    member, other = _live_member_or_404(request, member_no)
+    if other is not None:
+        return other
+    gifts = list(gifts_available(store=request.desk_store))
+    form = GiftRedeemForm(request.POST if request.method == "POST" else None, gifts=gifts)
+    if request.method == "GET" or not form.is_valid():
+        return _gift_page(request, member, form, gifts, status=200 if request.method == "GET" else 400)
+    try:
+        redemption = gift_redeem(member=member, gift=form.cleaned_data["gift"], store=request.desk_store,
+                                 quantity=form.cleaned_data["quantity"], operator=request.user)
+    except DomainError as error:
+        _add_domain_errors(form, error)
+        return _gift_page(request, member, form, gifts, status=error.status if error.status < 500 else 400)
+    return redirect("desk:gift_slip", member_no=member.member_no, redemption_id=redemption.pk)
+
+
+def _add_domain_errors(form, error: DomainError) -> None:
+    for field_name, field_messages in (error.fields or {}).items():
+        target = field_name if field_name in form.fields else None
+        for message in field_messages:
+            form.add_error(target, message)
+    if not error.fields:
+        form.add_error(None, str(error))
+
+
+def _gift_page(request, member, form, gifts, *, status: int) -> HttpResponse:
+    chosen = form["gift"].value()
+    rows = [{"gift": gift, "affordable": gift.points <= member.points, "checked": str(gift.pk) == str(chosen)}
+            for gift in gifts]
+    if rows and not any(row["checked"] for row in rows):
+        first = next((row for row in rows if row["affordable"]), rows[0])
+        first["checked"] = True
+    return render(request, "desk/gifts.html", {
+        "member": member, "form": form, "rows": rows, "focus_quantity": "quantity" in form.errors,
+    }, status=status)
+
+
+@require_http_methods(["GET"])
+@desk_view
+def gift_slip(request: HttpRequest, member_no: str, redemption_id: int) -> HttpResponse:
+    """The result of a redemption with its printable slip; only at the desks of the store that gave it."""
+    if not request.user.has_perm(GIFT_PERMISSION):
+        return _forbidden(request, _("Your account may not give gifts for points. "
+                                     "Ask your store manager for the gift permission."))
+    redemption = (
+        GiftRedemption.objects.select_related("member", "gift", "store__format__legal_entity", "points_entry",
+                                              "operator")
+        .filter(pk=redemption_id, member__member_no=member_no, store__in=request.desk_stores).first()
+    )
+    if redemption is None:
+        return _not_found(request, member_no)
+    return render(request, "desk/gift_slip.html", {
+        "member": redemption.member,
+        "redemption": redemption,
+        "balance": redemption.points_entry.balance_after,
+        "issuer": redemption.store.format.legal_entity,
+    })
+
+
+# --- paid tiers (Plus) --------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@desk_view
+def paid_tier_sale(request: HttpRequest, member_no: str) -> HttpResponse:
+    """Sell or renew a paid tier: the fee and the new end date are on screen before the clerk confirms."""
+    if not request.user.has_perm(PAID_TIER_PERMISSION):
+        return _forbidden(request, _("Your account may not sell paid tiers. "
+                                     "Ask your store manager for the permission."))
+    member, other = _live_member_or_404(request, member_no)
+    if other is not None:
+        return other
+    form = PaidTierSaleForm(request.POST if request.method == "POST" else None, tiers=paid_tiers_on_sale())
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                subscription = paid_tier_buy(member=member, tier=form.cleaned_data["tier"], store=request.desk_store,
+                                             operator=request.user,
+                                             payment_method=form.cleaned_data["payment_method"])
+            except DomainError as error:
+                _add_domain_errors(form, error)
+                status = error.status if error.status < 500 else 400
+            else:
+                messages.success(request, _("%(tier)s %(kind)s: fee %(fee)s yuan received, valid until %(ends_on)s.")
+                                 % {"tier": subscription.tier.name, "kind": subscription.get_kind_display(),
+                                    "fee": subscription.fee, "ends_on": f"{subscription.ends_on:%Y-%m-%d}"})
+                return redirect("desk:member", member_no=member.member_no)
+        else:
+            status = 400
+    return render(request, "desk/paid_tier.html", {
+        "member": member, "form": form, "paid_tier": paid_tier_active(member),
+        "offers": form.offers(member=member, today=timezone.localdate()),
+    }, status=status)

@@ -19,8 +19,12 @@ ROLES: dict[str, tuple[str, ...]] = {
         "django_celery_beat.*", "django_celery_results.view_*", "axes.view_*", "axes.delete_accessattempt",
     ),
     "卡务运营": ("cards.*", "stores.view_store", "stores.view_format", "approvals.view_approvalrequest"),
+    # Finance settles points between legal entities: the ledgers and purchases, not the members' details.
     "财务": (
         "cards.view_*", "reports.*", "stores.view_*", "membership.view_tier", "approvals.view_*",
+        "membership.view_pointsentry", "membership.view_purchase", "membership.view_purchasereturn",
+        "membership.view_pointsdebtentry", "membership.view_pointshold", "membership.view_tiersubscription",
+        "membership.view_giftredemption", "membership.view_pointspolicy", "membership.view_earnrule",
     ),
     "市场营销": ("campaigns.*", "membership.view_*", "reports.view_*", "stores.view_store",
              "approvals.view_approvalrequest"),
@@ -28,10 +32,13 @@ ROLES: dict[str, tuple[str, ...]] = {
     "门店店长": (
         "stores.view_store", "stores.change_store", "stores.view_terminal", "stores.add_terminal",
         "stores.change_terminal", "membership.view_*", "membership.add_member", "membership.change_member",
+        # Receiving and counting the store's gift stock (every change is a stock movement).
+        "membership.change_giftstock",
         "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
-            "membership.use_service_desk"),
+            "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",
+            "membership.view_gift", "membership.view_giftstock", "membership.view_tier"),
     "报表查看": ("reports.view_*",),
 }
 

@@ -234,3 +234,50 @@ def test_wrong_id_number_is_shown_in_red_and_the_cursor_goes_back_to_it(live_ser
     assert page.input_value("#id_family_phone") == "13908070605"
     assert not Member.objects.exists()
     page.screenshot(path=str(SCREENSHOTS / "desk_register_error.png"))
+
+
+def test_clerk_gives_a_gift_for_points_keyboard_only_and_prints_the_slip(live_server, browser_page, desk_clerk):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from membership.models import Gift, GiftRedemption, GiftStock
+    from membership.services import gift_stock_receive, purchase_record
+    from tests.membership.conftest import register
+
+    page = browser_page
+    dept001 = Store.objects.get(code="DEPT001")
+    member = register(name="王秀英", phone="13908070611", store=dept001)
+    purchase_record(store=Store.objects.get(code="SUPER001"), member=member, receipt_no="S-77",
+                    amount=Decimal("2000.00"), occurred_at=timezone.now())
+    bag = Gift.objects.create(code="BAG", name="环保购物袋", points=200)
+    flask = Gift.objects.create(code="FLASK", name="保温杯", points=1500)
+    for gift in (bag, flask):
+        gift_stock_receive(gift=gift, store=dept001, quantity=10, operator=None)
+    page.goto(f"{live_server.url}/desk/members/{member.member_no}/")
+    page.fill("#id_username", "desk_clerk")
+    page.fill("#id_password", "pw-for-tests-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/desk/members/{member.member_no}/")
+
+    # when: F6 opens the gifts, the arrow key picks the flask, Tab goes to the quantity, Enter gives it
+    page.keyboard.press("F6")
+    page.wait_for_url(f"{live_server.url}/desk/members/{member.member_no}/gifts/")
+    assert page.evaluate("document.activeElement.type") == "radio"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Tab")
+    assert _focused(page) == "quantity"
+    page.screenshot(path=str(SCREENSHOTS / "desk_gifts.png"), full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/desk/members/{member.member_no}/gifts/*/")
+
+    # then: one flask is given, 1500 points are gone, and the slip prints with F8
+    redemption = GiftRedemption.objects.get()
+    assert (redemption.gift, redemption.quantity, redemption.points) == (flask, 1, 1500)
+    assert GiftStock.objects.get(gift=flask, store=dept001).quantity == 9
+    assert page.inner_text("[data-balance]") == "500"
+    assert page.evaluate("document.activeElement.hasAttribute('data-print')")
+    page.emulate_media(media="print")
+    assert page.is_visible("section.slip") and not page.is_visible("section.panel")
+    assert "保温杯" in page.inner_text("section.slip")
+    page.screenshot(path=str(SCREENSHOTS / "desk_gift_slip.png"), full_page=True)

@@ -8,7 +8,8 @@ from stores import demo as stores_demo
 
 class Command(BaseCommand):
     help = (
-        "Load the reference data (formats, stores, ...) and realistic demo data. "
+        "Load the reference data (formats, stores, ...) and realistic demo data: members, a year of their "
+        "purchases across the formats, tiers, points and a gift catalogue. "
         "Safe to run twice: rows are matched by their codes, demo members by their demo number."
     )
 
@@ -33,10 +34,17 @@ class Command(BaseCommand):
             stores = stores_demo.seed_stores()
             staff = stores_demo.seed_staff(password=settings.DEMO_ADMIN_PASSWORD)
             members = membership_demo.seed_members(count=options["members"])
+            loyalty = membership_demo.seed_loyalty()
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
         self.stdout.write(self.style.SUCCESS(
             f"Members: {members.created} created, {members.existing} already there, "
             f"{members.points_entries} opening points entries."
+        ))
+        tiers = ", ".join(f"{name} {count}" for name, count in loyalty.tiers.items() if count) or "no changes"
+        self.stdout.write(self.style.SUCCESS(
+            f"Loyalty: {loyalty.earn_rules} earn rules and {loyalty.gifts} gifts created; "
+            f"{loyalty.purchases} purchases with {loyalty.points_entries} points entries "
+            f"({loyalty.points_held} held in a return window); tiers: {tiers}; Plus sold: {loyalty.plus}."
         ))
