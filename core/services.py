@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
 from core.models import IdempotencyRecord, PersonalDataAccess
@@ -19,18 +19,27 @@ def request_fingerprint(*, method: str, path: str, data) -> str:
 def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[IdempotencyRecord, bool]:
     """Claim a key for this request inside the caller's transaction.
 
-    Return (record, created). A concurrent request with the same key waits on
-    the unique index until the first one commits, then sees its record.
+    Return (record, created). One `INSERT ... ON CONFLICT DO NOTHING` claims a new
+    key (the common case, one statement on every POS write); a concurrent request
+    with the same key waits on the unique index until the first one commits, then
+    finds no row inserted and reads the first one's record, locked.
     """
-    record = IdempotencyRecord.objects.select_for_update().filter(terminal=terminal, key=key).first()
-    if record is not None:
-        return record, False
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(terminal=terminal, key=key, fingerprint=fingerprint)
-    except IntegrityError:
-        return IdempotencyRecord.objects.select_for_update().get(terminal=terminal, key=key), False
-    return record, True
+    now = timezone.now()
+    table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in ("terminal_id", "key", "fingerprint", "created_at"))
+    conflict = ", ".join(connection.ops.quote_name(name) for name in ("terminal_id", "key"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s) "  # noqa: S608 (names from the model)
+            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING id",
+            [terminal.pk, key, fingerprint, now],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        record = IdempotencyRecord(pk=row[0], terminal=terminal, key=key, fingerprint=fingerprint, created_at=now)
+        record._state.adding = False
+        return record, True
+    return IdempotencyRecord.objects.select_for_update().get(terminal=terminal, key=key), False
 
 
 def idempotency_records_purge(*, now=None) -> int:

@@ -309,7 +309,7 @@ def test_redeeming_below_the_minimum_is_limit_exceeded(api, member_with_points):
     response = post(api, REDEEM, {"member_no": member_with_points.member_no, "points": 50, "receipt_no": "D-1"})
 
     assert_error(response, 422, "limit_exceeded")
-    assert "minimum per receipt" in response.json()["error"]["message"]
+    assert "每单最低限额" in response.json()["error"]["message"]
     assert balance(member_with_points) == 1000
 
 

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from core.schedules import ensure_schedules
+from core.schedules import NIGHTLY, ensure_schedules
 from membership.models import Member, MemberIdentity, MergeCandidate
 from membership.services import member_merge_request, merge_candidate_dismiss, merge_candidates_detect
 from membership.tasks import merge_candidates_detect as merge_candidates_detect_task
@@ -157,3 +157,11 @@ def test_a_deleted_schedule_is_created_again():
     PeriodicTask.objects.filter(task="core.check_ledgers").delete()
 
     assert ensure_schedules() == ["core: check ledgers"]
+
+
+def test_every_nightly_schedule_names_a_registered_task():
+    from config.celery import app
+
+    app.loader.import_default_modules()
+
+    assert {task for task, *_rest in NIGHTLY.values()} <= set(app.tasks)
