@@ -3,40 +3,55 @@
 One pass over the file, in batches, inside one transaction: each batch is
 validated with the desk's rules (`member_values_clean`, the core of
 `member_input_clean`) in a reading thread while the previous batch is being
-written, looked up against the database with indexed IN (= ANY) queries, and
-written (PostgreSQL COPY, or bulk_create elsewhere). Merge candidates for shared
-phones are found in one set-based statement after the last batch. Because
-earlier batches are already in the transaction, the
-database itself answers "is this ID number or legacy number already here, from
-an earlier import or earlier in this file?", so memory does not grow with the
-file. The transaction is rolled back at the end for a dry run, or when rows
-were invalid and the user did not choose to skip them: nothing is written
-then. A dry run therefore costs as much as an import, and its counts are
-exactly what the import would do.
+written, looked up against the database with indexed `= ANY(array)` queries,
+and written (PostgreSQL COPY, or bulk_create elsewhere). Merge candidates for
+shared phones are found in one set-based statement after the last batch.
+Because earlier batches are already in the transaction, the database itself
+answers "is this ID number or legacy number already here, from an earlier
+import or earlier in this file?", so memory does not grow with the file. The
+transaction is rolled back at the end for a dry run, or when rows were invalid
+and the user did not choose to skip them: nothing is written then. A dry run
+therefore costs as much as an import, and its counts are exactly what the
+import would do.
 
-Historical records (simple_history) are not written for imported members: the
-MemberEvent(kind=imported) of each imported row, the identity and the
-migration ledger entry already say where the member came from.
+On PostgreSQL the foreign keys of the written tables are checked after each
+statement rather than at commit, so the checks overlap the reading of the next
+batch; and a first migration into an empty members table drops the table's
+non-unique indexes and builds them again at the end (see
+`_Import.empty_table_indexes_drop`).
+
+Historical records (simple_history) are not written for imported members, and
+neither is an event for a member the import creates: its page already says
+where it came from (registered through an import, by whom, at which store; the
+legacy identity with its source, number and the time of the import; the
+migration ledger entry). A member that was there before the import gets a
+MemberEvent(kind=imported) for each legacy record attached to it.
 """
 
+import gc
 import json
 import operator
+import os
 import queue
 import re
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from functools import lru_cache
 from itertools import islice
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.tabular import Column, TableRow
 from membership.errors import MemberInvalid
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
-from membership.services import member_no_new, member_values_clean
+from membership.services import member_values_clean
 from stores.models import Store
 
 MEMBER_COLUMNS = (
@@ -262,13 +277,15 @@ def row_clean(row: TableRow, reference: _Reference) -> tuple[_Valid | None, dict
 class _Target:
     """The member a row lands on: one created in this batch, or one already in the database."""
 
-    __slots__ = ("pk", "values", "points", "is_new", "dirty", "phone_added", "first_row")
+    __slots__ = ("pk", "values", "points", "is_new", "existed", "dirty", "phone_added", "first_row")
 
-    def __init__(self, *, values: dict, points: int, is_new: bool, pk: int | None = None, first_row: int = 0):
+    def __init__(self, *, values: dict, points: int, is_new: bool, pk: int | None = None, first_row: int = 0,
+                 existed: bool = False):
         self.pk = pk
         self.values = values
         self.points = points
         self.is_new = is_new
+        self.existed = existed  # the member was there before this import (not made by an earlier batch of it)
         self.dirty = False
         self.phone_added = False
         self.first_row = first_row
@@ -297,6 +314,18 @@ _MEMBER_COLUMNS = (
 
 _MEMBER_VALUES = tuple(name for name in _MEMBER_COLUMNS if name not in ("id", "points"))
 _member_values = operator.itemgetter(*_MEMBER_VALUES)
+_MEMBER_DATE_PLACES = tuple(
+    2 + _MEMBER_VALUES.index(name) for name in ("birth_date", "marketing_consent_at", "registered_at"))
+
+
+def _member_copy_row(target: "_Target", now_text: str) -> list:
+    """The member's COPY row: dates and times as ISO text (psycopg adapts a time zone-aware datetime slowly)."""
+    row = [target.pk, target.points, *_member_values(target.values)]
+    for place in _MEMBER_DATE_PLACES:
+        if row[place] is not None:
+            row[place] = row[place].isoformat()
+    row[-1] = now_text  # updated_at
+    return row
 _IDENTITY_COLUMNS = ("member_id", "kind", "source", "external_no", "created_at")
 _LEDGER_COLUMNS = ("member_id", "kind", "points", "balance_after", "store_id", "receipt_no", "operator_id", "reason",
                    "cause_id", "created_at")
@@ -304,13 +333,60 @@ _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_as
 _EVENT_COLUMNS = ("member_id", "kind", "actor_id", "store_id", "data", "created_at")
 
 
+# Member numbers are made as member_no_new makes them ("8", ten random digits, a Luhn check digit), a batch at a
+# time from one read of the system's random source: one call per number was a tenth of the import's time.
+_NUMBER_SPACE = 10**10
+_NUMBER_DRAW_LIMIT = (1 << 64) - (1 << 64) % _NUMBER_SPACE  # below it, a draw modulo 10**10 is uniform
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+@lru_cache(maxsize=1)
+def _luhn_tables() -> tuple[bytes, bytes]:
+    """Luhn sums (mod 10) of the low and high five digits of the ten random ones, by their value."""
+    low = bytearray(100_000)
+    high = bytearray(100_000)
+    doubled, plain = _LUHN_DOUBLED, range(10)
+    for value in range(100_000):
+        d0, d1, d2, d3, d4 = value % 10, value // 10 % 10, value // 100 % 10, value // 1000 % 10, value // 10_000
+        # Counted from the check digit's left neighbour (doubled), the low five sit at places 0-4, the high at 5-9.
+        low[value] = (doubled[d0] + plain[d1] + doubled[d2] + plain[d3] + doubled[d4]) % 10
+        high[value] = (plain[d0] + doubled[d1] + plain[d2] + doubled[d3] + plain[d4]) % 10
+    return bytes(low), bytes(high)
+
+
+def member_numbers_new(count: int) -> list[str]:
+    """count random member numbers, each as member_no_new would make it (they may repeat: check before use)."""
+    low, high = _luhn_tables()
+    numbers: list[str] = []
+    while len(numbers) < count:
+        draws = array("Q", os.urandom(8 * (count - len(numbers))))
+        for draw in draws:
+            if draw >= _NUMBER_DRAW_LIMIT:
+                continue
+            digits = draw % _NUMBER_SPACE
+            # The leading 8 sits at place 10, doubled: 7.
+            total = 7 + low[digits % 100_000] + high[digits // 100_000]
+            numbers.append(f"8{digits:010d}{(10 - total % 10) % 10}")
+    return numbers
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal: one parameter that the server parses, instead of a list adapted item by item."""
+    return "{" + ",".join(
+        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
 def _among(queryset, field: str, values: list):
     """queryset.filter(field__in=values); on PostgreSQL as `= ANY(array)`, one parameter instead of thousands."""
     if connection.vendor != "postgresql":
         return queryset.filter(**{f"{field}__in": values})
     table, column = queryset.model._meta.db_table, queryset.model._meta.get_field(field).column
-    where = f'"{table}"."{column}" = ANY(%s)'
-    return queryset.extra(where=[where], params=[values])  # noqa: S610 (only the model's names are formatted in)
+    where = f'"{table}"."{column}" = ANY(%s::text[])'
+    return queryset.extra(where=[where], params=[_text_array(values)])  # noqa: S610 (only the model's names are formatted in)
+
+
+class _TableNotEmpty(Exception):
+    pass
 
 
 class _Import:
@@ -325,6 +401,7 @@ class _Import:
         self.reference = _Reference.load()
         self.report = ImportReport(source=source, dry_run=dry_run)
         self.copy = connection.vendor == "postgresql"
+        self.now_text = self.reference.now.isoformat()
 
     def reject(self, row: TableRow, errors: dict[str, list[str]]) -> None:
         rejection = Rejection(row_number=row.number, errors=errors)
@@ -384,14 +461,20 @@ class _Import:
         existing: dict[str, _Target] = {}
         if digests:
             # Locked in primary-key order, as every points posting does, so no deadlock with the POS.
+            # A member this run created came through an import and has no identity but this run's.
+            earlier_identity = MemberIdentity.objects.filter(member=OuterRef("pk")).exclude(
+                source=self.source, created_at=self.reference.now)
             for row in (
                 _among(Member.objects.select_for_update(), "id_number_digest", list(digests))
                 .exclude(status=Member.Status.MERGED).order_by("pk")
-                .values("pk", "member_no", "id_number_digest", "points", *_FILL_FIELDS)
+                .annotate(earlier_identity=Exists(earlier_identity))
+                .values("pk", "member_no", "id_number_digest", "points", "registered_channel", "earlier_identity",
+                        *_FILL_FIELDS)
             ):
                 values = {name: row[name] for name in ("member_no", *_FILL_FIELDS)}
+                existed = row["earlier_identity"] or row["registered_channel"] != Member.Channel.IMPORT
                 existing[row["id_number_digest"]] = _Target(values=values, points=row["points"], is_new=False,
-                                                            pk=row["pk"])
+                                                            pk=row["pk"], existed=existed)
 
         created: list[_Target] = []
         landed: list[tuple[_Valid, _Target, int]] = []
@@ -432,10 +515,11 @@ class _Import:
         pending = list(created)
         while pending:
             numbers = {}
+            draws = iter(member_numbers_new(len(pending) + 8))
             for target in pending:
-                number = member_no_new()
+                number = next(draws, None) or member_numbers_new(1)[0]
                 while number in numbers:
-                    number = member_no_new()
+                    number = member_numbers_new(1)[0]
                 numbers[number] = target
             taken = set(_among(Member.objects.all(), "member_no", list(numbers)).values_list("member_no", flat=True))
             pending = []
@@ -484,22 +568,28 @@ class _Import:
         Member.objects.bulk_update(members, ["points", *_FILL_FIELDS, "updated_at"], batch_size=1000)
 
     def _insert_related(self, created: list[_Target], landed: list[tuple[_Valid, _Target, int]]) -> None:
-        now = self.reference.now
-        reason = gettext("opening balance from %(source)s") % {"source": self.source}
-        identities = [(target.pk, MemberIdentity.Kind.LEGACY.value, self.source, item.legacy_no, now)
-                      for item, target, _balance in landed]
-        ledger = [(target.pk, PointsEntry.Kind.MIGRATION.value, item.points, balance,
-                   item.values["registered_store_id"], "", self.actor_id, f"{reason} {item.legacy_no}"[:200], "", now)
+        # COPY takes times as text: the run's time is written out once, not adapted again for every row.
+        now = self.now_text if self.copy else self.reference.now
+        source, actor_id = self.source, self.actor_id
+        legacy = MemberIdentity.Kind.LEGACY.value
+        reason = gettext("opening balance from %(source)s") % {"source": source}
+        identities = [(target.pk, legacy, source, item.legacy_no, now) for item, target, _balance in landed]
+        migration = PointsEntry.Kind.MIGRATION.value
+        ledger = [(target.pk, migration, item.points, balance, item.values["registered_store_id"], "", actor_id,
+                   f"{reason} {item.legacy_no}"[:200], "", now)
                   for item, target, balance in landed if item.points]
+        # A member this import creates has its story on its own page already: registered through an import, by
+        # whom, at which store, the legacy identity (source, number, time of the import) and the opening points.
+        # A member that was there before the import gets an event for each legacy record attached to it.
         events = [
-            (target.pk, MemberEvent.Kind.IMPORTED.value, self.actor_id, item.values["registered_store_id"],
-             _json({"source": self.source, "external_no": item.legacy_no, "row": item.row.number}), now)
-            for item, target, _balance in landed
+            (target.pk, MemberEvent.Kind.IMPORTED.value, actor_id, item.values["registered_store_id"],
+             _json({"source": source, "external_no": item.legacy_no, "row": item.row.number}), now)
+            for item, target, _balance in landed if target.existed
         ]
         if self.copy:
             with connection.cursor() as cursor:
                 self._copy(cursor, "membership_member", ("id", "points", *_MEMBER_VALUES),
-                           ((t.pk, t.points, *_member_values(t.values)) for t in created))
+                           [_member_copy_row(t, now) for t in created])
                 self._copy(cursor, "membership_memberidentity", _IDENTITY_COLUMNS, identities)
                 self._copy(cursor, "membership_pointsentry", _LEDGER_COLUMNS, ledger)
                 self._copy(cursor, "membership_memberevent", _EVENT_COLUMNS, events)
@@ -521,6 +611,78 @@ class _Import:
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    # A first migration into an empty members table (no member yet, so no POS or desk reads one) takes the table
+    # for itself until it commits, and drops the indexes the import does not read: one sort per index at the end
+    # builds them much faster than a million inserts into each, one at a time. The unique indexes stay, so every
+    # member number and ID number is still checked as it is written, and the lookups of the import use them.
+    # If the lock is not granted at once, or the table is not empty, the import writes through the indexes.
+    _LOCK_WAIT = "2s"
+
+    def empty_table_indexes_drop(self) -> list[str]:
+        """If the members table is empty, lock it and drop its non-unique indexes; return what rebuilds them."""
+        if not self.copy or Member.objects.exists():
+            return []
+        table = connection.ops.quote_name(Member._meta.db_table)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('lock_timeout')")
+                lock_timeout = cursor.fetchone()[0]
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [self._LOCK_WAIT])
+                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
+                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # noqa: S608 (the model's table)
+                if cursor.fetchone()[0]:
+                    raise _TableNotEmpty
+                cursor.execute(
+                    "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                    "WHERE indrelid = %s::regclass AND NOT indisunique "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
+                    [Member._meta.db_table],
+                )
+                indexes = cursor.fetchall()
+                for name, _definition in indexes:
+                    cursor.execute(f"DROP INDEX {name}")
+        except (_TableNotEmpty, OperationalError):
+            # Rolled back to the savepoint: the lock is released, nothing was dropped.
+            return []
+        return [definition for _name, definition in indexes]
+
+    @staticmethod
+    def indexes_create(definitions: list[str]) -> None:
+        with connection.cursor() as cursor:
+            for definition in definitions:
+                cursor.execute(definition)
+
+    def foreign_keys_immediate(self) -> list[str]:
+        """Check the deferred foreign keys from and to the written tables after each statement; return their names.
+
+        Checked at commit, millions of checks would run one after the other while nothing else can; checked
+        after each COPY, they run while the next batch is read and checked. Checks still pending from earlier
+        in an enclosing transaction run now (an index cannot be built on a table with pending checks).
+        """
+        if not self.copy:
+            return []
+        tables = [model._meta.db_table for model in (Member, MemberIdentity, PointsEntry, MemberEvent, MergeCandidate)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT conname FROM pg_constraint WHERE contype = 'f' AND condeferrable AND condeferred "
+                "AND (conrelid = ANY(%s::regclass[]) OR confrelid = ANY(%s::regclass[])) ORDER BY conname",
+                [_text_array(tables), _text_array(tables)],
+            )
+            names = [name for (name,) in cursor.fetchall()]
+            self._constraints_set(cursor, names, "IMMEDIATE")
+        return names
+
+    def foreign_keys_deferred(self, names: list[str]) -> None:
+        """Defer again what foreign_keys_immediate made immediate, as they were declared."""
+        with connection.cursor() as cursor:
+            self._constraints_set(cursor, names, "DEFERRED")
+
+    @staticmethod
+    def _constraints_set(cursor, names: list[str], mode: str) -> None:
+        if names:
+            cursor.execute(f"SET CONSTRAINTS {', '.join(connection.ops.quote_name(n) for n in names)} {mode}")
 
     # Members that share only a phone are listed for staff, never joined (CONTRACT section 4). The members of
     # this run that have a phone (created with one, or given one by a later row) are noted in a temporary table
@@ -548,7 +710,9 @@ class _Import:
         least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
         insert = "INSERT INTO" if connection.vendor == "postgresql" else "INSERT OR IGNORE INTO"
         conflict = " ON CONFLICT DO NOTHING" if connection.vendor == "postgresql" else ""
-        with connection.cursor() as cursor:
+        # The planner's guess for the pairs is billions of rows, which makes it compile the statement (JIT) for
+        # seconds; its sorts of every phone holder want more than the default work_mem.
+        with connection.cursor() as cursor, _settings_local(cursor, jit="off", work_mem="128MB"):
             cursor.execute(
                 f"""{insert} membership_mergecandidate (member_a_id, member_b_id, reason, status, detected_at)
                 WITH noted AS (SELECT DISTINCT id FROM {self._PHONE_TABLE}),
@@ -574,6 +738,37 @@ class _Import:
             )
             self.report.merge_candidates += max(cursor.rowcount, 0)
             cursor.execute(f"DROP TABLE {self._PHONE_TABLE}")
+
+
+@contextmanager
+def _young_garbage_only() -> Iterator[None]:
+    """Collect reference cycles only among objects made since the last batch (gc.collect(1) after each one).
+
+    Left to itself, the collector walks every object of the process (Django, the pinyin dictionaries) again
+    and again as the rows make and drop millions of objects: a fifth of the import's time, for nothing.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def _settings_local(cursor, **settings: str) -> Iterator[None]:
+    """PostgreSQL settings for the statements inside, put back after them (a failure rolls them back anyway)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    previous = {}
+    for name, value in settings.items():
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+        previous[name] = cursor.fetchone()[0]
+    yield
+    for name, value in previous.items():
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 _DONE = object()
@@ -640,17 +835,22 @@ def members_import(
     way. Raise MemberInvalid for a bad source name.
     """
     source = source_clean(source)
-    with transaction.atomic():
+    with transaction.atomic(), _young_garbage_only():
         run = _Import(source=source, actor=actor, dry_run=dry_run, skip_invalid=skip_invalid,
                       on_reject=on_reject, on_row=on_row)
         run.phone_table_create()
+        immediate = run.foreign_keys_immediate()
+        dropped = run.empty_table_indexes_drop()
         batches = _cleaned_batches(rows, run.reference, batch_size or BATCH_SIZE)
         try:
             for batch, cleaned in batches:
                 run.batch(batch, cleaned)
+                gc.collect(1)
         finally:
             batches.close()  # stops the reading thread at once if a batch failed
+        run.indexes_create(dropped)
         run.merge_candidates()
+        run.foreign_keys_deferred(immediate)
         report = run.report
         report.written = not dry_run and (skip_invalid or not report.rejected)
         if not report.written:

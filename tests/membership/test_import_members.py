@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from core.pii import pii_decrypt
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry
 from membership.queries import members_by_id_number, members_by_member_no
+from membership.services import member_no_is_valid
 from tests.membership.conftest import register, resident_id
 
 EN = ["member_no", "name", "phone", "id_number", "birth_date", "tier_code", "points", "store_code", "registered_at"]
@@ -89,7 +90,8 @@ def test_gbk_file_with_chinese_headers_imports_members_identities_and_points(ref
     assert pii_decrypt(wang.id_number_sealed) == ID_WANG and wang.id_number_masked.startswith("110")
     assert list(wang.identities.values_list("source", "external_no")) == [("DEPT_CRM", "A001")]
     assert wang.points_entries.get().kind == PointsEntry.Kind.MIGRATION
-    assert wang.events.get().kind == MemberEvent.Kind.IMPORTED
+    # The member page tells where the member came from: the channel, the identity and the opening entry.
+    assert not wang.events.exists()
     assert Member.objects.get(name="赵小红").tier.code == "SILVER"
     elderly = Member.objects.get(name="钱老太")
     assert (elderly.phone, elderly.id_number_digest, elderly.tier.code) == ("", None, "NORMAL")
@@ -292,6 +294,27 @@ def test_an_id_number_already_registered_at_the_desk_gets_the_legacy_identity(re
     assert members_by_member_no("A1").get() == desk
 
 
+def test_a_member_there_before_the_import_gets_an_event_for_each_legacy_record(reference_stores, tmp_path,
+                                                                                monkeypatch):
+    # given a member registered at the desk, and a file that holds them twice, in two batches, beside a new person
+    monkeypatch.setattr("membership.legacy.BATCH_SIZE", 2)
+    desk = register(name="王建国", id_type="resident_id", id_number=ID_WANG)
+    rows = [["A1", "王建国", "", ID_WANG, "", "", "", "", ""], ["A2", "李丽", "", ID_LI, "", "", "", "", ""],
+            ["A3", "王建国", "", ID_WANG, "", "", "", "", ""], ["A4", "李丽", "", ID_LI, "", "", "", "", ""]]
+    path = write_csv(tmp_path / "dept.csv", EN, rows)
+
+    # when
+    run(path)
+
+    # then the desk member's page lists both records; the member the file created has no event
+    imported = desk.events.filter(kind=MemberEvent.Kind.IMPORTED).order_by("pk")
+    assert [(event.data["source"], event.data["external_no"], event.data["row"]) for event in imported] == [
+        ("DEPT", "A1", 2), ("DEPT", "A3", 4)]
+    li = members_by_id_number(ID_LI).get()
+    assert not li.events.exists()
+    assert sorted(li.identities.values_list("external_no", flat=True)) == ["A2", "A4"]
+
+
 def test_members_sharing_only_a_phone_are_merge_candidates_not_joined(reference_stores, tmp_path):
     existing = register(name="李建国", phone="13800138000")
     rows = [["F1", "李小明", "13800138000", ID_LI, "", "", "", "", ""],
@@ -341,6 +364,68 @@ def test_batches_see_each_other_for_ids_and_duplicates(reference_stores, tmp_pat
     assert members_by_id_number(ID_WANG).get().points == 15
     assert MergeCandidate.objects.count() == 1
     assert_ledgers_hold()
+
+
+@pytest.mark.postgres
+def test_member_numbers_of_the_import_are_valid_and_distinct(reference_stores, tmp_path):
+    path = write_csv(tmp_path / "many.csv", EN, [[f"N{i}", "王芳", "", "", "", "", "", "", ""] for i in range(500)])
+
+    run(path)
+
+    numbers = list(Member.objects.values_list("member_no", flat=True))
+    assert len(set(numbers)) == 500
+    assert all(member_no_is_valid(number) for number in numbers)
+
+
+@pytest.mark.postgres
+def test_an_import_into_an_empty_members_table_rebuilds_every_index(reference_stores, tmp_path, good_rows):
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are dropped and rebuilt on PostgreSQL only")
+    before = member_indexes()
+    path = write_csv(tmp_path / "dept.csv", EN, good_rows)
+
+    run(path)
+
+    assert member_indexes() == before
+    assert Member.objects.filter(phone="13800138001").count() == 2
+    assert_ledgers_hold()
+
+
+@pytest.mark.postgres
+def test_a_dry_run_into_an_empty_members_table_keeps_every_index(reference_stores, tmp_path, good_rows):
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are dropped and rebuilt on PostgreSQL only")
+    before = member_indexes()
+    path = write_csv(tmp_path / "dept.csv", EN, good_rows)
+
+    run(path, "--dry-run")
+
+    assert member_indexes() == before
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.postgres
+def test_an_import_next_to_existing_members_keeps_their_indexes_in_place(reference_stores, tmp_path, good_rows):
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are dropped and rebuilt on PostgreSQL only")
+    register(name="李建国", phone="13800138000")
+    before = member_indexes(with_oid=True)
+    path = write_csv(tmp_path / "dept.csv", EN, good_rows)
+
+    run(path)
+
+    # Same index objects: nothing was dropped and built again under the members already there.
+    assert member_indexes(with_oid=True) == before
+    assert Member.objects.count() == 5
+
+
+def member_indexes(*, with_oid=False):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'membership_member'::regclass ORDER BY 2"
+        )
+        return [(oid, definition) if with_oid else definition for oid, definition in cursor.fetchall()]
 
 
 @pytest.mark.postgres
