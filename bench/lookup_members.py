@@ -25,9 +25,9 @@ import sys
 import time
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _support import SERVER, bench_database, migrate_with_stores
+
 DATABASE = "retail_bench_lookup"
 
 
@@ -35,49 +35,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000, help="Members to load (default 1,000,000).")
     parser.add_argument("--lookups", type=int, default=2000, help="Lookups of each kind (default 2,000).")
-    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+    parser.add_argument("--server", default=SERVER,
                         help="PostgreSQL server URL without a database name.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
     if args.members < 10 or args.lookups < 10:
         parser.error("--members and --lookups must be at least 10")
 
-    import psycopg
-
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
-    os.environ["DEBUG"] = "false"
-    # The throttle still runs on every call; the limit only has to let the benchmark's calls through.
-    os.environ["POS_RATE_LIMIT"] = "1000000/min"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    try:
+    with bench_database(args.server, DATABASE, keep=args.keep, environ={
+        # The throttle still runs on every call; the limit only has to let the benchmark's calls through.
+        "POS_RATE_LIMIT": "1000000/min",
+    }):
         return run(members=args.members, lookups=args.lookups)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 def run(*, members: int, lookups: int) -> int:
-    from django.core.management import call_command
 
-    from stores.demo import seed_stores
     from stores.services import terminal_create
 
     started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    seed_stores()
+    migrate_with_stores()
     _terminal, key = terminal_create(store_code="DEPT001", name="BENCH")
     print(f"migrated and seeded stores in {time.perf_counter() - started:.1f}s")
 
@@ -176,6 +153,7 @@ COLUMNS = (
     "id_number_sealed", "id_number_masked", "phone", "family_phone", "address", "contact_channel",
     "marketing_consent", "marketing_consent_at", "tier_id", "points", "registered_store_id",
     "registered_channel", "registered_by_id", "registered_at", "status", "merged_into_id", "notes", "updated_at",
+    "tier_downgrade_on", "paid_tier_id", "paid_tier_until", "points_debt",
 )
 
 
@@ -241,6 +219,7 @@ def load_members(*, count: int, lookups: int) -> dict[str, list[str]]:
                 "" if phoneless else phone, phone if phoneless else "", "",
                 "call" if phoneless else "sms", False, None, rng.choices(tiers, weights=tier_weights)[0], 0,
                 stores[index % len(stores)], "import", None, registered, "active", None, "", now,
+                None, None, None, 0,
             )
 
     with transaction.atomic(), connection.cursor() as cursor:

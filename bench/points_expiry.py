@@ -30,9 +30,9 @@ import random
 import sys
 import time
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _support import SERVER, bench_database, migrate_with_stores
+
 DATABASE = "retail_bench_expiry"
 RUN_ON = date(2026, 1, 1)
 
@@ -41,36 +41,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000, help="Members to load (default 1,000,000).")
     parser.add_argument("--batch", type=int, default=5000, help="Members per transaction of the expiry run.")
-    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+    parser.add_argument("--server", default=SERVER,
                         help="PostgreSQL server URL without a database name.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
     if args.members < 100:
         parser.error("--members must be at least 100")
 
-    import psycopg
-
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    try:
+    with bench_database(args.server, DATABASE, keep=args.keep) as server:
         return run(server=server, members=args.members, batch=args.batch)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 def load_average() -> str:
@@ -78,14 +57,11 @@ def load_average() -> str:
 
 
 def run(*, server: str, members: int, batch: int) -> int:
-    from django.core.management import call_command
 
     from membership.services import points_expire, points_expiry_cutoff
-    from stores.demo import seed_stores
 
     started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    seed_stores()
+    migrate_with_stores()
     print(f"migrated and seeded stores in {time.perf_counter() - started:.1f}s")
 
     started = time.perf_counter()

@@ -34,7 +34,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _support import ROOT, SERVER, bench_database, migrate_with_stores
+
 DATABASE = "retail_bench_purchases"
 STORES = ("DEPT001", "SUPER001", "ELEC001")
 TARGET = 800
@@ -49,41 +50,21 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
     parser.add_argument("--threads", type=int, default=2, help="Threads per worker, gthread (default 2).")
     parser.add_argument("--port", type=int, default=0, help="Port for gunicorn (default: a free one).")
-    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+    parser.add_argument("--server", default=SERVER,
                         help="PostgreSQL server URL without a database name.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= 0 or args.members < 100:
         parser.error("--clients must be at least 1, --seconds above 0 and --members at least 100")
 
-    import psycopg
-
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ.update({
-        "DATABASE_URL": f"{server}/{DATABASE}",
-        "DEBUG": "false",
+    with bench_database(args.server, DATABASE, keep=args.keep, environ={
         # The throttle still runs on every call; the limit only has to let the benchmark's calls through.
         "POS_RATE_LIMIT": "1000000/min",
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
-    })
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    try:
+    }):
         return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 def run(args) -> int:
@@ -116,16 +97,13 @@ def run(args) -> int:
 
 
 def prepare(*, members: int, clients: int) -> tuple[list[str], list[str]]:
-    from django.core.management import call_command
 
     from membership.models import EarnRule, Member, Tier
     from membership.services import luhn_check_digit
-    from stores.demo import seed_stores
     from stores.models import Format
     from stores.services import terminal_create
 
-    call_command("migrate", verbosity=0)
-    seed_stores()
+    migrate_with_stores()
     EarnRule.objects.create(format=Format.objects.get(code="DEPT"), amount_per_point=Decimal("1.00"))
     EarnRule.objects.create(format=Format.objects.get(code="SUPER"), amount_per_point=Decimal("2.00"),
                             excluded_categories="TOBACCO")

@@ -31,9 +31,9 @@ import sys
 import time
 from array import array
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _support import SERVER, bench_database, migrate_with_stores
+
 DATABASE = "retail_bench_tiers"
 
 
@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=1_000_000, help="Members to load (default 1,000,000).")
     parser.add_argument("--purchases", type=int, default=10_000_000,
                         help="Purchases to load (default 10,000,000).")
-    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+    parser.add_argument("--server", default=SERVER,
                         help="PostgreSQL server URL without a database name.")
     parser.add_argument("--churn", type=float, default=0.08,
                         help="Share of members one tier off the tier their spend reaches (default 0.08): about "
@@ -56,43 +56,19 @@ def main() -> int:
     if not 0 <= args.churn <= 1:
         parser.error("--churn is a share between 0 and 1")
 
-    import psycopg
-
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    try:
+    with bench_database(args.server, DATABASE, keep=args.keep):
         return run(members=args.members, purchases=args.purchases, churn=args.churn, explain=args.explain)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 def run(*, members: int, purchases: int, churn: float, explain: bool) -> int:
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
     from membership.models import Member, Purchase, TierChange
     from membership.services import tier_window, tiers_evaluate
-    from stores.demo import seed_stores
 
     started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    seed_stores()
+    migrate_with_stores()
     print(f"migrated and seeded stores in {time.perf_counter() - started:.1f}s")
 
     today = timezone.localdate()

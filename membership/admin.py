@@ -148,6 +148,12 @@ def _member_link(member):
     return format_html('<a href="{}">{}</a>', _members_url(member), member)
 
 
+def _purchase_link(row):
+    """The purchase a row belongs to, as its store code and receipt number."""
+    return format_html('<a href="{}">{} {}</a>', reverse("admin:membership_purchase_change", args=[row.purchase_id]),
+                       row.purchase.store.code, row.purchase.receipt_no)
+
+
 def _local(moment) -> str:
     """A time as staff read it: in the project's time zone (Asia/Shanghai), to the minute."""
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
@@ -1932,9 +1938,7 @@ class PurchaseReturnAdmin(MemberRowAdmin):
 
     @admin.display(description=_("purchase"))
     def purchase_link(self, obj):
-        return format_html('<a href="{}">{} {}</a>', reverse("admin:membership_purchase_change",
-                                                              args=[obj.purchase_id]),
-                           obj.purchase.store.code, obj.purchase.receipt_no)
+        return _purchase_link(obj)
 
 
 class HoldStatusFilter(DefaultStatusFilter):
@@ -1957,53 +1961,45 @@ class PointsHoldAdmin(MemberRowAdmin):
 
     @admin.display(description=_("purchase"))
     def purchase_link(self, obj):
-        return format_html('<a href="{}">{} {}</a>', reverse("admin:membership_purchase_change",
-                                                              args=[obj.purchase_id]),
-                           obj.purchase.store.code, obj.purchase.receipt_no)
+        return _purchase_link(obj)
 
 
 # --- ledgers and tier history -------------------------------------------------------------------
 
 
+class MemberLedgerAdmin(MemberRowAdmin):
+    """A member's append-only ledger, searched by member number, each entry linked to what caused it."""
+
+    search_fields = ["member__member_no"]
+    search_help_text = _("Exact member number.")
+    exact_search_field = "member__member_no"
+    sortable_by = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("cause")
+
+    @admin.display(description=_("caused by"))
+    def cause_shown(self, obj):
+        return cause_link(obj)
+
+
 @admin.register(PointsEntry)
-class PointsEntryAdmin(MemberRowAdmin):
+class PointsEntryAdmin(MemberLedgerAdmin):
     """The points ledger: append-only, never edited or deleted; a mistake is corrected by a new entry."""
 
     list_display = ["created_at", "member_link", "kind", "points", "balance_after", "store", "legal_entity",
                     "terminal", "receipt_no", "operator", "reason", "cause_shown"]
     list_filter = ["kind", StoreFilter, "legal_entity", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["member", "store", "legal_entity", "terminal__store", "operator"]
-    search_fields = ["member__member_no"]
-    search_help_text = _("Exact member number.")
-    exact_search_field = "member__member_no"
-    sortable_by = ["created_at"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("cause")
-
-    @admin.display(description=_("caused by"))
-    def cause_shown(self, obj):
-        return cause_link(obj)
 
 
 @admin.register(PointsDebtEntry)
-class PointsDebtEntryAdmin(MemberRowAdmin):
+class PointsDebtEntryAdmin(MemberLedgerAdmin):
     """Points members owe after returns took back points already spent; append-only."""
 
     list_display = ["created_at", "member_link", "kind", "points", "debt_after", "reason", "cause_shown"]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["member"]
-    search_fields = ["member__member_no"]
-    search_help_text = _("Exact member number.")
-    exact_search_field = "member__member_no"
-    sortable_by = ["created_at"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("cause")
-
-    @admin.display(description=_("caused by"))
-    def cause_shown(self, obj):
-        return cause_link(obj)
 
 
 @admin.register(TierChange)

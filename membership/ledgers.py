@@ -10,41 +10,53 @@ from core.ledgers import LedgerBatch, LedgerDifference
 from membership.models import Member, PointsEntry
 
 
-def member_points_check(batch_size: int) -> Iterator[LedgerBatch]:
-    """Member.points against its ledger: the sum of the entries, and the balance after the last one.
+def _difference(*, account: str, cached: int, total: int, after: int | None, rule: str) -> LedgerDifference | None:
+    """A cached balance that differs from the sum of its ledger, or else from the value after the last entry."""
+    if total != cached:
+        return LedgerDifference(account=account, balance=cached, ledger=total)
+    if after is not None and after != cached:
+        return LedgerDifference(account=account, balance=cached, ledger=after, rule=rule)
+    return None
 
-    One difference per account at most: a wrong sum is reported before a wrong balance-after.
 
-    Members are read in primary-key ranges; each range costs two aggregate
-    queries over the ledger (GROUP BY member), whatever the number of entries.
+def _cached_against_ledger(
+    *, accounts, cached: str, account: str, entries, account_field: str, amount: str, after: str, rule: str,
+    batch_size: int,
+) -> Iterator[LedgerBatch]:
+    """Each account's cached value against its ledger: the sum of the entries, and the value after the last one.
+
+    `accounts` is a values() query of the account rows with the field `cached` and those named in the `account`
+    format. One difference per account at most: a wrong sum is reported before a wrong value-after. Accounts are
+    read in primary-key ranges; each range costs two aggregate queries over the ledger, whatever its length.
     """
     last_pk = 0
     while True:
-        members = list(
-            Member.objects.filter(pk__gt=last_pk).order_by("pk").values_list("pk", "member_no", "points")[:batch_size]
-        )
-        if not members:
+        rows = list(accounts.filter(pk__gt=last_pk).order_by("pk")[:batch_size])
+        if not rows:
             return
-        first_pk, last_pk = members[0][0], members[-1][0]
-        entries = PointsEntry.objects.filter(member_id__gte=first_pk, member_id__lte=last_pk).order_by()
-        sums = dict(entries.values("member_id").annotate(total=Sum("points")).values_list("member_id", "total"))
-        # The most recently appended entry: ids are drawn after the member row is locked, so they follow its order.
-        last_entries = entries.values("member_id").annotate(last=Max("pk")).values("last")
-        balances_after = dict(
-            PointsEntry.objects.filter(pk__in=last_entries).order_by().values_list("member_id", "balance_after")
-        )
-        differences = []
-        for pk, member_no, points in members:
-            account = f"member {member_no} (id {pk})"
-            total = sums.get(pk, 0)
-            if total != points:
-                differences.append(LedgerDifference(account=account, balance=points, ledger=total))
-            elif pk in balances_after and balances_after[pk] != points:
-                differences.append(LedgerDifference(
-                    account=account, balance=points, ledger=balances_after[pk],
-                    rule="balance equals the balance after the last ledger entry",
-                ))
-        yield LedgerBatch(checked=len(members), differences=differences)
+        first_pk, last_pk = rows[0]["pk"], rows[-1]["pk"]
+        in_range = entries.filter(**{f"{account_field}__gte": first_pk, f"{account_field}__lte": last_pk}).order_by()
+        sums = dict(in_range.values(account_field).annotate(total=Sum(amount)).values_list(account_field, "total"))
+        # The most recently appended entry: ids are drawn after the account row is locked, so they follow its order.
+        last_entries = in_range.values(account_field).annotate(last=Max("pk")).values("last")
+        afters = dict(entries.filter(pk__in=last_entries).order_by().values_list(account_field, after))
+        differences = [
+            difference for row in rows
+            if (difference := _difference(account=account.format(**row), cached=row[cached],
+                                          total=sums.get(row["pk"], 0), after=afters.get(row["pk"]), rule=rule))
+            is not None
+        ]
+        yield LedgerBatch(checked=len(rows), differences=differences)
+
+
+def member_points_check(batch_size: int) -> Iterator[LedgerBatch]:
+    """Member.points against its ledger: the sum of the entries, and the balance after the last one."""
+    return _cached_against_ledger(
+        accounts=Member.objects.values("pk", "member_no", "points"), cached="points",
+        account="member {member_no} (id {pk})",
+        entries=PointsEntry.objects.all(), account_field="member_id", amount="points", after="balance_after",
+        rule="balance equals the balance after the last ledger entry", batch_size=batch_size,
+    )
 
 
 ledgers.register("membership.points", label=_("member points"), run=member_points_check)
@@ -54,37 +66,13 @@ from membership.models import GiftStock, GiftStockMovement  # noqa: E402
 
 
 def gift_stock_check(batch_size: int) -> Iterator[LedgerBatch]:
-    """GiftStock.quantity against its movements: their sum, and the stock after the last one.
-
-    Stock rows are read in primary-key ranges, two aggregate queries per range.
-    """
-    last_pk = 0
-    while True:
-        stocks = list(
-            GiftStock.objects.filter(pk__gt=last_pk).order_by("pk")
-            .values_list("pk", "gift__code", "store__code", "quantity")[:batch_size]
-        )
-        if not stocks:
-            return
-        first_pk, last_pk = stocks[0][0], stocks[-1][0]
-        movements = GiftStockMovement.objects.filter(stock_id__gte=first_pk, stock_id__lte=last_pk).order_by()
-        sums = dict(movements.values("stock_id").annotate(total=Sum("quantity")).values_list("stock_id", "total"))
-        last_movements = movements.values("stock_id").annotate(last=Max("pk")).values("last")
-        after = dict(
-            GiftStockMovement.objects.filter(pk__in=last_movements).order_by().values_list("stock_id", "quantity_after")
-        )
-        differences = []
-        for pk, gift_code, store_code, quantity in stocks:
-            account = f"gift {gift_code} at {store_code} (stock id {pk})"
-            total = sums.get(pk, 0)
-            if total != quantity:
-                differences.append(LedgerDifference(account=account, balance=quantity, ledger=total))
-            elif pk in after and after[pk] != quantity:
-                differences.append(LedgerDifference(
-                    account=account, balance=quantity, ledger=after[pk],
-                    rule="stock equals the stock after the last movement",
-                ))
-        yield LedgerBatch(checked=len(stocks), differences=differences)
+    """GiftStock.quantity against its movements: their sum, and the stock after the last one."""
+    return _cached_against_ledger(
+        accounts=GiftStock.objects.values("pk", "gift__code", "store__code", "quantity"), cached="quantity",
+        account="gift {gift__code} at {store__code} (stock id {pk})",
+        entries=GiftStockMovement.objects.all(), account_field="stock_id", amount="quantity", after="quantity_after",
+        rule="stock equals the stock after the last movement", batch_size=batch_size,
+    )
 
 
 ledgers.register("membership.gift_stock", label=_("gift stock"), run=gift_stock_check)
@@ -122,14 +110,11 @@ def member_points_debt_check(batch_size: int) -> Iterator[LedgerBatch]:
         differences = []
         for member_id, total, _last in rows:
             member_no, debt = members[member_id]
-            account = f"points owed by member {member_no} (id {member_id})"
-            if total != debt:
-                differences.append(LedgerDifference(account=account, balance=debt, ledger=total))
-            elif debts_after[member_id] != debt:
-                differences.append(LedgerDifference(
-                    account=account, balance=debt, ledger=debts_after[member_id],
-                    rule="debt equals the debt after the last ledger entry",
-                ))
+            difference = _difference(account=f"points owed by member {member_no} (id {member_id})", cached=debt,
+                                     total=total, after=debts_after[member_id],
+                                     rule="debt equals the debt after the last ledger entry")
+            if difference is not None:
+                differences.append(difference)
         yield LedgerBatch(checked=len(rows), differences=differences)
     without_entries = Member.objects.exclude(points_debt=0).filter(
         ~Exists(PointsDebtEntry.objects.filter(member_id=OuterRef("pk")))

@@ -316,8 +316,10 @@ def _contact_page(request, member, form, *, status: int = 200) -> HttpResponse:
 # --- gifts for points (礼品兑换) ----------------------------------------------------------------------
 
 
-def _live_member_or_404(request: HttpRequest, member_no: str):
-    """The member a points page is about, or the page to show instead (not found, merged)."""
+def _live_member_or_refusal(request: HttpRequest, member_no: str, *, permission: str, refusal: str):
+    """The member a points page is about, or the page to show instead (forbidden, not found, merged)."""
+    if not request.user.has_perm(permission):
+        return None, _forbidden(request, refusal)
     member = _member_or_none(member_no)
     if member is None:
         return None, _not_found(request, member_no)
@@ -329,10 +331,10 @@ def _live_member_or_404(request: HttpRequest, member_no: str):
 @require_http_methods(["GET", "POST"])
 @desk_view
 def gift_redeem_page(request: HttpRequest, member_no: str) -> HttpResponse:
-    if not request.user.has_perm(GIFT_PERMISSION):
-        return _forbidden(request, _("Your account may not give gifts for points. "
-                                     "Ask your store manager for the gift permission."))
-    member, other = _live_member_or_404(request, member_no)
+    member, other = _live_member_or_refusal(
+        request, member_no, permission=GIFT_PERMISSION,
+        refusal=_("Your account may not give gifts for points. Ask your store manager for the gift permission."),
+    )
     if other is not None:
         return other
     gifts = list(gifts_available(store=request.desk_store))
@@ -398,10 +400,10 @@ def gift_slip(request: HttpRequest, member_no: str, redemption_id: int) -> HttpR
 @desk_view
 def paid_tier_sale(request: HttpRequest, member_no: str) -> HttpResponse:
     """Sell or renew a paid tier: the fee and the new end date are on screen before the clerk confirms."""
-    if not request.user.has_perm(PAID_TIER_PERMISSION):
-        return _forbidden(request, _("Your account may not sell paid tiers. "
-                                     "Ask your store manager for the permission."))
-    member, other = _live_member_or_404(request, member_no)
+    member, other = _live_member_or_refusal(
+        request, member_no, permission=PAID_TIER_PERMISSION,
+        refusal=_("Your account may not sell paid tiers. Ask your store manager for the permission."),
+    )
     if other is not None:
         return other
     form = PaidTierSaleForm(request.POST if request.method == "POST" else None, tiers=paid_tiers_on_sale())

@@ -59,6 +59,17 @@ def _stock_move(*, stock: GiftStock, quantity: int, kind: str, reason: str, oper
     )
 
 
+def _check_stock_change(*, quantity, reason: str, signed: bool, reason_required: bool) -> None:
+    """Raise GiftInvalid naming the quantity, the reason or both when a stock change cannot be recorded."""
+    errors = {}
+    if quantity_errors := _quantity_errors(quantity, signed=signed, limit=GIFT_QUANTITY_LIMIT):
+        errors["quantity"] = quantity_errors
+    if reason_errors := _reason_errors(reason, required=reason_required):
+        errors["reason"] = reason_errors
+    if errors:
+        raise GiftInvalid(fields=errors)
+
+
 def _stock_for(*, gift: Gift, store) -> GiftStock:
     # get_or_create retries the read when a concurrent first delivery created the row meanwhile.
     stock, _created = GiftStock.objects.get_or_create(gift=gift, store=store)
@@ -75,13 +86,7 @@ def _available(stock: GiftStock | None) -> int:
 def gift_stock_receive(*, gift: Gift, store, quantity: int, operator, reason: str = "") -> GiftStockMovement:
     """Add delivered gifts to a store's stock (its first delivery opens the stock). Raise GiftInvalid."""
     reason = (reason or "").strip()
-    errors = {}
-    if quantity_errors := _quantity_errors(quantity, signed=False, limit=GIFT_QUANTITY_LIMIT):
-        errors["quantity"] = quantity_errors
-    if reason_errors := _reason_errors(reason, required=False):
-        errors["reason"] = reason_errors
-    if errors:
-        raise GiftInvalid(fields=errors)
+    _check_stock_change(quantity=quantity, reason=reason, signed=False, reason_required=False)
     stock = _stock_for(gift=gift, store=store)
     return _stock_move(stock=stock, quantity=quantity, kind=GiftStockMovement.Kind.RECEIVED, reason=reason,
                        operator=operator)
@@ -95,13 +100,7 @@ def gift_stock_adjust(*, gift: Gift, store, quantity: int, operator, reason: str
     or more taken away than the store holds.
     """
     reason = (reason or "").strip()
-    errors = {}
-    if quantity_errors := _quantity_errors(quantity, signed=True, limit=GIFT_QUANTITY_LIMIT):
-        errors["quantity"] = quantity_errors
-    if reason_errors := _reason_errors(reason, required=True):
-        errors["reason"] = reason_errors
-    if errors:
-        raise GiftInvalid(fields=errors)
+    _check_stock_change(quantity=quantity, reason=reason, signed=True, reason_required=True)
     stock = _stock_for(gift=gift, store=store)
     movement = _stock_move(stock=stock, quantity=quantity, kind=GiftStockMovement.Kind.ADJUSTED, reason=reason,
                            operator=operator)

@@ -1,9 +1,11 @@
 """Fixtures for members, named for the state they create."""
 
 import itertools
+import threading
 from datetime import date
 
 import pytest
+from django.db import connection
 
 from core.pii import resident_id_check_digit
 from membership.services import MemberInput, member_register
@@ -25,6 +27,37 @@ def register(**fields):
     registered_by = fields.pop("registered_by", None)
     channel = fields.pop("channel", "desk")
     return member_register(data=MemberInput(**fields), store=store, registered_by=registered_by, channel=channel)
+
+
+def concurrently(count: int, work) -> list:
+    """Run work(i) in `count` threads released together; return each result or the exception it raised."""
+    barrier = threading.Barrier(count, timeout=30)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def kinds(results) -> dict:
+    """How many results of each type, exceptions included: {"CashOut": 20, "InsufficientPoints": 30}."""
+    summary: dict = {}
+    for result in results:
+        name = type(result).__name__
+        summary[name] = summary.get(name, 0) + 1
+    return summary
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 """Gifts for points at the desk (礼品兑换): stock per store, redemptions, and the stock ledger check."""
 
-import threading
-
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -16,7 +14,7 @@ from membership.services import (
     member_status_set,
     points_post,
 )
-from tests.membership.conftest import register
+from tests.membership.conftest import concurrently, kinds, register
 
 
 def stock_of(gift, store) -> int:
@@ -281,31 +279,10 @@ def test_two_desks_giving_out_the_last_one_at_once_one_wins(thermos, dept001, le
         member = register(name=f"会员{index}", phone=phone, store=dept001)
         points_post(member=member, points=500, kind=PointsEntry.Kind.EARN)
         members.append(member)
-    barrier = threading.Barrier(2, timeout=30)
-    outcomes: list[str] = []
-    lock = threading.Lock()
+    results = concurrently(2, lambda index: gift_redeem(member=members[index], gift=thermos, store=dept001,
+                                                        operator=None))
 
-    def redeem(member):
-        try:
-            barrier.wait()
-            gift_redeem(member=member, gift=thermos, store=dept001, operator=None)
-            outcome = "ok"
-        except GiftOutOfStock:
-            outcome = "out_of_stock"
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            outcome = repr(error)
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=redeem, args=(member,)) for member in members]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert sorted(outcomes) == ["ok", "out_of_stock"]
+    assert kinds(results) == {"GiftRedemption": 1, "GiftOutOfStock": 1}
     assert stock_of(thermos, dept001) == 0
     assert sorted(balance(member) for member in members) == [0, 500]
     assert GiftRedemption.objects.count() == 1
@@ -321,31 +298,11 @@ def test_one_member_redeeming_at_two_desks_at_once_never_overdraws(thermos, dept
         gift_stock_receive(gift=thermos, store=store, quantity=5, operator=None)
     member = register(name="李建国", phone="13800138000", store=dept001)
     points_post(member=member, points=1200, kind=PointsEntry.Kind.EARN)
-    barrier = threading.Barrier(4, timeout=30)
-    outcomes: list[str] = []
-    lock = threading.Lock()
+    stores = (dept001, super001) * 2
+    results = concurrently(4, lambda index: gift_redeem(member=member, gift=thermos, store=stores[index],
+                                                        operator=None))
 
-    def redeem(store):
-        try:
-            barrier.wait()
-            gift_redeem(member=member, gift=thermos, store=store, operator=None)
-            outcome = "ok"
-        except InsufficientPoints:
-            outcome = "refused"
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            outcome = repr(error)
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=redeem, args=(store,)) for store in (dept001, super001) * 2]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert sorted(outcomes) == ["ok", "ok", "refused", "refused"]
+    assert kinds(results) == {"GiftRedemption": 2, "InsufficientPoints": 2}
     assert balance(member) == 200
     assert stock_of(thermos, dept001) + stock_of(thermos, super001) == 8
     ledgers_balanced()

@@ -1,7 +1,5 @@
 """points_post: the only way a member's points move, and the ledger that proves them."""
 
-import threading
-
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
@@ -9,7 +7,7 @@ from django.db.models import Sum
 from membership.errors import InsufficientPoints
 from membership.models import Member, PointsEntry
 from membership.services import points_post
-from tests.membership.conftest import register
+from tests.membership.conftest import concurrently, kinds, register
 
 EARN, REDEEM = PointsEntry.Kind.EARN, PointsEntry.Kind.REDEEM
 
@@ -101,32 +99,13 @@ def test_ten_concurrent_redemptions_of_30_from_100_let_exactly_three_through(dep
         pytest.skip("row locks under concurrency need PostgreSQL")
     member = register(name="李建国", phone="13800138000", store=dept001)
     points_post(member=member, points=100, kind=EARN)
-    barrier = threading.Barrier(10, timeout=30)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
     def redeem(index: int):
-        try:
-            barrier.wait()
-            with transaction.atomic():
-                points_post(member=Member.objects.get(pk=member.pk), points=-30, kind=REDEEM,
-                            receipt_no=f"R-{index}")
-            outcome = "ok"
-        except InsufficientPoints:
-            outcome = "refused"
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            outcome = repr(error)
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
+        with transaction.atomic():
+            return points_post(member=Member.objects.get(pk=member.pk), points=-30, kind=REDEEM,
+                               receipt_no=f"R-{index}")
 
-    threads = [threading.Thread(target=redeem, args=(i,)) for i in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert sorted(outcomes) == ["ok"] * 3 + ["refused"] * 7
+    assert kinds(concurrently(10, redeem)) == {"PointsEntry": 3, "InsufficientPoints": 7}
     assert balance(member) == 10 == ledger_sum(member)
     assert sorted(PointsEntry.objects.filter(kind=REDEEM).values_list("balance_after", flat=True)) == [10, 40, 70]
 

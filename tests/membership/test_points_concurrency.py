@@ -1,13 +1,11 @@
 """Points under concurrency on PostgreSQL: real threads, each with its own connection, against row locks."""
 
 import json
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
@@ -17,39 +15,9 @@ from membership.models import EarnRule, Member, PointsEntry, PointsHold, PointsP
 from membership.services import points_cash_out, points_holds_release, purchase_record, purchase_return
 from stores.models import Format, Store
 from stores.services import terminal_create
-from tests.membership.conftest import register
+from tests.membership.conftest import concurrently, kinds, register
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def concurrently(count: int, work) -> list:
-    """Run work(i) in `count` threads released together; return each result or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
-def kinds(results) -> dict:
-    summary: dict = {}
-    for result in results:
-        name = type(result).__name__
-        summary[name] = summary.get(name, 0) + 1
-    return summary
 
 
 def store(code: str) -> Store:
