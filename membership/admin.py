@@ -79,7 +79,7 @@ RECENT_LEDGER_ROWS = 20
 RECENT_PURCHASES = 10
 RECENT_TIER_CHANGES = 20
 RECENT_STOCK_MOVEMENTS = 50
-POINTS_ADJUST_ACTION = "membership.points_adjust"
+POINTS_ADJUST_ACTIONS = (services.POINTS_ADJUST, services.POINTS_DEBT_WAIVE)
 PERMISSION_ADJUST_POINTS = "membership.adjust_points"
 PERMISSION_SELL_PAID_TIER = "membership.sell_paid_tier"
 PERMISSION_GIFT_STOCK = "membership.change_giftstock"
@@ -376,6 +376,11 @@ def _add_domain_error(form, error: DomainError) -> None:
 
 
 class PointsAdjustForm(forms.Form):
+    ADJUST, WAIVE = "adjust", "waive"
+    what = forms.ChoiceField(
+        label=_("what to do"), initial=ADJUST, widget=forms.RadioSelect,
+        choices=[(ADJUST, _("adjust the points balance")), (WAIVE, _("waive points owed"))],
+    )
     points = forms.IntegerField(
         label=_("points"), help_text=_("Positive adds points, negative takes them away. Whole points only."),
     )
@@ -383,11 +388,21 @@ class PointsAdjustForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
                              help_text=_("Shown to the approver and kept with the ledger entry."))
 
+    def __init__(self, *args, owes_points: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not owes_points:
+            # Nothing to waive: the form is the plain adjustment.
+            del self.fields["what"]
+
     def clean_points(self):
         points = self.cleaned_data["points"]
         if points == 0:
             raise forms.ValidationError(gettext("Enter a number of points other than 0."))
         return points
+
+    @property
+    def waives(self) -> bool:
+        return self.cleaned_data.get("what") == self.WAIVE
 
 
 class PaidTierAdminForm(PaidTierSaleForm):
@@ -1002,11 +1017,12 @@ class MemberAdmin(ImportExportBaseAdmin):
         if not request.user.has_perm(PERMISSION_ADJUST_POINTS):
             raise PermissionDenied
         member = self._member_for(request, object_id, self._points_adjustable)
-        form = PointsAdjustForm(request.POST or None)
+        form = PointsAdjustForm(request.POST or None, owes_points=member.points_debt > 0)
         if request.method == "POST" and form.is_valid():
             store = None if user_is_hq(request.user) else member.registered_store
+            ask = services.points_debt_waive_request if form.waives else services.points_adjust_request
             try:
-                approval = services.points_adjust_request(
+                approval = ask(
                     member=member, points=form.cleaned_data["points"], reason=form.cleaned_data["reason"],
                     requested_by=request.user, store=store,
                 )
@@ -1016,7 +1032,7 @@ class MemberAdmin(ImportExportBaseAdmin):
                 return self._adjustment_requested(request, member, approval)
         pending = ApprovalRequest.objects.filter(
             content_type=ContentType.objects.get_for_model(Member), object_id=str(member.pk),
-            action=POINTS_ADJUST_ACTION, status=ApprovalRequest.Status.PENDING,
+            action__in=POINTS_ADJUST_ACTIONS, status=ApprovalRequest.Status.PENDING,
         ).select_related("requested_by")
         return self._page(request, "admin/membership/member/points_adjust.html",
                           gettext("Request a points adjustment for %(member)s") % {"member": member}, member,

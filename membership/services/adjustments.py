@@ -10,12 +10,15 @@ from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
 from membership.errors import InsufficientPoints, PointsAdjustmentInvalid
-from membership.models import Member, PointsEntry, PointsPolicy
+from membership.models import Member, PointsDebtEntry, PointsEntry, PointsPolicy
 from membership.services.members import _ensure_live, _lock_members, points_post
+from membership.services.points import points_debt_move
 
-__all__ = ["POINTS_ADJUST", "POINTS_ADJUST_LIMIT", "points_adjust_request"]
+__all__ = ["POINTS_ADJUST", "POINTS_ADJUST_LIMIT", "POINTS_DEBT_WAIVE", "points_adjust_request",
+           "points_debt_waive_request"]
 
 POINTS_ADJUST = "membership.points_adjust"
+POINTS_DEBT_WAIVE = "membership.points_debt_waive"
 # Far above any real correction (the largest legacy balances are a few hundred thousand), far below
 # what would overflow the integer balance when added to one.
 POINTS_ADJUST_LIMIT = 10_000_000
@@ -99,4 +102,45 @@ def _points_adjust_execute(request: ApprovalRequest) -> None:
     )
 
 
+@transaction.atomic
+def points_debt_waive_request(
+    *, member: Member, points: int, reason: str, requested_by, store=None
+) -> ApprovalRequest:
+    """Ask to forgive points a member owes after a return (a goodwill decision, so a second person approves).
+
+    Raise PointsAdjustmentInvalid (naming the field: more than the member owes, no reason),
+    ApprovalAlreadyPending (one open waiver per member).
+    """
+    reason = (reason or "").strip()
+    errors = _adjustment_errors(points=points, reason=reason)
+    member = Member.objects.get(pk=member.pk)
+    if "points" not in errors and (points < 0 or points > member.points_debt):
+        errors["points"] = [
+            gettext("The member owes %(owed)s points: waive between 1 and that.") % {"owed": member.points_debt}
+        ]
+    if errors:
+        raise PointsAdjustmentInvalid(fields=errors)
+    return approval_request_submit(
+        action=POINTS_DEBT_WAIVE,
+        subject=member,
+        requested_by=requested_by,
+        reason=reason,
+        amount=_cash_value(points),
+        store=store,
+        payload={"member_id": member.pk, "member_no": member.member_no, "points": points,
+                 "owed_at_request": member.points_debt},
+    )
+
+
+def _points_debt_waive_execute(request: ApprovalRequest) -> None:
+    """Forgive what is still owed, up to the approved points: earnings may have paid part off since."""
+    member = _lock_members(int(request.payload["member_id"]))[0]
+    points = min(int(request.payload["points"]), member.points_debt)
+    if points <= 0:
+        raise PointsAdjustmentInvalid(fields={"points": [gettext("The member no longer owes any points.")]})
+    points_debt_move(member=member, points=-points, kind=PointsDebtEntry.Kind.WAIVED, reason=request.reason,
+                     cause=request)
+
+
 registry.register(POINTS_ADJUST, label=_("Manual points adjustment"), execute=_points_adjust_execute)
+registry.register(POINTS_DEBT_WAIVE, label=_("Waive points owed"), execute=_points_debt_waive_execute)

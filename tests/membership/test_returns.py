@@ -4,11 +4,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
+from approvals.errors import SelfApprovalForbidden
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_approve
 from membership import tasks
 from membership.errors import (
     InsufficientPoints,
+    PointsAdjustmentInvalid,
     PurchaseInvalid,
     PurchaseNotFound,
     ReceiptAlreadyRecorded,
@@ -24,7 +29,9 @@ from membership.models import (
     PurchaseReturn,
 )
 from membership.services import (
+    POINTS_DEBT_WAIVE,
     points_cash_out,
+    points_debt_waive_request,
     points_holds_release,
     points_to_take_back,
     purchase_record,
@@ -334,3 +341,66 @@ def test_a_return_cannot_come_before_the_sale(member):
         give_back(occurred_at=timezone.now() - timedelta(hours=2))
 
     assert "occurred_at" in error.value.fields
+
+
+# --- waiving points owed: only with a second person's approval ---------------------------------------------
+
+
+@pytest.fixture
+def owing_400(member, dept001):
+    buy(member, amount="500.00")
+    points_cash_out(member=member, points=400, store=dept001, receipt_no="R-2")
+    give_back(amount="500.00")
+    return member
+
+
+def test_a_waiver_moves_nothing_until_another_person_approves(owing_400, hq_admin, hq_approver, ledgers_balanced):
+    # given: a request to forgive 300 of the 400 owed
+    request = points_debt_waive_request(member=owing_400, points=300, reason="goodwill, complaint #12",
+                                        requested_by=hq_admin)
+    assert request.status == ApprovalRequest.Status.PENDING
+    assert member_row(owing_400).points_debt == 400
+    with pytest.raises(SelfApprovalForbidden):
+        approval_request_approve(approval_request=request, approver=hq_admin)
+    # when
+    approval_request_approve(approval_request=request, approver=hq_approver)
+    # then
+    assert member_row(owing_400).points_debt == 100
+    waived = PointsDebtEntry.objects.get(kind=PointsDebtEntry.Kind.WAIVED)
+    assert (waived.points, waived.debt_after, waived.cause) == (-300, 100, request)
+    ledgers_balanced()
+
+
+def test_a_waiver_of_more_than_is_owed_is_refused(owing_400, hq_admin):
+    with pytest.raises(PointsAdjustmentInvalid) as refused:
+        points_debt_waive_request(member=owing_400, points=401, reason="goodwill", requested_by=hq_admin)
+
+    assert "points" in refused.value.fields
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_waiver_approved_after_earnings_paid_part_off_forgives_only_the_rest(
+    owing_400, hq_admin, hq_approver, ledgers_balanced
+):
+    request = points_debt_waive_request(member=owing_400, points=400, reason="goodwill", requested_by=hq_admin)
+    buy(owing_400, amount="300.00", receipt_no="R-3")  # pays 300 of the 400 off
+
+    approval_request_approve(approval_request=request, approver=hq_approver)
+
+    assert member_row(owing_400).points_debt == 0
+    assert PointsDebtEntry.objects.get(kind=PointsDebtEntry.Kind.WAIVED).points == -100
+    ledgers_balanced()
+
+
+def test_the_admin_asks_for_a_waiver_when_the_member_owes_points(client, owing_400, hq_admin):
+    client.force_login(hq_admin)
+    url = reverse("admin:membership_member_points_adjust", args=[owing_400.pk])
+
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(url, {"what": "waive", "points": "250", "reason": "goodwill"}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert "waive points owed" in page.content.decode()
+    assert response.status_code == 302
+    request = ApprovalRequest.objects.get()
+    assert (request.action, request.payload["points"]) == (POINTS_DEBT_WAIVE, 250)
+    assert member_row(owing_400).points_debt == 400
