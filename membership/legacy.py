@@ -17,8 +17,8 @@ import would do.
 On PostgreSQL the foreign keys of the written tables are checked after each
 statement rather than at commit, so the checks overlap the reading of the next
 batch; and a first migration into an empty members table drops the table's
-non-unique indexes and builds them again at the end (see
-`_Import.empty_table_indexes_drop`).
+non-unique indexes and the written tables' foreign keys to it, and builds and
+adds them again at the end (see `_Import.empty_table_indexes_drop`).
 
 Historical records (simple_history) are not written for imported members, and
 neither is an event for a member the import creates: its page already says
@@ -618,6 +618,9 @@ class _Import:
     # member number and ID number is still checked as it is written, and the lookups of the import use them.
     # If the lock is not granted at once, or the table is not empty, the import writes through the indexes.
     _LOCK_WAIT = "2s"
+    _WRITTEN_TABLES = [model._meta.db_table for model in (Member, MemberIdentity, PointsEntry, MemberEvent,
+                                                          MergeCandidate)]
+    foreign_keys_dropped: list[tuple[str, str, str]] = []
 
     def empty_table_indexes_drop(self) -> list[str]:
         """If the members table is empty, lock it and drop its non-unique indexes; return what rebuilds them."""
@@ -643,8 +646,21 @@ class _Import:
                 indexes = cursor.fetchall()
                 for name, _definition in indexes:
                     cursor.execute(f"DROP INDEX {name}")
+                # The foreign keys from the written tables to the members are checked once, set-based, when they
+                # are added again at the end, not once per written row. The tables holding them are empty too
+                # (a row there would name a member), and no other table's keys are touched.
+                cursor.execute(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE contype = 'f' AND confrelid = %s::regclass AND conrelid = ANY(%s::regclass[]) "
+                    "ORDER BY conrelid, conname",
+                    [Member._meta.db_table, _text_array(self._WRITTEN_TABLES)],
+                )
+                self.foreign_keys_dropped = cursor.fetchall()
+                for table_name, name, _definition in self.foreign_keys_dropped:
+                    cursor.execute(f"ALTER TABLE {table_name} DROP CONSTRAINT {connection.ops.quote_name(name)}")
         except (_TableNotEmpty, OperationalError):
             # Rolled back to the savepoint: the lock is released, nothing was dropped.
+            self.foreign_keys_dropped = []
             return []
         return [definition for _name, definition in indexes]
 
@@ -653,6 +669,15 @@ class _Import:
         with connection.cursor() as cursor:
             for definition in definitions:
                 cursor.execute(definition)
+
+    def foreign_keys_add(self) -> None:
+        """Add back the foreign keys empty_table_indexes_drop dropped: one validating join each."""
+        with connection.cursor() as cursor:
+            for table_name, name, definition in self.foreign_keys_dropped:
+                cursor.execute(
+                    f"ALTER TABLE {table_name} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
+                )
+        self.foreign_keys_dropped = []
 
     def foreign_keys_immediate(self) -> list[str]:
         """Check the deferred foreign keys from and to the written tables after each statement; return their names.
@@ -663,7 +688,7 @@ class _Import:
         """
         if not self.copy:
             return []
-        tables = [model._meta.db_table for model in (Member, MemberIdentity, PointsEntry, MemberEvent, MergeCandidate)]
+        tables = self._WRITTEN_TABLES
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT DISTINCT conname FROM pg_constraint WHERE contype = 'f' AND condeferrable AND condeferred "
@@ -850,6 +875,7 @@ def members_import(
             batches.close()  # stops the reading thread at once if a batch failed
         run.indexes_create(dropped)
         run.merge_candidates()
+        run.foreign_keys_add()
         run.foreign_keys_deferred(immediate)
         report = run.report
         report.written = not dry_run and (skip_invalid or not report.rejected)

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from openpyxl import Workbook
 
@@ -381,12 +381,12 @@ def test_member_numbers_of_the_import_are_valid_and_distinct(reference_stores, t
 def test_an_import_into_an_empty_members_table_rebuilds_every_index(reference_stores, tmp_path, good_rows):
     if connection.vendor != "postgresql":
         pytest.skip("indexes are dropped and rebuilt on PostgreSQL only")
-    before = member_indexes()
+    before = member_indexes(), foreign_keys_to_members()
     path = write_csv(tmp_path / "dept.csv", EN, good_rows)
 
     run(path)
 
-    assert member_indexes() == before
+    assert (member_indexes(), foreign_keys_to_members()) == before
     assert Member.objects.filter(phone="13800138001").count() == 2
     assert_ledgers_hold()
 
@@ -395,12 +395,12 @@ def test_an_import_into_an_empty_members_table_rebuilds_every_index(reference_st
 def test_a_dry_run_into_an_empty_members_table_keeps_every_index(reference_stores, tmp_path, good_rows):
     if connection.vendor != "postgresql":
         pytest.skip("indexes are dropped and rebuilt on PostgreSQL only")
-    before = member_indexes()
+    before = member_indexes(), foreign_keys_to_members()
     path = write_csv(tmp_path / "dept.csv", EN, good_rows)
 
     run(path, "--dry-run")
 
-    assert member_indexes() == before
+    assert (member_indexes(), foreign_keys_to_members()) == before
     assert counts() == (0, 0, 0, 0, 0)
 
 
@@ -417,6 +417,28 @@ def test_an_import_next_to_existing_members_keeps_their_indexes_in_place(referen
     # Same index objects: nothing was dropped and built again under the members already there.
     assert member_indexes(with_oid=True) == before
     assert Member.objects.count() == 5
+
+
+def foreign_keys_to_members():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable, condeferred "
+            "FROM pg_constraint WHERE contype = 'f' AND confrelid = 'membership_member'::regclass ORDER BY 1, 2"
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.postgres
+def test_a_first_import_still_refuses_a_row_naming_no_member(reference_stores, tmp_path, good_rows):
+    if connection.vendor != "postgresql":
+        pytest.skip("foreign keys are dropped and added again on PostgreSQL only")
+    path = write_csv(tmp_path / "dept.csv", EN, good_rows)
+    run(path)
+
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("INSERT INTO membership_memberidentity (member_id, kind, source, external_no, created_at) "
+                       "VALUES (-1, 'legacy', 'X', 'Y', now())")
 
 
 def member_indexes(*, with_oid=False):
