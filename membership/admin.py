@@ -43,7 +43,7 @@ from core.pii import InvalidPersonalData, mask_phone, normalize_id_number, pii_d
 from core.services import personal_data_access_log
 from membership import queries, services
 from membership.errors import GiftInvalid, MemberInvalid
-from membership.forms import PaidTierSaleForm, paid_tiers_on_sale
+from membership.forms import PaidTierSaleForm, add_service_error, paid_tiers_on_sale
 from membership.models import (
     EarnRule,
     Gift,
@@ -204,13 +204,6 @@ def cause_link(entry):
     return format_html('<a href="{}">{}</a>', url, label)
 
 
-def member_pending_points(member) -> int:
-    """Points earned inside a return window, not usable yet."""
-    remaining = F("points") - F("cancelled_points")
-    pending = member.points_holds.filter(status=PointsHold.Status.PENDING).aggregate(total=Sum(remaining))
-    return pending["total"] or 0
-
-
 def member_purchases_by_format(member, *, months: int) -> list[dict]:
     """Count and net spend per format over the last months (the tier window), from the member's index."""
     start, end = services.tier_window(months=months)
@@ -227,11 +220,6 @@ def member_purchases_by_format(member, *, months: int) -> list[dict]:
 
 
 # --- forms ---------------------------------------------------------------------------------
-
-
-def _add_service_errors(form, error: MemberInvalid) -> None:
-    for name, field_messages in (error.fields or {}).items():
-        form.add_error(name if name in form.fields else None, field_messages)
 
 
 class MemberAddForm(forms.ModelForm):
@@ -272,7 +260,7 @@ class MemberAddForm(forms.ModelForm):
         try:
             values = services.member_input_clean(self.member_input())
         except MemberInvalid as error:
-            _add_service_errors(self, error)
+            add_service_error(self, error)
             return cleaned
         if values["id_number_digest"]:
             existing = services.member_by_id_digest(values["id_number_digest"])
@@ -318,7 +306,7 @@ class MemberChangeForm(forms.ModelForm):
             services.member_input_clean(services.MemberInput(name=member.name, **values),
                                         require_contact=not member.id_number_digest)
         except MemberInvalid as error:
-            _add_service_errors(self, error)
+            add_service_error(self, error)
         return cleaned
 
 
@@ -365,14 +353,6 @@ class BulkTagForm(forms.Form):
         help_text=_("An .xlsx or .csv file: member numbers in a column named member_no or 会员号, "
                     "or in the first column without a header."),
     )
-
-
-def _add_domain_error(form, error: DomainError) -> None:
-    """A service's refusal next to the fields it names, or above the form."""
-    for name, field_messages in (error.fields or {}).items():
-        form.add_error(name if name in form.fields else None, field_messages)
-    if not error.fields:
-        form.add_error(None, str(error))
 
 
 class PointsAdjustForm(forms.Form):
@@ -760,7 +740,7 @@ class MemberAdmin(ImportExportBaseAdmin):
 
     @admin.display(description=_("pending points"))
     def pending_points(self, obj):
-        pending = member_pending_points(obj)
+        pending = queries.member_points_pending(obj)
         if not pending:
             return 0
         url = reverse("admin:membership_pointshold_changelist") + f"?member__id__exact={obj.pk}"
@@ -1027,7 +1007,7 @@ class MemberAdmin(ImportExportBaseAdmin):
                     requested_by=request.user, store=store,
                 )
             except DomainError as error:
-                _add_domain_error(form, error)
+                add_service_error(form, error)
             else:
                 return self._adjustment_requested(request, member, approval)
         pending = ApprovalRequest.objects.filter(
@@ -1069,7 +1049,7 @@ class MemberAdmin(ImportExportBaseAdmin):
                     operator=request.user, payment_method=form.cleaned_data["payment_method"],
                 )
             except DomainError as error:
-                _add_domain_error(form, error)
+                add_service_error(form, error)
             else:
                 self.message_user(request, gettext(
                     "%(member)s: %(tier)s %(kind)s, fee %(fee)s, valid until %(ends_on)s."
@@ -1812,7 +1792,7 @@ class GiftStockAdmin(ReadOnlyAdminMixin, BaseAdmin):
                 services.gift_stock_receive(gift=data["gift"], store=data["store"], quantity=data["quantity"],
                                             operator=request.user, reason=data["reason"])
             except DomainError as error:
-                _add_domain_error(form, error)
+                add_service_error(form, error)
             else:
                 self.message_user(request, gettext("%(quantity)d × %(gift)s received at %(store)s.") % {
                     "quantity": data["quantity"], "gift": data["gift"].name, "store": data["store"].code,
@@ -1847,7 +1827,7 @@ class GiftStockAdmin(ReadOnlyAdminMixin, BaseAdmin):
                 services.gift_stock_adjust(gift=stock.gift, store=stock.store, quantity=counted - seen,
                                            operator=request.user, reason=form.cleaned_data["reason"])
             except DomainError as error:
-                _add_domain_error(form, error)
+                add_service_error(form, error)
             else:
                 self.message_user(request, gettext("Stock of %(gift)s at %(store)s is now %(quantity)d.") % {
                     "gift": stock.gift.name, "store": stock.store.code, "quantity": counted,

@@ -10,8 +10,18 @@ from datetime import date, timedelta
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from core.errors import DomainError
 from membership.models import Member, Tier
 from membership.services import MemberInput, months_add
+
+
+def add_service_error(form, error: DomainError) -> None:
+    """A service's refusal next to the fields it names, or above the form when it names none."""
+    for name, messages in (error.fields or {}).items():
+        form.add_error(name if name in form.fields else None, messages)
+    if not error.fields:
+        form.add_error(None, str(error))
+
 
 BIRTH_DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y.%m.%d"]
 ID_TYPES = [choice for choice in Member.IdType.choices if choice[0] != Member.IdType.NONE]

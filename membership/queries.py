@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.pii import normalize_id_number, normalize_phone, pii_digest
-from membership.models import Gift, GiftStock, Member, MemberCard, MemberIdentity, PointsPolicy
+from membership.models import Gift, GiftStock, Member, MemberCard, MemberIdentity, PointsHold, PointsPolicy
 from membership.services import (
     LIVE_STATUSES,
     member_no_is_valid,
@@ -227,3 +227,10 @@ def gifts_available(*, store) -> QuerySet:
         .annotate(in_stock=Subquery(in_stock, output_field=IntegerField()))
         .order_by("points", "code")
     )
+
+
+def member_points_pending(member: Member) -> int:
+    """Points earned inside a format's return window, not usable yet."""
+    remaining = F("points") - F("cancelled_points")
+    pending = member.points_holds.filter(status=PointsHold.Status.PENDING).aggregate(total=Sum(remaining))
+    return pending["total"] or 0

@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -29,14 +28,16 @@ from membership.forms import (
     MemberRegisterForm,
     PaidTierSaleForm,
     StoreChoiceForm,
+    add_service_error,
     paid_tiers_on_sale,
 )
-from membership.models import GiftRedemption, Member, PointsHold
+from membership.models import GiftRedemption, Member
 from membership.queries import (
     classify_search,
     gifts_available,
     likely_duplicates,
     member_points_expiring,
+    member_points_pending,
     members_by_id_number,
     members_search,
 )
@@ -163,15 +164,6 @@ def _register_url_for(query: str, kind: str) -> str:
     return f"{url}?{urlencode({field_name: query})}" if field_name else url
 
 
-def _add_service_errors(form, error: MemberInvalid) -> None:
-    for field_name, field_messages in (error.fields or {}).items():
-        target = field_name if field_name in form.fields else None
-        for message in field_messages:
-            form.add_error(target, message)
-    if not error.fields:
-        form.add_error(None, str(error))
-
-
 def _already_registered(form, member: Member) -> None:
     form.add_error("id_number", str(MemberAlreadyRegistered(member_no=member.member_no)))
 
@@ -189,7 +181,7 @@ def register(request: HttpRequest) -> HttpResponse:
     try:
         values = member_input_clean(data)
     except MemberInvalid as error:
-        _add_service_errors(form, error)
+        add_service_error(form, error)
         return _register_page(request, form, status=400)
     if values["id_number_digest"]:
         existing = members_by_id_number(data.id_number).first()
@@ -207,7 +199,7 @@ def register(request: HttpRequest) -> HttpResponse:
         member = member_register(data=data, store=request.desk_store, registered_by=request.user,
                                  channel=Member.Channel.DESK)
     except MemberInvalid as error:
-        _add_service_errors(form, error)
+        add_service_error(form, error)
         return _register_page(request, form, status=400)
     except MemberAlreadyRegistered as error:
         # Someone registered the same ID number at another desk a moment ago.
@@ -271,11 +263,9 @@ def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
 
 def _points_summary(member: Member) -> dict:
     """Tier and points as the clerk tells them to the member: usable, pending, owed, expiring."""
-    remaining = F("points") - F("cancelled_points")
-    pending = member.points_holds.filter(status=PointsHold.Status.PENDING).aggregate(total=Sum(remaining))
     return {
         "paid_tier": paid_tier_active(member),
-        "points_pending": pending["total"] or 0,
+        "points_pending": member_points_pending(member),
         "points_expiring": member_points_expiring(member=member),
     }
 
@@ -299,7 +289,7 @@ def contact_update(request: HttpRequest, member_no: str) -> HttpResponse:
     try:
         member_contact_update(member=member, actor=request.user, store=request.desk_store, **form.changes())
     except MemberInvalid as error:
-        _add_service_errors(form, error)
+        add_service_error(form, error)
         return _contact_page(request, member, form, status=400)
     except MemberNotActive as error:
         form.add_error(None, str(error))
@@ -345,18 +335,9 @@ def gift_redeem_page(request: HttpRequest, member_no: str) -> HttpResponse:
         redemption = gift_redeem(member=member, gift=form.cleaned_data["gift"], store=request.desk_store,
                                  quantity=form.cleaned_data["quantity"], operator=request.user)
     except DomainError as error:
-        _add_domain_errors(form, error)
+        add_service_error(form, error)
         return _gift_page(request, member, form, gifts, status=error.status if error.status < 500 else 400)
     return redirect("desk:gift_slip", member_no=member.member_no, redemption_id=redemption.pk)
-
-
-def _add_domain_errors(form, error: DomainError) -> None:
-    for field_name, field_messages in (error.fields or {}).items():
-        target = field_name if field_name in form.fields else None
-        for message in field_messages:
-            form.add_error(target, message)
-    if not error.fields:
-        form.add_error(None, str(error))
 
 
 def _gift_page(request, member, form, gifts, *, status: int) -> HttpResponse:
@@ -415,7 +396,7 @@ def paid_tier_sale(request: HttpRequest, member_no: str) -> HttpResponse:
                                              operator=request.user,
                                              payment_method=form.cleaned_data["payment_method"])
             except DomainError as error:
-                _add_domain_errors(form, error)
+                add_service_error(form, error)
                 status = error.status if error.status < 500 else 400
             else:
                 messages.success(request, _("%(tier)s %(kind)s: fee %(fee)s yuan received, valid until %(ends_on)s.")

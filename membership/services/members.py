@@ -444,6 +444,13 @@ def _ensure_live(member: Member) -> None:
         raise MemberNotActive(member_no=member.member_no, status=member.get_status_display())
 
 
+def cause_fields(cause) -> dict:
+    """The generic reference of a ledger row to what caused it (a purchase, a return, an approval ...)."""
+    if cause is None:
+        return {"cause_type": None, "cause_id": ""}
+    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
+
+
 @transaction.atomic
 def points_post(
     *,
@@ -489,8 +496,7 @@ def points_post(
         legal_entity=legal_entity,
         operator=operator,
         reason=reason[:200],
-        cause_type=ContentType.objects.get_for_model(cause) if cause is not None else None,
-        cause_id=str(cause.pk) if cause is not None else "",
+        **cause_fields(cause),
         **({"created_at": created_at} if created_at is not None else {}),
     )
 

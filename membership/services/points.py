@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -17,7 +16,7 @@ from django.utils.translation import gettext
 
 from membership.errors import CashOutLimitExceeded, InsufficientPoints, MemberNotActive, PurchaseInvalid
 from membership.models import EarnRule, Member, PointsDebtEntry, PointsEntry, PointsPolicy
-from membership.services.members import _lock_members, points_post
+from membership.services.members import _lock_members, cause_fields, points_post
 
 __all__ = [
     "EARN_MULTIPLIERS",
@@ -113,12 +112,6 @@ def points_for_purchase(
     return min(max(int(points), 0), POINTS_MAX)
 
 
-def _cause_fields(cause) -> dict:
-    if cause is None:
-        return {"cause_type": None, "cause_id": ""}
-    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
-
-
 @transaction.atomic(savepoint=False)
 def points_earn(
     *,
@@ -145,7 +138,7 @@ def points_earn(
     balance, debt = _member_points_change(member.pk, points=points)
     values = {
         "member": member, "store": store, "terminal": terminal, "receipt_no": receipt_no,
-        "legal_entity_id": legal_entity_id, "operator": operator, **_cause_fields(cause),
+        "legal_entity_id": legal_entity_id, "operator": operator, **cause_fields(cause),
     }
     entry = PointsEntry.objects.create(kind=PointsEntry.Kind.EARN, points=points, balance_after=balance,
                                        reason=reason[:200], **values)
@@ -157,7 +150,7 @@ def points_earn(
         PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay, balance_after=member.points,
                                    reason=note, **values)
         PointsDebtEntry.objects.create(member=member, kind=PointsDebtEntry.Kind.REPAID, points=-pay,
-                                       debt_after=member.points_debt, reason=note, **_cause_fields(cause))
+                                       debt_after=member.points_debt, reason=note, **cause_fields(cause))
     return entry
 
 
@@ -195,7 +188,7 @@ def points_debt_move(*, member: Member, points: int, kind: str, reason: str, cau
     member.points_debt += points
     return PointsDebtEntry.objects.create(
         member=member, kind=kind, points=points, debt_after=member.points_debt, reason=reason[:200],
-        **_cause_fields(cause),
+        **cause_fields(cause),
     )
 
 
@@ -258,7 +251,7 @@ def points_cash_out(
         raise InsufficientPoints(points=member.points)
     entry = points_post(
         member=member, points=-points, kind=PointsEntry.Kind.CASH_OUT, store=store, terminal=terminal,
-        receipt_no=receipt_no, operator=operator, legal_entity=store.format.legal_entity,
+        receipt_no=receipt_no, operator=operator,
         reason=gettext("turned into %(value)s yuan on receipt %(receipt_no)s")
         % {"value": cash_value, "receipt_no": receipt_no},
     )

@@ -221,7 +221,7 @@ def purchase_record(
                 terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
             )
     except IntegrityError:
-        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True).first()
+        existing = _recorded(Purchase, store=store, receipt_no=receipt_no)
         if existing is None:
             raise
         raise _receipt_taken(receipt_no, gettext("purchase"), existing) from None
@@ -263,6 +263,11 @@ def purchase_points_pending(purchase: Purchase) -> int:
     except PointsHold.DoesNotExist:
         return 0
     return hold.remaining if hold.status == PointsHold.Status.PENDING else 0
+
+
+def _recorded(model, *, store, receipt_no: str) -> int | None:
+    """The id of the purchase or return a store already recorded under this receipt number, if any."""
+    return model.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True).first()
 
 
 def _receipt_taken(receipt_no: str, record: str, record_id: int) -> ReceiptAlreadyRecorded:
@@ -326,7 +331,7 @@ def purchase_return(
     purchase = Purchase.objects.select_for_update().filter(store=store, receipt_no=original_receipt_no).first()
     if purchase is None:
         raise PurchaseNotFound(receipt_no=original_receipt_no)
-    existing = PurchaseReturn.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True).first()
+    existing = _recorded(PurchaseReturn, store=store, receipt_no=receipt_no)
     if existing is not None:
         raise _receipt_taken(receipt_no, gettext("return"), existing)
     if occurred_at < purchase.occurred_at:
@@ -365,8 +370,7 @@ def purchase_return(
         with transaction.atomic():
             record.save(force_insert=True)
     except IntegrityError:
-        existing = PurchaseReturn.objects.filter(store=store, receipt_no=receipt_no).values_list("pk", flat=True)
-        existing = existing.first()
+        existing = _recorded(PurchaseReturn, store=store, receipt_no=receipt_no)
         if existing is None:
             raise
         raise _receipt_taken(receipt_no, gettext("return"), existing) from None
