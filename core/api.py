@@ -103,8 +103,10 @@ class PosPostView(APIView):
 
     The first answer to a key is stored in the same transaction as the write it
     describes, so a replay never moves anything and a crash leaves no half state.
-    An error answer is stored too (its own writes rolled back), so a replay
-    gets the same status and body.
+    An error answer is stored too, after the request's own writes were rolled
+    back, so a replay gets the same status and body. (The success path, the busy
+    one, needs no savepoint: an error rolls back everything, the claim of the key
+    included, and the error's answer is claimed and stored afresh.)
     """
 
     def create(self, request, *args, **kwargs) -> Response:
@@ -118,28 +120,31 @@ class PosPostView(APIView):
                 terminal=request.auth, key=key, fingerprint=fingerprint
             )
             if not created:
-                if record.fingerprint != fingerprint:
-                    raise IdempotencyConflict(
-                        _("This Idempotency-Key was already used with a different request.")
-                    )
-                response = Response(record.response_body, status=record.response_status)
-                response["Idempotent-Replayed"] = "true"
-                return response
-            savepoint = transaction.savepoint()
+                return self._replay(record, fingerprint)
             try:
                 response = self.create(request, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
-                transaction.savepoint_rollback(savepoint)
                 response = self.handle_exception(exc)
-            else:
-                if response.status_code >= 400:
-                    transaction.savepoint_rollback(savepoint)
-                else:
-                    transaction.savepoint_commit(savepoint)
-            record.response_status = response.status_code
-            record.response_body = response.data
-            record.save(update_fields=["response_status", "response_body"])
-            return response
+            if response.status_code < 400:
+                services.idempotency_record_answer(record, status=response.status_code, body=response.data)
+                return response
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            record, created = services.idempotency_record_claim(
+                terminal=request.auth, key=key, fingerprint=fingerprint
+            )
+            if not created:  # a concurrent replay of the key answered it meanwhile
+                return self._replay(record, fingerprint)
+            services.idempotency_record_answer(record, status=response.status_code, body=response.data)
+        return response
+
+    @staticmethod
+    def _replay(record, fingerprint: str) -> Response:
+        if record.fingerprint != fingerprint:
+            raise IdempotencyConflict(_("This Idempotency-Key was already used with a different request."))
+        response = Response(record.response_body, status=record.response_status)
+        response["Idempotent-Replayed"] = "true"
+        return response
 
     @staticmethod
     def _idempotency_key(request) -> str:

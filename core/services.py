@@ -42,6 +42,18 @@ def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[I
     return IdempotencyRecord.objects.select_for_update().get(terminal=terminal, key=key), False
 
 
+def idempotency_record_answer(record: IdempotencyRecord, *, status: int, body) -> None:
+    """Store the answer given to a claimed key (one UPDATE, on every POS write)."""
+    field = IdempotencyRecord._meta.get_field("response_body")
+    record.response_status, record.response_body = status, body
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(IdempotencyRecord._meta.db_table)} "  # noqa: S608 (model's table)
+            "SET response_status = %s, response_body = %s WHERE id = %s",
+            [status, field.get_db_prep_save(body, connection), record.pk],
+        )
+
+
 def idempotency_records_purge(*, now=None) -> int:
     """Delete records older than IDEMPOTENCY_KEY_TTL_DAYS; return how many went."""
     now = now or timezone.now()

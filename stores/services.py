@@ -8,8 +8,9 @@ from django.utils.translation import gettext_lazy as _
 from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
+from core.sql import JoinedSelect, Part
 from stores.errors import InvalidClosingDate, StoreAlreadyClosed, StoreNotFound, TerminalNameTaken
-from stores.models import Store, Terminal, hash_api_key
+from stores.models import Format, Store, Terminal, hash_api_key
 
 STORE_CLOSE = "stores.store_close"
 KEY_PREFIX = "pos_"
@@ -51,13 +52,20 @@ def terminal_key_rotate(*, terminal: Terminal) -> str:
     return key
 
 
+# On every POS request: one unique-index probe with the store and its format, written once per process.
+_TERMINAL_BY_KEY = JoinedSelect(
+    [Part("t", Terminal), Part("s", Store, via="t.store"), Part("f", Format, via="s.format")],
+    'FROM "stores_terminal" t JOIN "stores_store" s ON s."id" = t."store_id" '
+    'JOIN "stores_format" f ON f."id" = s."format_id" WHERE t."key_hash" = %s AND t."is_active" = %s',
+)
+
+
 def terminal_for_key(key: str) -> Terminal | None:
-    """The active terminal of an open store that this key belongs to."""
-    # On every POS request: one unique-index probe, no ordering, the store checked in Python.
-    try:
-        terminal = Terminal.objects.select_related("store__format").get(key_hash=hash_api_key(key), is_active=True)
-    except Terminal.DoesNotExist:
+    """The active terminal of an open store that this key belongs to, with its store and format loaded."""
+    found = _TERMINAL_BY_KEY.fetch([hash_api_key(key), True])
+    if found is None:
         return None
+    terminal = found["t"]
     return None if terminal.store.status == Store.Status.CLOSED else terminal
 
 

@@ -14,6 +14,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.sql import insert_returning_pk
 from membership.errors import CashOutLimitExceeded, InsufficientPoints, MemberNotActive, PurchaseInvalid
 from membership.models import EarnRule, Member, PointsDebtEntry, PointsEntry, PointsPolicy
 from membership.services.members import _lock_members, cause_fields, points_post
@@ -24,6 +25,7 @@ __all__ = [
     "CashOut",
     "cash_value_of",
     "earn_multiplier",
+    "earn_rule_default",
     "earn_rule_for",
     "member_points_multiplier",
     "points_cash_out",
@@ -53,7 +55,12 @@ def earn_rule_for(format) -> EarnRule:
     try:
         return EarnRule.objects.get(format_id=format.pk)
     except EarnRule.DoesNotExist:
-        return EarnRule(format=format, amount_per_point=Decimal("1.00"), excluded_categories="", pending_days=0)
+        return earn_rule_default(format)
+
+
+def earn_rule_default(format) -> EarnRule:
+    """The rule of a format that has none configured (not saved)."""
+    return EarnRule(format=format, amount_per_point=Decimal("1.00"), excluded_categories="", pending_days=0)
 
 
 def member_points_multiplier(member: Member, *, on: date) -> Decimal:
@@ -140,8 +147,9 @@ def points_earn(
         "member": member, "store": store, "terminal": terminal, "receipt_no": receipt_no,
         "legal_entity_id": legal_entity_id, "operator": operator, **cause_fields(cause),
     }
-    entry = PointsEntry.objects.create(kind=PointsEntry.Kind.EARN, points=points, balance_after=balance,
-                                       reason=reason[:200], **values)
+    entry = PointsEntry(kind=PointsEntry.Kind.EARN, points=points, balance_after=balance, reason=reason[:200],
+                        **values)
+    insert_returning_pk(entry)
     member.points, member.points_debt = balance, debt
     if debt > 0 and balance > 0:
         pay = min(balance, debt)

@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.sql import JoinedSelect, Part, insert_returning_pk
 from membership.errors import (
     MemberNotActive,
     MemberNotFound,
@@ -17,9 +18,19 @@ from membership.errors import (
     ReceiptAlreadyRecorded,
     ReturnExceedsPurchase,
 )
-from membership.models import Member, MemberIdentity, PointsDebtEntry, PointsEntry, PointsHold, Purchase, PurchaseReturn
+from membership.models import (
+    EarnRule,
+    Member,
+    MemberIdentity,
+    PointsDebtEntry,
+    PointsEntry,
+    PointsHold,
+    Purchase,
+    PurchaseReturn,
+    Tier,
+)
 from membership.services.members import _lock_members, merge_mover, points_post, survivor_pk
-from membership.services.points import _cents, earn_rule_for, points_debt_move, points_earn, points_for_purchase
+from membership.services.points import _cents, earn_rule_default, points_debt_move, points_earn, points_for_purchase
 
 __all__ = [
     "LINES_MAX",
@@ -70,32 +81,49 @@ def member_for_pos(member_no: str) -> int:
 _TIER_FIELDS = ("code", "name", "kind", "rank", "points_multiplier")
 _EARNING_FIELDS = (
     "member_no", "name", "status", "merged_into", "tier", "paid_tier", "paid_tier_until", "points", "points_debt",
-    *(f"tier__{name}" for name in _TIER_FIELDS), *(f"paid_tier__{name}" for name in _TIER_FIELDS),
 )
 
 
-def _earning_member(member: Member | int | str) -> Member:
-    """The member a purchase names, with its tiers, following a merge; only an active member earns.
+def _earning_select(where: str) -> JoinedSelect:
+    # On every POS purchase: the member with both tiers and the format's earn rule, in one statement written
+    # once per process (params: the format's id, then the member's key).
+    return JoinedSelect(
+        [
+            Part("m", Member, _EARNING_FIELDS),
+            Part("t", Tier, _TIER_FIELDS, via="m.tier"),
+            Part("p", Tier, _TIER_FIELDS, via="m.paid_tier"),
+            Part("r", EarnRule),
+        ],
+        'FROM "membership_member" m LEFT JOIN "membership_tier" t ON t."id" = m."tier_id" '
+        'LEFT JOIN "membership_tier" p ON p."id" = m."paid_tier_id" '
+        f'LEFT JOIN "membership_earnrule" r ON r."format_id" = %s WHERE {where}',
+    )
 
-    Not locked: the credit's UPDATE locks the row, and reads what the member owes in the same statement.
+
+_EARNING_BY_NUMBER = _earning_select('m."member_no" = %s')
+_EARNING_BY_ID = _earning_select('m."id" = %s')
+
+
+def _earning_member(member: Member | int | str, *, format) -> tuple[Member, EarnRule]:
+    """The member a purchase names, with its tiers, following a merge, and the format's earn rule.
+
+    Only an active member earns. Not locked: the credit's UPDATE locks the row, and reads what the
+    member owes in the same statement.
     """
-    # On every POS purchase: get() (no ORDER BY on a unique lookup) of the columns earning needs.
-    members = Member.objects.select_related("tier", "paid_tier").only(*_EARNING_FIELDS)
-    try:
-        if isinstance(member, str):
-            try:
-                found = members.get(member_no=member.strip())
-            except Member.DoesNotExist:
-                found = members.get(pk=member_for_pos(member))
-        else:
-            found = members.get(pk=member if isinstance(member, int) else member.pk)
-    except Member.DoesNotExist:
-        raise MemberNotFound() from None
-    if found.status == Member.Status.MERGED:
-        return _earning_member(survivor_pk(found.pk, found.merged_into_id))
-    if found.status != Member.Status.ACTIVE:
-        raise MemberNotActive(member_no=found.member_no, status=found.get_status_display())
-    return found
+    if isinstance(member, str):
+        found = _EARNING_BY_NUMBER.fetch([format.pk, member.strip()])
+        if found is None:
+            found = _EARNING_BY_ID.fetch([format.pk, member_for_pos(member)])
+    else:
+        found = _EARNING_BY_ID.fetch([format.pk, member if isinstance(member, int) else member.pk])
+    if found is None:
+        raise MemberNotFound()
+    earning = found["m"]
+    if earning.status == Member.Status.MERGED:
+        return _earning_member(survivor_pk(earning.pk, earning.merged_into_id), format=format)
+    if earning.status != Member.Status.ACTIVE:
+        raise MemberNotActive(member_no=earning.member_no, status=earning.get_status_display())
+    return earning, found["r"] or earn_rule_default(format)
 
 
 # --- validation ---------------------------------------------------------------------------------------
@@ -212,25 +240,24 @@ def purchase_record(
     if errors:
         raise PurchaseInvalid(fields=errors)
     receipt_no = receipt_no.strip()
-    # One savepoint for the whole purchase (a POS request runs inside the idempotency record's transaction);
-    # a second copy of the receipt fails on the unique constraint and is answered after the rollback.
-    try:
-        with transaction.atomic():
-            return _purchase_write(
-                store=store, member=member, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
-                terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
-            )
-    except IntegrityError:
+    member, rule = _earning_member(member, format=store.format)
+    # No savepoint (a POS request already runs in the idempotency record's transaction): nothing is written
+    # before the purchase, and a second copy of the receipt is not inserted (ON CONFLICT DO NOTHING) rather
+    # than failing on the unique constraint, so every refusal leaves the caller's transaction usable.
+    # A receipt sent by two tills at once: the second insert waits for the first to commit, then skips.
+    with transaction.atomic(savepoint=False):
+        purchase = _purchase_write(
+            store=store, member=member, rule=rule, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
+            terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
+        )
+    if purchase is None:
         existing = _recorded(Purchase, store=store, receipt_no=receipt_no)
-        if existing is None:
-            raise
-        raise _receipt_taken(receipt_no, gettext("purchase"), existing) from None
+        raise _receipt_taken(receipt_no, gettext("purchase"), existing)
+    return purchase
 
 
-def _purchase_write(*, store, member, receipt_no, amount, occurred_at, terminal, payment_method, lines, operator,
-                    now) -> Purchase:
-    member = _earning_member(member)
-    rule = earn_rule_for(store.format)
+def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, terminal, payment_method, lines,
+                    operator, now) -> Purchase | None:
     purchase = Purchase(
         member=member, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
         terminal=terminal, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
@@ -240,7 +267,8 @@ def _purchase_write(*, store, member, receipt_no, amount, occurred_at, terminal,
         member=member, store=store, amount=amount, occurred_at=occurred_at, lines=lines,
         payment_method=payment_method, purchase=purchase, rule=rule,
     )
-    purchase.save(force_insert=True)
+    if insert_returning_pk(purchase, skip_on_conflict=("store_id", "receipt_no")) is None:
+        return None
     available_at = occurred_at + timedelta(days=rule.pending_days)
     if points and rule.pending_days and available_at > now:
         PointsHold.objects.create(member=member, purchase=purchase, points=points, available_at=available_at)

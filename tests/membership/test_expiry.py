@@ -77,7 +77,7 @@ def test_points_earned_in_2024_leave_the_balance_on_1_january_2026(member_with_2
     assert (entry.points, entry.balance_after) == (-300, 200)
     assert entry.reason == "points earned before 2025 expired"
     assert entry.cause == PointsPolicy.current()
-    assert entry.created_at.date() == timezone.localdate()
+    assert timezone.localdate(entry.created_at) == timezone.localdate()
     ledgers_balanced()
 
 

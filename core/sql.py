@@ -1,0 +1,146 @@
+"""Hand-written statements for the hottest paths (every POS request), giving the ORM's model instances.
+
+Django compiles a queryset anew on every call: for a select_related lookup or a model save that is
+more CPU than the statement costs the database. `JoinedSelect` writes a SELECT over a model and the
+models its foreign keys reach once per process and loads a row into the same instances
+`select_related(...).only(...)` would give, with the backend's converters applied (SQLite returns
+dates as text); `insert_returning_pk` inserts a model instance with a plain INSERT ... RETURNING.
+Both work on PostgreSQL and SQLite.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Model
+from django.db.models.expressions import DatabaseDefault
+
+
+def quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@dataclass
+class Part:
+    """One model of a JoinedSelect: its alias, the fields to load, and the foreign key that reaches it."""
+
+    alias: str
+    model: type[Model]
+    fields: Sequence[str] | None = None  # field names; None for every concrete field
+    via: str | None = None  # "parent_alias.foreign_key_name"; None for the main model
+    columns: list = field(init=False)
+
+    def __post_init__(self):
+        meta = self.model._meta
+        names = self.fields if self.fields is not None else [f.name for f in meta.concrete_fields]
+        wanted = {meta.get_field(name) for name in names} | {meta.pk}
+        # In the model's field order: Model.from_db reads a partial row that way.
+        self.columns = [f for f in meta.concrete_fields if f in wanted]
+
+
+class JoinedSelect:
+    """SELECT <columns of every part> <from_sql>, loaded into instances linked like select_related.
+
+    `from_sql` is everything after the column list (FROM, JOINs, WHERE) with %s placeholders and the
+    parts' aliases. A part reached by a LEFT JOIN that found nothing is None on its parent.
+    """
+
+    def __init__(self, parts: Iterable[Part], from_sql: str):
+        self.parts = list(parts)
+        self.from_sql = from_sql
+        self._sql = None
+        self._converters = None
+
+    @property
+    def sql(self) -> str:
+        if self._sql is None:
+            columns = ", ".join(
+                f"{quote(part.alias)}.{quote(column.column)}" for part in self.parts for column in part.columns
+            )
+            self._sql = f"SELECT {columns} {self.from_sql}"
+        return self._sql
+
+    def _converters_for(self) -> list:
+        if self._converters is None:
+            converters = []
+            for part in self.parts:
+                for column in part.columns:
+                    expression = column.get_col(part.alias)
+                    found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+                    converters.append((expression, found))
+            self._converters = converters
+        return self._converters
+
+    def fetch(self, params: Sequence) -> dict[str, Model] | None:
+        """The instances of the first row, by alias; None when no row matched."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return self.load(row)
+
+    def load(self, row: Sequence) -> dict[str, Model | None]:
+        values = list(row)
+        for index, (expression, converters) in enumerate(self._converters_for()):
+            for converter in converters:
+                values[index] = converter(values[index], expression, connection)
+        found: dict[str, Model | None] = {}
+        start = 0
+        for part in self.parts:
+            chunk = values[start:start + len(part.columns)]
+            start += len(part.columns)
+            instance = None
+            if chunk[0] is not None:
+                instance = part.model.from_db(connection.alias, [c.attname for c in part.columns], chunk)
+            found[part.alias] = instance
+            if part.via:
+                parent_alias, name = part.via.split(".")
+                parent = found[parent_alias]
+                if parent is not None:
+                    parent._meta.get_field(name).set_cached_value(parent, instance)
+        return found
+
+
+_INSERTS: dict[tuple, str] = {}
+
+
+def insert_returning_pk(instance: Model, *, skip_on_conflict: Sequence[str] = ()) -> int | None:
+    """INSERT a new model instance with one plain statement; set and return its primary key.
+
+    With `skip_on_conflict` (the columns of a unique constraint) a row that would break it is not
+    inserted (`ON CONFLICT (...) DO NOTHING`): no error, no savepoint needed, and None is returned.
+    A concurrent insert of the same key waits for the other transaction and then skips.
+    Fields with auto_now_add get their value as in save(); other defaults are the instance's, and a
+    field left to its database default is left out of the statement.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    meta = instance._meta
+    fields, values = [], []
+    for f in meta.concrete_fields:
+        value = f.pre_save(instance, True)
+        if (f.primary_key and value is None) or isinstance(value, DatabaseDefault):
+            continue
+        fields.append(f)
+        values.append(f.get_db_prep_save(value, db))
+    key = (db.vendor, meta.label, tuple(f.attname for f in fields), tuple(skip_on_conflict))
+    sql = _INSERTS.get(key)
+    if sql is None:
+        quote = db.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        if skip_on_conflict:
+            sql += f" ON CONFLICT ({', '.join(quote(name) for name in skip_on_conflict)}) DO NOTHING"
+        sql += f" RETURNING {quote(meta.pk.column)}"
+        _INSERTS[key] = sql
+    with db.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    setattr(instance, meta.pk.attname, row[0])
+    instance._state.adding = False
+    instance._state.db = db.alias
+    return row[0]
