@@ -612,52 +612,60 @@ class _Import:
             for row in rows:
                 copy.write_row(row)
 
-    # A first migration into an empty members table (no member yet, so no POS or desk reads one) takes the table
-    # for itself until it commits, and drops the indexes the import does not read: one sort per index at the end
-    # builds them much faster than a million inserts into each, one at a time. The unique indexes stay, so every
-    # member number and ID number is still checked as it is written, and the lookups of the import use them.
-    # If the lock is not granted at once, or the table is not empty, the import writes through the indexes.
+    # A first migration into an empty members table (no member yet, so no POS or desk reads one) takes the tables
+    # it writes for itself until it commits, and drops the indexes the import does not read: one sort per index at
+    # the end builds them much faster than a million inserts into each, one at a time. The unique indexes stay, so
+    # every member number, ID number and legacy number is still checked as it is written, and the lookups of the
+    # import use them. If a lock is not granted within _LOCK_WAIT, or the members table is not empty, the import
+    # writes through the indexes.
     _LOCK_WAIT = "2s"
     _WRITTEN_TABLES = [model._meta.db_table for model in (Member, MemberIdentity, PointsEntry, MemberEvent,
                                                           MergeCandidate)]
     foreign_keys_dropped: list[tuple[str, str, str]] = []
 
     def empty_table_indexes_drop(self) -> list[str]:
-        """If the members table is empty, lock it and drop its non-unique indexes; return what rebuilds them."""
+        """If the members table is empty, lock the written tables and drop their non-unique indexes.
+
+        Return what rebuilds them. The other written tables are empty too (each of their rows names a member).
+        """
         if not self.copy or Member.objects.exists():
             return []
-        table = connection.ops.quote_name(Member._meta.db_table)
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SELECT current_setting('lock_timeout')")
                 lock_timeout = cursor.fetchone()[0]
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [self._LOCK_WAIT])
-                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
-                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # noqa: S608 (the model's table)
-                if cursor.fetchone()[0]:
-                    raise _TableNotEmpty
+                for name in self._WRITTEN_TABLES:
+                    table = connection.ops.quote_name(name)
+                    cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # noqa: S608 (the model's table)
+                    if cursor.fetchone()[0]:
+                        raise _TableNotEmpty
                 cursor.execute(
                     "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-                    "WHERE indrelid = %s::regclass AND NOT indisunique "
+                    "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
                     "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
-                    [Member._meta.db_table],
+                    [_text_array(self._WRITTEN_TABLES)],
                 )
                 indexes = cursor.fetchall()
                 for name, _definition in indexes:
                     cursor.execute(f"DROP INDEX {name}")
-                # The foreign keys from the written tables to the members are checked once, set-based, when they
-                # are added again at the end, not once per written row. The tables holding them are empty too
-                # (a row there would name a member), and no other table's keys are touched.
+                # The foreign keys from the written tables to the members, and from the members to their tiers,
+                # are checked once, set-based, when they are added again at the end, not once per written row.
+                # The tables holding them are empty too (a row there would name a member). Dropping a key locks
+                # the table it points to as well: the tiers (read only with members, which are locked already),
+                # never the stores or the users, which the rest of the system reads all the time.
                 cursor.execute(
                     "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                    "WHERE contype = 'f' AND confrelid = %s::regclass AND conrelid = ANY(%s::regclass[]) "
-                    "ORDER BY conrelid, conname",
-                    [Member._meta.db_table, _text_array(self._WRITTEN_TABLES)],
+                    "WHERE contype = 'f' AND ((confrelid = %s::regclass AND conrelid = ANY(%s::regclass[])) "
+                    "OR (conrelid = %s::regclass AND confrelid = %s::regclass)) ORDER BY conrelid, conname",
+                    [Member._meta.db_table, _text_array(self._WRITTEN_TABLES), Member._meta.db_table,
+                     Tier._meta.db_table],
                 )
                 self.foreign_keys_dropped = cursor.fetchall()
                 for table_name, name, _definition in self.foreign_keys_dropped:
                     cursor.execute(f"ALTER TABLE {table_name} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
         except (_TableNotEmpty, OperationalError):
             # Rolled back to the savepoint: the lock is released, nothing was dropped.
             self.foreign_keys_dropped = []
@@ -873,8 +881,8 @@ def members_import(
                 gc.collect(1)
         finally:
             batches.close()  # stops the reading thread at once if a batch failed
-        run.indexes_create(dropped)
         run.merge_candidates()
+        run.indexes_create(dropped)
         run.foreign_keys_add()
         run.foreign_keys_deferred(immediate)
         report = run.report

@@ -419,11 +419,18 @@ def test_an_import_next_to_existing_members_keeps_their_indexes_in_place(referen
     assert Member.objects.count() == 5
 
 
+WRITTEN_TABLES = ("membership_member", "membership_memberidentity", "membership_pointsentry",
+                  "membership_memberevent", "membership_mergecandidate")
+
+
 def foreign_keys_to_members():
+    """Every foreign key to or from the members and to the tiers, as declared."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable, condeferred "
-            "FROM pg_constraint WHERE contype = 'f' AND confrelid = 'membership_member'::regclass ORDER BY 1, 2"
+            "FROM pg_constraint WHERE contype = 'f' AND (confrelid = ANY(%s::regclass[]) "
+            "OR conrelid = 'membership_member'::regclass) ORDER BY 1, 2",
+            ["{membership_member,membership_tier}"],
         )
         return cursor.fetchall()
 
@@ -439,13 +446,18 @@ def test_a_first_import_still_refuses_a_row_naming_no_member(reference_stores, t
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("INSERT INTO membership_memberidentity (member_id, kind, source, external_no, created_at) "
                        "VALUES (-1, 'legacy', 'X', 'Y', now())")
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("UPDATE membership_member SET tier_id = -1")
 
 
 def member_indexes(*, with_oid=False):
+    """The indexes of every table the import writes."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexrelid, pg_get_indexdef(indexrelid) FROM pg_index "
-            "WHERE indrelid = 'membership_member'::regclass ORDER BY 2"
+            "WHERE indrelid = ANY(%s::regclass[]) ORDER BY 2",
+            ["{" + ",".join(WRITTEN_TABLES) + "}"],
         )
         return [(oid, definition) if with_oid else definition for oid, definition in cursor.fetchall()]
 
