@@ -42,7 +42,8 @@ class JoinedSelect:
     """SELECT <columns of every part> <from_sql>, loaded into instances linked like select_related.
 
     `from_sql` is everything after the column list (FROM, JOINs, WHERE) with %s placeholders and the
-    parts' aliases. A part reached by a LEFT JOIN that found nothing is None on its parent.
+    parts' aliases; `{alias}` in it is replaced by that part's quoted table name. A part reached by a
+    LEFT JOIN that found nothing is None on its parent.
     """
 
     def __init__(self, parts: Iterable[Part], from_sql: str):
@@ -57,7 +58,8 @@ class JoinedSelect:
             columns = ", ".join(
                 f"{quote(part.alias)}.{quote(column.column)}" for part in self.parts for column in part.columns
             )
-            self._sql = f"SELECT {columns} {self.from_sql}"
+            tables = {part.alias: quote(part.model._meta.db_table) for part in self.parts}
+            self._sql = f"SELECT {columns} {self.from_sql.format(**tables)}"
         return self._sql
 
     def _converters_for(self) -> list:

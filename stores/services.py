@@ -55,8 +55,8 @@ def terminal_key_rotate(*, terminal: Terminal) -> str:
 # On every POS request: one unique-index probe with the store and its format, written once per process.
 _TERMINAL_BY_KEY = JoinedSelect(
     [Part("t", Terminal), Part("s", Store, via="t.store"), Part("f", Format, via="s.format")],
-    'FROM "stores_terminal" t JOIN "stores_store" s ON s."id" = t."store_id" '
-    'JOIN "stores_format" f ON f."id" = s."format_id" WHERE t."key_hash" = %s AND t."is_active" = %s',
+    'FROM {t} t JOIN {s} s ON s."id" = t."store_id" JOIN {f} f ON f."id" = s."format_id" '
+    'WHERE t."key_hash" = %s AND t."is_active" = %s',
 )
 
 

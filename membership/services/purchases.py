@@ -94,9 +94,8 @@ def _earning_select(where: str) -> JoinedSelect:
             Part("p", Tier, _TIER_FIELDS, via="m.paid_tier"),
             Part("r", EarnRule),
         ],
-        'FROM "membership_member" m LEFT JOIN "membership_tier" t ON t."id" = m."tier_id" '
-        'LEFT JOIN "membership_tier" p ON p."id" = m."paid_tier_id" '
-        f'LEFT JOIN "membership_earnrule" r ON r."format_id" = %s WHERE {where}',
+        'FROM {m} m LEFT JOIN {t} t ON t."id" = m."tier_id" LEFT JOIN {p} p ON p."id" = m."paid_tier_id" '
+        'LEFT JOIN {r} r ON r."format_id" = %s WHERE ' + where,
     )
 
 

@@ -21,8 +21,8 @@ MEMBER_WITH_TIERS = JoinedSelect(
         Part("t", Tier, ("code", "points_multiplier"), via="m.tier"),
         Part("p", Tier, ("code",), via="m.paid_tier"),
     ],
-    'FROM "membership_member" m LEFT JOIN "membership_tier" t ON t."id" = m."tier_id" '
-    'LEFT JOIN "membership_tier" p ON p."id" = m."paid_tier_id" WHERE m."member_no" = %s',
+    'FROM {m} m LEFT JOIN {t} t ON t."id" = m."tier_id" LEFT JOIN {p} p ON p."id" = m."paid_tier_id" '
+    'WHERE m."member_no" = %s',
 )
 
 
