@@ -21,6 +21,36 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def ledgers_hold_after_each_test(request):
+    """After every test that used the database, every balance equals its ledger (check_ledgers).
+
+    A scenario that leaves a balance its ledger does not explain fails here even if its own asserts
+    passed. Tests of check_ledgers itself break balances on purpose: marked ledgers_broken.
+    """
+    checked = _uses_database(request) and not request.node.get_closest_marker("ledgers_broken")
+    if checked:
+        # Asked for here, so the test's database is rolled back or flushed only after the check below.
+        request.getfixturevalue("_django_db_helper")
+    yield
+    if not checked:
+        return
+    from django.db import connection
+
+    from core.ledgers import ledgers_check
+
+    if connection.needs_rollback:  # the test ended inside a broken transaction: nothing can be read
+        return
+    report = ledgers_check()
+    assert report.ok, "check_ledgers after the test: " + "; ".join(str(d) for d in report.differences)
+
+
+def _uses_database(request) -> bool:
+    names = set(request.fixturenames)
+    return bool(names & {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}) \
+        or request.node.get_closest_marker("django_db") is not None
+
+
+@pytest.fixture(autouse=True)
 def english_outside_requests():
     """Messages read by tests outside a request are English; pages still follow the request's language."""
     with translation.override("en"):

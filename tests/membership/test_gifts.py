@@ -235,6 +235,7 @@ def test_gifts_available_lists_active_gifts_in_stock_at_the_store(thermos_3_at_d
 # --- the stock ledger ------------------------------------------------------------------------------
 
 
+@pytest.mark.ledgers_broken
 def test_check_ledgers_finds_a_stock_changed_without_a_movement(thermos_3_at_dept001, dept001):
     assert ledgers_check(only=["membership.gift_stock"]).ok
     GiftStock.objects.filter(gift=thermos_3_at_dept001, store=dept001).update(quantity=5)
@@ -247,6 +248,7 @@ def test_check_ledgers_finds_a_stock_changed_without_a_movement(thermos_3_at_dep
     assert "THERMOS" in difference.account and dept001.code in difference.account
 
 
+@pytest.mark.ledgers_broken
 def test_check_ledgers_finds_a_last_movement_that_disagrees(thermos_3_at_dept001, dept001, dept001_manager):
     stock = GiftStock.objects.get(gift=thermos_3_at_dept001, store=dept001)
     GiftStockMovement.objects.create(stock=stock, kind=GiftStockMovement.Kind.ADJUSTED, quantity=2,
@@ -258,6 +260,7 @@ def test_check_ledgers_finds_a_last_movement_that_disagrees(thermos_3_at_dept001
     assert "after the last movement" in difference.rule
 
 
+@pytest.mark.ledgers_broken
 def test_a_stock_without_movements_must_be_empty(thermos, dept001):
     GiftStock.objects.create(gift=thermos, store=dept001)
     assert ledgers_check(only=["membership.gift_stock"]).ok
