@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.models import IdempotencyRecord, PersonalDataAccess
+from core.sql import insert_returning_pk
 
 
 def request_fingerprint(*, method: str, path: str, data) -> str:
@@ -24,20 +25,8 @@ def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[I
     with the same key waits on the unique index until the first one commits, then
     finds no row inserted and reads the first one's record, locked.
     """
-    now = timezone.now()
-    table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(name) for name in ("terminal_id", "key", "fingerprint", "created_at"))
-    conflict = ", ".join(connection.ops.quote_name(name) for name in ("terminal_id", "key"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s) "  # noqa: S608 (names from the model)
-            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING id",
-            [terminal.pk, key, fingerprint, now],
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        record = IdempotencyRecord(pk=row[0], terminal=terminal, key=key, fingerprint=fingerprint, created_at=now)
-        record._state.adding = False
+    record = IdempotencyRecord(terminal=terminal, key=key, fingerprint=fingerprint)
+    if insert_returning_pk(record, skip_on_conflict=("terminal_id", "key")) is not None:
         return record, True
     return IdempotencyRecord.objects.select_for_update().get(terminal=terminal, key=key), False
 
