@@ -18,6 +18,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-demo-key-set-SECRET_K
 # them, or stored ID numbers can no longer be found or shown.
 PII_DIGEST_KEY = env.str("PII_DIGEST_KEY", default="")
 PII_ENCRYPTION_KEY = env.str("PII_ENCRYPTION_KEY", default="")
+# Key for card PIN hashes (cards/services/ledger.py); unset, derived from SECRET_KEY. Changing it invalidates
+# every PIN.
+CARD_PIN_KEY = env.str("CARD_PIN_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

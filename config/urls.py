@@ -31,5 +31,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include((api_v1, "api-v1"))),
     path("admin/", admin.site.urls),
+    path("desk/cards/", include("cards.urls")),
     path("desk/", include("membership.urls")),
 ]

@@ -106,7 +106,9 @@ class PosPostView(APIView):
     An error answer is stored too, after the request's own writes were rolled
     back, so a replay gets the same status and body. (The success path, the busy
     one, needs no savepoint: an error rolls back everything, the claim of the key
-    included, and the error's answer is claimed and stored afresh.)
+    included, and the error's answer is claimed and stored afresh.) An error with an `after_rollback`
+    method has it called in that second transaction: what must stay although the request failed (a wrong
+    PIN counted towards freezing the card) is written once, not again on a replay.
     """
 
     def create(self, request, *args, **kwargs) -> Response:
@@ -121,9 +123,11 @@ class PosPostView(APIView):
             )
             if not created:
                 return self._replay(record, fingerprint)
+            error = None
             try:
                 response = self.create(request, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
+                error = exc
                 response = self.handle_exception(exc)
             if response.status_code < 400:
                 services.idempotency_record_answer(record, status=response.status_code, body=response.data)
@@ -135,6 +139,10 @@ class PosPostView(APIView):
             )
             if not created:  # a concurrent replay of the key answered it meanwhile
                 return self._replay(record, fingerprint)
+            # What an error must leave behind although the request failed (a wrong PIN is counted), once.
+            after_rollback = getattr(error, "after_rollback", None)
+            if after_rollback is not None:
+                after_rollback()
             services.idempotency_record_answer(record, status=response.status_code, body=response.data)
         return response
 

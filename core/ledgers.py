@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import Max, Sum
+
 
 @dataclass(frozen=True)
 class LedgerDifference:
@@ -30,6 +32,47 @@ class LedgerDifference:
 class LedgerBatch:
     checked: int
     differences: list[LedgerDifference] = field(default_factory=list)
+
+
+def balance_difference(
+    *, account: str, cached: int | Decimal, total: int | Decimal, after: int | Decimal | None, rule: str
+) -> LedgerDifference | None:
+    """A cached balance that differs from the sum of its ledger, or else from the value after the last entry."""
+    if total != cached:
+        return LedgerDifference(account=account, balance=cached, ledger=total)
+    if after is not None and after != cached:
+        return LedgerDifference(account=account, balance=cached, ledger=after, rule=rule)
+    return None
+
+
+def cached_against_ledger(
+    *, accounts, cached: str, account: str, entries, account_field: str, amount: str, after: str, rule: str,
+    batch_size: int,
+) -> Iterator[LedgerBatch]:
+    """Each account's cached value against its ledger: the sum of the entries, and the value after the last one.
+
+    `accounts` is a values() query of the account rows with the field `cached` and those named in the `account`
+    format. One difference per account at most: a wrong sum is reported before a wrong value-after. Accounts are
+    read in primary-key ranges; each range costs two aggregate queries over the ledger, whatever its length.
+    """
+    last_pk = 0
+    while True:
+        rows = list(accounts.filter(pk__gt=last_pk).order_by("pk")[:batch_size])
+        if not rows:
+            return
+        first_pk, last_pk = rows[0]["pk"], rows[-1]["pk"]
+        in_range = entries.filter(**{f"{account_field}__gte": first_pk, f"{account_field}__lte": last_pk}).order_by()
+        sums = dict(in_range.values(account_field).annotate(total=Sum(amount)).values_list(account_field, "total"))
+        # The most recently appended entry: ids are drawn after the account row is locked, so they follow its order.
+        last_entries = in_range.values(account_field).annotate(last=Max("pk")).values("last")
+        afters = dict(entries.filter(pk__in=last_entries).order_by().values_list(account_field, after))
+        differences = [
+            difference for row in rows
+            if (difference := balance_difference(account=account.format(**row), cached=row[cached],
+                                          total=sums.get(row["pk"], 0), after=afters.get(row["pk"]), rule=rule))
+            is not None
+        ]
+        yield LedgerBatch(checked=len(rows), differences=differences)
 
 
 LedgerCheck = Callable[[int], Iterator[LedgerBatch]]

@@ -152,13 +152,13 @@ def test_bad_options_fail_with_a_reason(args, message):
 def test_checks_registered_by_other_apps_run_too(members_with_points, monkeypatch):
     def cards_check(batch_size):
         yield LedgerBatch(checked=3)
-        yield LedgerBatch(checked=1, differences=[LedgerDifference(account="card 6200001", balance=5, ledger=4)])
+        yield LedgerBatch(checked=1, differences=[LedgerDifference(account="account 6200001", balance=5, ledger=4)])
 
     monkeypatch.setattr(ledgers, "_checks", dict(ledgers._checks))
-    ledgers.register("cards.balance", label="card balances", run=cards_check)
+    ledgers.register("example.balance", label="card balances", run=cards_check)
     output, reason = run_failing()
-    assert "cards.balance: 4 accounts" in output
-    assert "card 6200001: balance 5, ledger 4" in output
+    assert "example.balance: 4 accounts" in output
+    assert "account 6200001: balance 5, ledger 4" in output
     assert "in 9 accounts checked" in reason
 
 

@@ -1,0 +1,89 @@
+"""The card domain's errors; `code` is the stable code of CONTRACT section 3."""
+
+from django.utils.translation import gettext_lazy as _
+
+from core.errors import DomainError, LimitExceeded, NotFound, ValidationFailed
+
+
+class CardInvalid(ValidationFailed):
+    """Details of a card operation that fail validation; `fields` names each field."""
+
+    default_message = _("Some details of the card operation are not valid.")
+
+
+class CardNotFound(NotFound):
+    default_message = _("No card with number %(card_no)s.")
+
+
+class CardTransactionNotFound(NotFound):
+    default_message = _("No card transaction %(transaction_id)s at this store.")
+
+
+class CardInactive(DomainError):
+    """The card cannot be used in its status (inactive, frozen, closed)."""
+
+    code = "card_inactive"
+    status = 409
+    default_message = _("Card %(card_no)s is %(status)s and cannot be used.")
+
+
+class CardExpired(DomainError):
+    code = "card_expired"
+    status = 409
+    default_message = _("Card %(card_no)s expired on %(expires_at)s; it can be reactivated or exchanged at a desk.")
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+    status = 422
+    default_message = _("Card %(card_no)s holds %(balance)s, less than %(amount)s.")
+
+
+class CardLimitExceeded(LimitExceeded):
+    """An operation would break a prepaid-card rule or limit; the message names the rule."""
+
+    default_message = _("This exceeds a card limit.")
+
+
+class InvalidPin(DomainError):
+    """A wrong PIN. The failure is counted after the request's own writes are rolled back (see record)."""
+
+    code = "invalid_pin"
+    status = 403
+    default_message = _("Wrong PIN; %(left)s attempts left before the card is frozen.")
+
+    def __init__(self, message=None, *, card_id: int, **params):
+        super().__init__(message, **params)
+        self.card_id = card_id
+
+    def after_rollback(self) -> None:
+        """Count the wrong PIN, in the transaction that stores the error answer (freezing the card at the limit)."""
+        from cards.services.ledger import card_pin_failure_record
+
+        card_pin_failure_record(card_id=self.card_id)
+
+
+class AlreadyReversed(DomainError):
+    code = "already_reversed"
+    status = 409
+    default_message = _("Transaction %(transaction_id)s is already reversed.")
+
+
+class CardStatusChangeRefused(DomainError):
+    code = "validation_error"
+    status = 409
+    default_message = _("Card %(card_no)s cannot go from %(status_from)s to %(status_to)s.")
+
+
+class CardRuleBroken(DomainError):
+    """A sale, top-up or service operation breaks a prepaid-card rule (DESIGN section 7); the message names it."""
+
+    code = "validation_error"
+    status = 422
+    default_message = _("This breaks a prepaid-card rule.")
+
+
+class CardOperationRefused(DomainError):
+    code = "validation_error"
+    status = 409
+    default_message = _("This cannot be done: %(reason)s")

@@ -1,0 +1,287 @@
+"""The card ledger: every change of a card's balance or status goes through here (DESIGN section 3).
+
+A balance moves only in `card_post`, by a conditional UPDATE in the same
+transaction as its ledger row, so concurrent payments never take a card below
+zero or above its limit. Status changes go through `card_status_change`, which
+refuses what `Card.TRANSITIONS` does not allow and writes a card event.
+"""
+
+import hashlib
+import hmac
+import re
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from cards.errors import (
+    CardExpired,
+    CardInactive,
+    CardInvalid,
+    CardLimitExceeded,
+    CardNotFound,
+    CardStatusChangeRefused,
+    InsufficientBalance,
+    InvalidPin,
+)
+from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRules
+from core.sql import insert_returning_pk
+
+__all__ = [
+    "CARD_NO_PATTERN",
+    "card_cap",
+    "card_event",
+    "card_for_use",
+    "card_get",
+    "card_no_clean",
+    "card_pin_check",
+    "card_pin_failure_record",
+    "card_post",
+    "card_status_change",
+    "cause_fields",
+    "money_clean",
+    "pin_hash",
+]
+
+CENT = Decimal("0.01")
+MONEY_MAX = Decimal("999999999999.99")
+CARD_NO_PATTERN = re.compile(r"^\d{6,32}$")
+PIN_PATTERN = re.compile(r"^\d{6}$")
+
+
+def money_clean(value, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
+    """A positive amount of yuan with at most two decimals, as Decimal; raise CardInvalid naming the field."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError, TypeError):
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise CardInvalid(fields={field: [gettext("Write an amount such as 12.50.")]})
+    if amount != amount.quantize(CENT):
+        raise CardInvalid(fields={field: [gettext("An amount has at most two decimals.")]})
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise CardInvalid(fields={field: [gettext("The amount must be more than zero.")]})
+    if amount > MONEY_MAX:
+        raise CardInvalid(fields={field: [gettext("The amount is too large.")]})
+    return amount.quantize(CENT)
+
+
+def card_no_clean(value, *, field: str = "card_no") -> str:
+    card_no = str(value or "").strip()
+    if not CARD_NO_PATTERN.match(card_no):
+        raise CardInvalid(fields={field: [gettext("A card number is 6 to 32 digits.")]})
+    return card_no
+
+
+def cause_fields(cause) -> dict:
+    """The generic reference of a ledger row to what caused it (a sale order, a return, an approval ...)."""
+    if cause is None:
+        return {"cause_type": None, "cause_id": ""}
+    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
+
+
+def card_get(card_no: str, *, lock: bool = False) -> Card:
+    """The card with this number and its product; raise CardNotFound."""
+    cards = Card.objects.select_related("product")
+    if lock:
+        cards = cards.select_for_update(of=("self",))
+    card = cards.filter(card_no=card_no).first()
+    if card is None:
+        raise CardNotFound(card_no=card_no)
+    return card
+
+
+def card_cap(card: Card, rules: CardRules | None = None) -> Decimal:
+    """The most this card may hold: its product's limit, never above the rules' limit for its kind."""
+    rules = rules or CardRules.current()
+    product: CardProduct = card.product
+    rule_cap = rules.registered_max_balance if product.is_registered else rules.bearer_max_balance
+    return min(product.max_balance, rule_cap)
+
+
+def card_for_use(card: Card, *, now=None) -> None:
+    """Refuse a card that cannot pay: not active (card_inactive) or past its expiry (card_expired)."""
+    now = now or timezone.now()
+    if card.status == Card.Status.EXPIRED or (
+        card.status == Card.Status.ACTIVE and card.expires_at is not None and card.expires_at <= now
+    ):
+        expires_at = timezone.localtime(card.expires_at).date() if card.expires_at else ""
+        raise CardExpired(card_no=card.card_no, expires_at=expires_at)
+    if card.status != Card.Status.ACTIVE:
+        raise CardInactive(card_no=card.card_no, status=card.get_status_display())
+
+
+# --- PINs -------------------------------------------------------------------------------------------
+# A PIN is six digits, kept as an HMAC keyed with a secret outside the database and salted with the card
+# number: a copy of the database alone does not give the PINs away, and a check costs microseconds (a POS
+# payment checks one; a production batch hashes a hundred thousand).
+
+
+def _pin_key() -> bytes:
+    secret = settings.CARD_PIN_KEY or settings.SECRET_KEY
+    return hashlib.sha256(f"card-pin:{secret}".encode()).digest()
+
+
+def pin_hash(card_no: str, pin: str) -> str:
+    return hmac.new(_pin_key(), f"{card_no}:{pin}".encode(), hashlib.sha256).hexdigest()
+
+
+def card_pin_check(card: Card, pin) -> None:
+    """Check the PIN of a card that has one. Raise CardInvalid (missing or malformed) or InvalidPin.
+
+    A wrong PIN is counted by InvalidPin.after_rollback (the API calls it once the request's writes are rolled
+    back; other callers call it themselves), so the count survives the failed request.
+    """
+    if not card.pin_hash:
+        return
+    pin = str(pin or "").strip()
+    if not pin:
+        raise CardInvalid(fields={"pin": [gettext("This card needs its PIN.")]})
+    if not PIN_PATTERN.match(pin):
+        raise CardInvalid(fields={"pin": [gettext("A PIN is six digits.")]})
+    if hmac.compare_digest(pin_hash(card.card_no, pin), card.pin_hash):
+        if card.pin_failures:
+            Card.objects.filter(pk=card.pk).update(pin_failures=0)
+            card.pin_failures = 0
+        return
+    limit = CardRules.current().pin_attempts
+    left = max(limit - card.pin_failures - 1, 0)
+    if left == 0:
+        raise InvalidPin(
+            gettext("Wrong PIN; the card is now frozen. The holder can unfreeze it at a service desk."),
+            card_id=card.pk,
+        )
+    raise InvalidPin(card_id=card.pk, left=left)
+
+
+@transaction.atomic
+def card_pin_failure_record(*, card_id: int) -> Card:
+    """Count one wrong PIN; at the rules' limit the card is frozen (reason: PIN) with an event."""
+    card = Card.objects.select_for_update().select_related("product").get(pk=card_id)
+    card.pin_failures += 1
+    Card.objects.filter(pk=card.pk).update(pin_failures=card.pin_failures)
+    if card.pin_failures >= CardRules.current().pin_attempts and card.status == Card.Status.ACTIVE:
+        card_status_change(card=card, status=Card.Status.FROZEN, event=CardEvent.Kind.PIN_LOCKED,
+                           freeze_reason=Card.FreezeReason.PIN)
+    return card
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+def card_event(*, card: Card, kind: str, store=None, actor=None, note: str = "", data: dict | None = None,
+               status_from: str = "", status_to: str = "") -> CardEvent:
+    event = CardEvent(card=card, kind=kind, store=store, actor=actor, note=note[:200], data=data or {},
+                      status_from=status_from, status_to=status_to)
+    insert_returning_pk(event)
+    return event
+
+
+@transaction.atomic
+def card_status_change(*, card: Card, status: str, event: str = CardEvent.Kind.STATUS, store=None, actor=None,
+                       note: str = "", freeze_reason: str | None = None, data: dict | None = None,
+                       **fields) -> Card:
+    """Move a card to another status, as Card.TRANSITIONS allows; write the event.
+
+    Extra keyword arguments are card fields set in the same UPDATE (expires_at, replaced_by ...).
+    Raise CardStatusChangeRefused.
+    """
+    current = Card.objects.filter(pk=card.pk).values_list("status", flat=True).get()
+    if status not in Card.TRANSITIONS[current]:
+        raise CardStatusChangeRefused(
+            card_no=card.card_no, status_from=Card.Status(current).label, status_to=Card.Status(status).label
+        )
+    if freeze_reason is None:
+        freeze_reason = card.freeze_reason if status == Card.Status.FROZEN else Card.FreezeReason.NONE
+    values = {"status": status, "freeze_reason": freeze_reason, "updated_at": timezone.now(), **fields}
+    if status == Card.Status.ACTIVE and freeze_reason == Card.FreezeReason.NONE and current == Card.Status.FROZEN:
+        values.setdefault("pin_failures", 0)
+    # Only from the status read above: a concurrent change makes this match nothing, and it is refused.
+    if not Card.objects.filter(pk=card.pk, status=current).update(**values):
+        raise CardStatusChangeRefused(
+            card_no=card.card_no, status_from=Card.Status(current).label, status_to=Card.Status(status).label
+        )
+    for name, value in values.items():
+        setattr(card, name, value)
+    card_event(card=card, kind=event, store=store, actor=actor, note=note, data=data,
+               status_from=current, status_to=status)
+    return card
+
+
+# --- the balance ----------------------------------------------------------------------------------
+
+
+def _balance_move(card_id: int, amount: Decimal, cap: Decimal | None) -> Decimal | None:
+    """Add amount (signed) to the card's balance unless it would fall below zero or pass cap.
+
+    Return the new balance, or None when refused. On PostgreSQL one conditional UPDATE (numeric arithmetic
+    is exact). SQLite keeps decimals as floating point, so there the new balance is computed in Python and
+    written only if the balance is still the one read (SQLite runs one writer at a time anyway).
+    """
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql = "UPDATE cards_card SET balance = balance + %s, updated_at = %s WHERE id = %s AND balance + %s >= 0"
+            params = [amount, now, card_id, amount]
+            if cap is not None:
+                sql += " AND balance + %s <= %s"
+                params += [amount, cap]
+            cursor.execute(sql + " RETURNING balance", params)
+            row = cursor.fetchone()
+            return row[0] if row else None
+        balance = Card.objects.filter(pk=card_id).values_list("balance", flat=True).get()
+        new = balance + amount
+        if new < 0 or (cap is not None and new > cap):
+            return None
+        updated = Card.objects.filter(pk=card_id, balance=balance).update(balance=new, updated_at=now)
+        return new if updated else None
+
+
+def card_post(
+    *,
+    card: Card,
+    kind: str,
+    amount: Decimal,
+    store=None,
+    terminal=None,
+    receipt_no: str = "",
+    operator=None,
+    legal_entity=None,
+    transaction_record=None,
+    reason: str = "",
+    cause=None,
+    cap: Decimal | None = None,
+    created_at=None,
+) -> CardLedgerEntry:
+    """Move a card's balance by `amount` (signed) and append its ledger row, in the caller's transaction.
+
+    `cap`, when given, is the most the card may hold afterwards (card_cap). The legal entity is the store's
+    format's company unless given. Raise InsufficientBalance or CardLimitExceeded; nothing moves then.
+    """
+    if not isinstance(amount, Decimal) or amount == 0:
+        raise ValueError("amount must be a non-zero Decimal")
+    with transaction.atomic(savepoint=False):
+        balance = _balance_move(card.pk, amount, cap)
+        if balance is None:
+            current = Card.objects.filter(pk=card.pk).values_list("balance", flat=True).get()
+            card.balance = current
+            if amount < 0:
+                raise InsufficientBalance(card_no=card.card_no, balance=current, amount=-amount)
+            raise CardLimitExceeded(
+                gettext("Card %(card_no)s may hold at most %(cap)s; it holds %(balance)s (prepaid card rules).")
+                % {"card_no": card.card_no, "cap": cap, "balance": current}
+            )
+        card.balance = balance
+        if legal_entity is None and store is not None:
+            legal_entity = store.format.legal_entity
+        entry = CardLedgerEntry(
+            card=card, kind=kind, amount=amount, balance_after=balance, store=store, terminal=terminal,
+            receipt_no=receipt_no, legal_entity=legal_entity, operator=operator, transaction=transaction_record,
+            reason=reason[:200], **cause_fields(cause),
+            **({"created_at": created_at} if created_at is not None else {}),
+        )
+        insert_returning_pk(entry)
+    return entry

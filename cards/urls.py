@@ -1,0 +1,4 @@
+"""Card pages of the service desk (under /desk/cards/)."""
+
+app_name = "cards"
+urlpatterns: list = []
