@@ -151,8 +151,8 @@ class SalePayment(models.Model):
     created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
-        verbose_name = _("payment")
-        verbose_name_plural = _("payments")
+        verbose_name = _("payment line")
+        verbose_name_plural = _("payment lines")
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="card_sale_payment_positive"),
         ]
