@@ -35,10 +35,14 @@ ROLES: dict[str, tuple[str, ...]] = {
         # Receiving and counting the store's gift stock (every change is a stock movement).
         "membership.change_giftstock",
         "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
+        # Receiving card stock sent to the store, sending it back, selling and serving cards at the desk.
+        "cards.receive_card_stock", "cards.sell_card", "cards.serve_card",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
             "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",
-            "membership.view_gift", "membership.view_giftstock", "membership.view_tier"),
+            "membership.view_gift", "membership.view_giftstock", "membership.view_tier",
+            # Selling and topping up cards, balance enquiries, loss reports and replacements at the desk.
+            "cards.sell_card", "cards.serve_card", "cards.view_card", "cards.view_cardproduct"),
     "报表查看": ("reports.view_*",),
 }
 
