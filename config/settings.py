@@ -21,6 +21,8 @@ PII_ENCRYPTION_KEY = env.str("PII_ENCRYPTION_KEY", default="")
 # Key for card PIN hashes (cards/services/ledger.py); unset, derived from SECRET_KEY. Changing it invalidates
 # every PIN.
 CARD_PIN_KEY = env.str("CARD_PIN_KEY", default="")
+# Card number prefixes by product code or kind (registered, bearer); see cards/services/production.py.
+CARD_NO_PREFIXES = env.json("CARD_NO_PREFIXES", default={})
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

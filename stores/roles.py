@@ -36,7 +36,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "membership.change_giftstock",
         "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
         # Receiving card stock sent to the store, sending it back, selling and serving cards at the desk.
-        "cards.receive_card_stock", "cards.sell_card", "cards.serve_card",
+        "cards.receive_card_stock", "cards.add_cardtransfer", "cards.sell_card", "cards.serve_card",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
             "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",
