@@ -26,6 +26,12 @@ NIGHTLY = {
         "membership.merge_candidates_detect", 2, 30,
         _("Lists member records that may be one person, for staff to review; merges nothing."),
     ),
+    # After midnight, so a bearer card valid "until" yesterday no longer pays in the morning; balances stay.
+    "cards: expire bearer cards": (
+        "cards.cards_expire", 0, 50,
+        _("Marks bearer cards past their expiry as expired; their balances stay on them for reactivation or "
+          "exchange."),
+    ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
         _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS."),

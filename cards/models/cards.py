@@ -98,6 +98,7 @@ class Card(models.Model):
             models.Index(fields=["batch", "card_no"], name="card_batch_no"),
             models.Index(fields=["location", "stock_status", "product"], name="card_stock"),
             models.Index(fields=["status", "expires_at"], name="card_status_expiry"),
+            models.Index(fields=["sold_store", "card_no"], name="card_sold_store"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="card_balance_not_negative"),
@@ -166,6 +167,7 @@ class CardTransaction(models.Model):
         indexes = [
             models.Index(fields=["card", "created_at"], name="card_txn_card_time"),
             models.Index(fields=["store", "business_date"], name="card_txn_store_day"),
+            models.Index(fields=["created_at"], name="card_txn_time"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="card_txn_amount_positive"),
@@ -296,6 +298,7 @@ class CardEvent(models.Model):
         verbose_name = _("card event")
         verbose_name_plural = _("card events")
         ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["created_at"], name="card_event_time")]
 
     def __str__(self) -> str:
         return f"{self.card_id} {self.get_kind_display()}"
