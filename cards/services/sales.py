@@ -1,1 +1,811 @@
-"""Card services: sales."""
+"""Card sales (售卡) and top-ups: orders, the prepaid-card rules of DESIGN section 7, approval, payment.
+
+An order is written as a draft (cards, amounts, buyer, invoice, payment lines), submitted (approval when
+the rules ask for it), then paid: payment confirmation loads and activates every card in one transaction.
+The same functions serve the admin's corporate group sales and the desk's walk-in sales, so one rule holds
+everywhere. Every refusal of a rule names the rule (商务部令2012年第9号, 税务总局公告2016年第53号).
+"""
+
+import calendar
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from stdnum.cn import uscc
+
+from approvals import registry
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_cancel, approval_request_submit
+from cards.errors import CardInvalid, CardOperationRefused, CardRuleBroken
+from cards.models import Card, CardEvent, CardLedgerEntry, CardRules, SaleLine, SaleOrder, SalePayment
+from cards.services.ledger import card_cap, card_for_use, card_post, card_status_change, money_clean
+from core.errors import Forbidden
+from core.pii import (
+    InvalidPersonalData,
+    mask_id_number,
+    normalize_id_number,
+    phone_validate,
+    pii_digest,
+    pii_encrypt,
+    resident_id_parse,
+)
+from stores.queries import user_can_see_store
+
+__all__ = [
+    "OPEN_STATUSES",
+    "SALE_APPROVE",
+    "PartyInput",
+    "PaymentInput",
+    "SaleForbidden",
+    "SaleInput",
+    "SaleLineInput",
+    "SaleOrderInvalid",
+    "SalePlan",
+    "sale_lines_parse",
+    "sale_order_cancel",
+    "sale_order_check",
+    "sale_order_create",
+    "sale_order_pay",
+    "sale_order_payments_set",
+    "sale_order_submit",
+    "sale_order_update",
+    "sale_walk_in",
+]
+
+SALE_APPROVE = "cards.sale_approve"
+OPEN_STATUSES = (SaleOrder.Status.DRAFT, SaleOrder.Status.PENDING, SaleOrder.Status.APPROVED)
+# One order loads at most this many cards: a larger corporate order is several orders.
+MAX_ORDER_CARDS = 10_000
+_ZERO = Decimal("0.00")
+_OTHER_ID = {
+    # Passports and permits: letters and digits of a plausible length.
+    SaleOrder.IdType.PASSPORT: r"^[A-Z0-9]{5,17}$",
+    SaleOrder.IdType.HK_MACAU: r"^[A-Z0-9]{8,11}$",
+    SaleOrder.IdType.TAIWAN: r"^[A-Z0-9]{8,10}$",
+}
+_LINE = re.compile(r"^(?P<first>\d{6,32})(?:\s*(?:-|~|–|至|到)\s*(?P<last>\d{6,32}))?(?:[\s,;，；]+(?P<amount>\S+))?$")
+
+
+class SaleOrderInvalid(CardInvalid):
+    """Details of a sale order that fail validation; `fields` names each field."""
+
+    default_message = _("Some details of the card order are not valid.")
+
+
+class SaleForbidden(Forbidden):
+    default_message = _("You may not sell cards for this store.")
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PartyInput:
+    """A buyer or an agent as typed: a person (name, ID, phone) or a company (name, credit code, contact)."""
+
+    name: str = ""
+    id_type: str = ""
+    id_number: str = ""
+    phone: str = ""
+    credit_code: str = ""
+    address: str = ""
+
+    def is_empty(self) -> bool:
+        return not any((self.name.strip(), self.id_number.strip(), self.phone.strip(), self.credit_code.strip()))
+
+
+@dataclass
+class SaleLineInput:
+    """One card, or a range of card numbers (first to last, same length), with the amount loaded onto each.
+
+    No amount means each card's face value.
+    """
+
+    first: str
+    last: str = ""
+    amount: Decimal | None = None
+
+
+@dataclass
+class PaymentInput:
+    method: str
+    amount: Decimal
+    reference: str = ""
+    payer_account_name: str = ""
+    payer_account_no: str = ""
+    payee_account_name: str = ""
+    payee_account_no: str = ""
+
+
+@dataclass
+class SaleInput:
+    """Everything a sale order records besides who wrote it."""
+
+    store: object
+    kind: str = SaleOrder.Kind.SALE
+    channel: str = SaleOrder.Channel.WALK_IN
+    remote: bool = False
+    buyer_type: str = SaleOrder.BuyerType.PERSON
+    buyer: PartyInput = field(default_factory=PartyInput)
+    agent: PartyInput = field(default_factory=PartyInput)
+    member: object = None
+    lines: list[SaleLineInput] = field(default_factory=list)
+    discount: Decimal = _ZERO
+    rebate: Decimal = _ZERO
+    invoice_title: str = ""
+    invoice_tax_no: str = ""
+    note: str = ""
+
+
+@dataclass
+class SalePlan:
+    """What an order would do, as checked: the cards and amounts, the money, and which rules apply."""
+
+    cards: list[tuple[Card, Decimal]]
+    face_total: Decimal
+    discount: Decimal
+    amount_due: Decimal
+    values: dict
+    real_name_required: bool
+    transfer_only: bool
+    transfer_rule: str
+    split_suspected: bool
+    approval_required: bool
+
+
+def sale_lines_parse(text: str, *, field_name: str = "cards") -> list[SaleLineInput]:
+    """Card lines as staff type or scan them, one per line: `card_no [amount]` or `first-last [amount]`.
+
+    Raise SaleOrderInvalid naming the line.
+    """
+    lines = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        row = raw.strip()
+        if not row:
+            continue
+        match = _LINE.match(row)
+        if match is None:
+            raise SaleOrderInvalid(fields={field_name: [gettext(
+                "Line %(line)d: write a card number, or first-last card numbers, then the amount (e.g. "
+                "6201000000001 500)."
+            ) % {"line": number}]})
+        amount = None
+        if match["amount"]:
+            try:
+                amount = money_clean(match["amount"].replace("，", ""), field=field_name)
+            except CardInvalid:
+                raise SaleOrderInvalid(fields={field_name: [gettext(
+                    "Line %(line)d: %(amount)s is not an amount such as 500.00."
+                ) % {"line": number, "amount": match["amount"]}]}) from None
+        lines.append(SaleLineInput(first=match["first"], last=match["last"] or "", amount=amount))
+    return lines
+
+
+# --- identities -------------------------------------------------------------------------------------
+
+
+def _id_number_clean(id_type: str, id_number: str) -> tuple[str, str]:
+    """(ID type, normalised number), a resident ID checked by GB 11643; raise InvalidPersonalData."""
+    number = normalize_id_number(id_number)
+    if not number:
+        return "", ""
+    id_type = id_type or SaleOrder.IdType.RESIDENT_ID
+    if id_type == SaleOrder.IdType.RESIDENT_ID:
+        return id_type, resident_id_parse(number).number
+    pattern = _OTHER_ID.get(id_type)
+    if pattern is None:
+        raise InvalidPersonalData(_("Unknown ID type."))
+    if not re.match(pattern, number):
+        raise InvalidPersonalData(_("This is not a valid number for a %(type)s.") % {
+            "type": SaleOrder.IdType(id_type).label})
+    return id_type, number
+
+
+def _party_values(party: PartyInput, *, prefix: str, company: bool, errors: dict, stored=None) -> dict:
+    """Model values of a buyer (prefix buyer) or agent (prefix agent); wrong details go into errors by field.
+
+    With no ID number typed, a stored order's sealed ID is kept: staff only ever see it masked.
+    """
+    values = {f"{prefix}_name": " ".join((party.name or "").split())[:100], f"{prefix}_phone": ""}
+    if len(" ".join((party.name or "").split())) > 100:
+        errors[f"{prefix}_name"] = [gettext("A name has at most 100 characters.")]
+    phone = (party.phone or "").strip()
+    if phone:
+        try:
+            values[f"{prefix}_phone"] = phone_validate(phone)
+        except InvalidPersonalData as error:
+            errors[f"{prefix}_phone"] = [str(error.message)]
+    if company:
+        code = (party.credit_code or "").strip().upper()
+        if code and not uscc.is_valid(code):
+            errors[f"{prefix}_credit_code"] = [gettext(
+                "%(code)s is not a valid unified social credit code (18 characters with a check character)."
+            ) % {"code": code}]
+        values.update(buyer_credit_code=code, buyer_id_type="", buyer_id_digest="", buyer_id_sealed="",
+                      buyer_id_masked="")
+        return values
+    id_fields = (f"{prefix}_id_type", f"{prefix}_id_digest", f"{prefix}_id_sealed", f"{prefix}_id_masked")
+    if not (party.id_number or "").strip() and stored is not None and getattr(stored, f"{prefix}_id_digest"):
+        values.update({name: getattr(stored, name) for name in id_fields})
+        if prefix == "buyer":
+            values["buyer_credit_code"] = ""
+        return values
+    try:
+        id_type, number = _id_number_clean(party.id_type or "", party.id_number or "")
+    except InvalidPersonalData as error:
+        errors[f"{prefix}_id_number"] = [str(error.message)]
+        id_type, number = "", ""
+    values.update({
+        f"{prefix}_id_type": id_type,
+        f"{prefix}_id_digest": pii_digest(number) if number else "",
+        f"{prefix}_id_sealed": pii_encrypt(number) if number else "",
+        f"{prefix}_id_masked": mask_id_number(number),
+    })
+    if prefix == "buyer":
+        values["buyer_credit_code"] = ""
+    return values
+
+
+def _real_name_missing(values: dict, *, company: bool, has_agent: bool) -> list[tuple[str, str]]:
+    """(field, what) of each real-name detail the order lacks."""
+    missing = []
+    if not values["buyer_name"]:
+        missing.append(("buyer_name", gettext("the company name") if company else gettext("the buyer's name")))
+    if company:
+        if not values["buyer_credit_code"]:
+            missing.append(("buyer_credit_code", gettext("the unified social credit code")))
+    elif not values["buyer_id_digest"]:
+        missing.append(("buyer_id_number", gettext("the buyer's ID type and number")))
+    if not values["buyer_phone"]:
+        missing.append(("buyer_phone", gettext("a contact phone")))
+    if has_agent:
+        if not values["agent_name"]:
+            missing.append(("agent_name", gettext("the agent's name")))
+        if not values["agent_id_digest"]:
+            missing.append(("agent_id_number", gettext("the agent's ID type and number")))
+        if not values["agent_phone"]:
+            missing.append(("agent_phone", gettext("the agent's phone")))
+    return missing
+
+
+# --- the checks -------------------------------------------------------------------------------------
+
+
+def _resolve_cards(lines: list[SaleLineInput], *, field_name: str = "cards") -> list[tuple[Card, Decimal | None]]:
+    """The cards the lines name, in the order given; raise SaleOrderInvalid naming a missing or repeated card."""
+    if not lines:
+        raise SaleOrderInvalid(fields={field_name: [gettext("Add at least one card.")]})
+    found: list[tuple[Card, Decimal | None]] = []
+    seen: set[int] = set()
+    for line in lines:
+        if line.last:
+            if len(line.last) != len(line.first) or line.last < line.first:
+                raise SaleOrderInvalid(fields={field_name: [gettext(
+                    "The range %(first)s-%(last)s must run from a lower to a higher card number of the same length."
+                ) % {"first": line.first, "last": line.last}]})
+            cards = [card for card in Card.objects.select_related("product").filter(
+                card_no__gte=line.first, card_no__lte=line.last).order_by("card_no")[: MAX_ORDER_CARDS + 1]
+                if len(card.card_no) == len(line.first)]
+            if not cards:
+                raise SaleOrderInvalid(fields={field_name: [gettext("No cards from %(first)s to %(last)s.")
+                                                            % {"first": line.first, "last": line.last}]})
+        else:
+            card = Card.objects.select_related("product").filter(card_no=line.first).first()
+            if card is None:
+                raise SaleOrderInvalid(fields={field_name: [gettext("No card with number %(card_no)s.")
+                                                            % {"card_no": line.first}]})
+            cards = [card]
+        for card in cards:
+            if card.pk in seen:
+                raise SaleOrderInvalid(fields={field_name: [gettext("Card %(card_no)s is named twice.")
+                                                            % {"card_no": card.card_no}]})
+            seen.add(card.pk)
+            found.append((card, line.amount))
+        if len(found) > MAX_ORDER_CARDS:
+            raise SaleOrderInvalid(fields={field_name: [gettext("One order holds at most %(max)d cards.")
+                                                        % {"max": MAX_ORDER_CARDS}]})
+    return found
+
+
+def _cards_in_open_orders(card_ids: list[int], *, order_id) -> dict[int, str]:
+    """card id -> number of another unpaid order holding it."""
+    busy: dict[int, str] = {}
+    for start in range(0, len(card_ids), 1000):
+        lines = SaleLine.objects.filter(card_id__in=card_ids[start:start + 1000], order__status__in=OPEN_STATUSES)
+        if order_id is not None:
+            lines = lines.exclude(order_id=order_id)
+        busy.update(lines.values_list("card_id", "order__order_no"))
+    return busy
+
+
+def _check_card(card: Card, amount: Decimal | None, *, kind: str, channel: str, store, rules,
+                field_name: str = "cards") -> Decimal:
+    """Refuse a card this order cannot sell or top up; return the amount to load."""
+    if amount is None:
+        amount = card.face_value if kind == SaleOrder.Kind.SALE else None
+        if not amount:
+            raise SaleOrderInvalid(fields={field_name: [gettext("Give the amount to load onto card %(card_no)s.")
+                                                        % {"card_no": card.card_no}]})
+    cap = card_cap(card, rules)
+    if kind == SaleOrder.Kind.SALE:
+        if card.status != Card.Status.INACTIVE or card.stock_status != Card.Stock.IN_STOCK:
+            raise CardOperationRefused(reason=gettext("card %(card_no)s is not an unsold card in stock (%(status)s, "
+                                                      "%(stock)s).") % {
+                "card_no": card.card_no, "status": card.get_status_display(),
+                "stock": card.get_stock_status_display()})
+        allowed = {store.pk}
+        if card.location_id not in allowed and not (channel == SaleOrder.Channel.GROUP and card.location_id is None):
+            raise CardOperationRefused(reason=gettext("card %(card_no)s is not in stock at %(store)s.") % {
+                "card_no": card.card_no, "store": store.name})
+        if amount > cap:
+            raise CardRuleBroken(gettext(
+                "Card cap (prepaid card rules): card %(card_no)s may hold at most %(cap)s, not %(amount)s."
+            ) % {"card_no": card.card_no, "cap": cap, "amount": amount})
+    else:
+        card_for_use(card)
+        if not card.product.reloadable:
+            raise CardOperationRefused(reason=gettext("card %(card_no)s (%(product)s) is not reloadable.") % {
+                "card_no": card.card_no, "product": card.product.name})
+        if card.balance + amount > cap:
+            raise CardRuleBroken(gettext(
+                "Card cap (prepaid card rules): card %(card_no)s holds %(balance)s and may hold at most %(cap)s; "
+                "a top-up of %(amount)s is too much."
+            ) % {"card_no": card.card_no, "balance": card.balance, "cap": cap, "amount": amount})
+    return amount
+
+
+def _transfer_rule(*, data: SaleInput, face_total: Decimal, rules: CardRules) -> str:
+    """The non-cash rule (非现金) this order falls under, as text naming it, or "" when cash is allowed."""
+    if data.remote:
+        return gettext("Non-cash rule (prepaid card rules): an order made remotely or online is paid by bank "
+                       "transfer only.")
+    if data.buyer_type == SaleOrder.BuyerType.COMPANY and face_total >= rules.company_transfer_from:
+        return gettext("Non-cash rule (prepaid card rules): a company buying %(limit)s or more at once pays by bank "
+                       "transfer only.") % {"limit": rules.company_transfer_from}
+    if data.buyer_type == SaleOrder.BuyerType.PERSON and face_total >= rules.person_transfer_from:
+        return gettext("Non-cash rule (prepaid card rules): a person buying %(limit)s or more at once pays by bank "
+                       "transfer only.") % {"limit": rules.person_transfer_from}
+    return ""
+
+
+def _split_suspected(*, values: dict, buyer_type: str, face_total: Decimal, has_bearer: bool, rules: CardRules,
+                     order_id, now) -> bool:
+    """Whether this buyer's orders in the rules' window pass a limit that each of them stays under."""
+    if buyer_type == SaleOrder.BuyerType.COMPANY:
+        if not values["buyer_credit_code"]:
+            return False
+        same_buyer = Q(buyer_credit_code=values["buyer_credit_code"])
+        limits = [rules.company_transfer_from]
+    else:
+        if not values["buyer_id_digest"]:
+            return False
+        same_buyer = Q(buyer_id_digest=values["buyer_id_digest"])
+        limits = [rules.person_transfer_from]
+    if has_bearer:
+        limits.append(rules.bearer_real_name_from)
+    recent = SaleOrder.objects.filter(same_buyer, created_at__gte=now - timedelta(days=rules.split_window_days)) \
+        .exclude(status__in=(SaleOrder.Status.CANCELLED, SaleOrder.Status.REJECTED))
+    if order_id is not None:
+        recent = recent.exclude(pk=order_id)
+    totals = list(recent.values_list("face_total", flat=True))
+    if not totals:
+        return False
+    combined = sum(totals, face_total)
+    largest = max([*totals, face_total])
+    return any(largest < limit <= combined for limit in limits if limit > 0)
+
+
+def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
+                     payments: list[PaymentInput] | None = None, now=None) -> SalePlan:
+    """Check an order against the cards and the prepaid-card rules without writing anything.
+
+    `stored` is the order being changed or paid: its own cards are not "in another open order", and its
+    sealed IDs stand in for ID numbers not typed again. Raise SaleOrderInvalid (fields), CardRuleBroken
+    (naming the rule) or CardOperationRefused.
+    """
+    order_id = stored.pk if stored is not None else None
+    rules = CardRules.current()
+    now = now or timezone.now()
+    errors: dict[str, list[str]] = {}
+    if data.kind not in SaleOrder.Kind.values:
+        errors["kind"] = [gettext("Unknown kind of order.")]
+    if data.channel not in SaleOrder.Channel.values:
+        errors["channel"] = [gettext("Unknown channel.")]
+    if data.buyer_type not in SaleOrder.BuyerType.values:
+        errors["buyer_type"] = [gettext("Choose a person or a company.")]
+    if data.store is None:
+        errors["store"] = [gettext("Choose the selling store.")]
+    company = data.buyer_type == SaleOrder.BuyerType.COMPANY
+    same_type = stored is not None and stored.buyer_type == data.buyer_type
+    values = _party_values(data.buyer, prefix="buyer", company=company, errors=errors,
+                           stored=stored if same_type else None)
+    values["buyer_address"] = (data.buyer.address or "").strip()[:200]
+    has_agent = not data.agent.is_empty()
+    values.update(_party_values(data.agent, prefix="agent", company=False, errors=errors,
+                                stored=stored if (data.agent.name or "").strip() else None))
+    discount = _money_or_error(data.discount, "discount", errors)
+    rebate = _money_or_error(data.rebate, "rebate", errors)
+    invoice_tax_no = (data.invoice_tax_no or "").strip().upper()
+    if invoice_tax_no and not re.fullmatch(r"[0-9A-Z]{15,20}", invoice_tax_no):
+        errors["invoice_tax_no"] = [gettext("A taxpayer number is 15 to 20 letters and digits.")]
+    if errors:
+        raise SaleOrderInvalid(fields=errors)
+    resolved = _resolve_cards(data.lines)
+    busy = _cards_in_open_orders([card.pk for card, _amount in resolved], order_id=order_id)
+    cards = []
+    for card, amount in resolved:
+        if card.pk in busy:
+            raise CardOperationRefused(reason=gettext("card %(card_no)s is already in open order %(order_no)s.")
+                                       % {"card_no": card.card_no, "order_no": busy[card.pk]})
+        cards.append((card, _check_card(card, amount, kind=data.kind, channel=data.channel, store=data.store,
+                                        rules=rules)))
+    face_total = sum((amount for _card, amount in cards), _ZERO)
+    if discount > face_total:
+        raise SaleOrderInvalid(fields={"discount": [gettext("The discount cannot be more than the cards' total "
+                                                            "%(total)s.") % {"total": face_total}]})
+    has_registered = any(card.product.is_registered for card, _amount in cards)
+    has_bearer = any(not card.product.is_registered for card, _amount in cards)
+    real_name = has_registered or (has_bearer and face_total >= rules.bearer_real_name_from)
+    if real_name:
+        missing = _real_name_missing(values, company=company, has_agent=has_agent)
+        if missing:
+            if has_registered:
+                rule = gettext("Real-name rule (prepaid card rules): every sale or top-up of a registered card "
+                               "records the buyer's identity. Missing: %(missing)s.")
+            else:
+                rule = gettext("Real-name rule (prepaid card rules): a bearer-card order of %(limit)s or more "
+                               "records the buyer's identity. Missing: %(missing)s.")
+            message = rule % {"limit": rules.bearer_real_name_from,
+                              "missing": ", ".join(what for _name, what in missing)}
+            raise CardRuleBroken(message, fields={name: [message] for name, _what in missing})
+    transfer_rule = _transfer_rule(data=data, face_total=face_total, rules=rules)
+    if payments is not None:
+        _check_payments(payments, transfer_rule=transfer_rule)
+    split = _split_suspected(values=values, buyer_type=data.buyer_type, face_total=face_total,
+                             has_bearer=has_bearer, rules=rules, order_id=order_id, now=now)
+    approval = discount > 0 or (data.channel == SaleOrder.Channel.GROUP and face_total >= rules.group_approval_from)
+    values.update(
+        kind=data.kind, channel=data.channel, store=data.store, remote=bool(data.remote),
+        buyer_type=data.buyer_type, member=data.member, face_total=face_total, discount=discount, rebate=rebate,
+        amount_due=face_total - discount, invoice_title=(data.invoice_title or "").strip()[:100],
+        invoice_tax_no=invoice_tax_no, note=(data.note or "").strip()[:200], split_suspected=split,
+    )
+    return SalePlan(cards=cards, face_total=face_total, discount=discount, amount_due=face_total - discount,
+                    values=values, real_name_required=real_name, transfer_only=bool(transfer_rule),
+                    transfer_rule=transfer_rule, split_suspected=split, approval_required=approval)
+
+
+def _money_or_error(value, name: str, errors: dict) -> Decimal:
+    if value in (None, ""):
+        return _ZERO
+    try:
+        return money_clean(value, field=name, allow_zero=True)
+    except CardInvalid as error:
+        errors.update(error.fields or {})
+        return _ZERO
+
+
+def _check_payments(payments: list[PaymentInput], *, transfer_rule: str) -> list[PaymentInput]:
+    """Refuse payment lines that are malformed or break the non-cash rule."""
+    errors: dict[str, list[str]] = {}
+    for number, payment in enumerate(payments, start=1):
+        if payment.method not in SalePayment.Method.values:
+            errors.setdefault("payments", []).append(gettext("Payment %(line)d: unknown method.") % {"line": number})
+            continue
+        try:
+            payment.amount = money_clean(payment.amount, field="payments")
+        except CardInvalid:
+            errors.setdefault("payments", []).append(gettext("Payment %(line)d: the amount must be more than zero "
+                                                             "with at most two decimals.") % {"line": number})
+            continue
+        if payment.method == SalePayment.Method.BANK_TRANSFER:
+            lacking = [label for label, value in (
+                (gettext("payer account name"), payment.payer_account_name),
+                (gettext("payer account number"), payment.payer_account_no),
+                (gettext("payee account name"), payment.payee_account_name),
+                (gettext("payee account number"), payment.payee_account_no),
+            ) if not (value or "").strip()]
+            if lacking:
+                errors.setdefault("payments", []).append(gettext(
+                    "Payment %(line)d: a bank transfer records the %(missing)s (prepaid card rules)."
+                ) % {"line": number, "missing": ", ".join(lacking)})
+    if errors:
+        raise SaleOrderInvalid(fields=errors)
+    if transfer_rule and any(p.method != SalePayment.Method.BANK_TRANSFER for p in payments):
+        raise CardRuleBroken(transfer_rule, fields={"payments": [transfer_rule]})
+    return payments
+
+
+# --- writes -----------------------------------------------------------------------------------------
+
+
+def _ensure_store(actor, store) -> None:
+    if store is not None and not user_can_see_store(actor, store):
+        raise SaleForbidden()
+
+
+def _order_no_new(kind: str) -> str:
+    prefix = "T" if kind == SaleOrder.Kind.TOP_UP else "S"
+    while True:
+        order_no = f"{prefix}{timezone.localdate():%y%m%d}{secrets.randbelow(10**8):08d}"
+        if not SaleOrder.objects.filter(order_no=order_no).exists():
+            return order_no
+
+
+def _lines_write(order: SaleOrder, plan: SalePlan) -> None:
+    SaleLine.objects.filter(order=order).delete()
+    SaleLine.objects.bulk_create([SaleLine(order=order, card=card, amount=amount) for card, amount in plan.cards],
+                                 batch_size=1000)
+
+
+def _payments_write(order: SaleOrder, payments: list[PaymentInput]) -> None:
+    SalePayment.objects.filter(order=order).delete()
+    SalePayment.objects.bulk_create([SalePayment(
+        order=order, method=p.method, amount=p.amount, reference=(p.reference or "").strip()[:64],
+        payer_account_name=(p.payer_account_name or "").strip()[:100],
+        payer_account_no=(p.payer_account_no or "").strip()[:40],
+        payee_account_name=(p.payee_account_name or "").strip()[:100],
+        payee_account_no=(p.payee_account_no or "").strip()[:40],
+    ) for p in payments])
+
+
+def _lock_order(order: SaleOrder) -> SaleOrder:
+    return SaleOrder.objects.select_for_update(of=("self",)).select_related("store__format__legal_entity", "member") \
+        .get(pk=order.pk)
+
+
+def _order_input(order: SaleOrder) -> SaleInput:
+    """The order as stored, for checking it again at submission and payment (IDs are known by their digests)."""
+    return SaleInput(
+        store=order.store, kind=order.kind, channel=order.channel, remote=order.remote, buyer_type=order.buyer_type,
+        member=order.member, discount=order.discount, rebate=order.rebate, invoice_title=order.invoice_title,
+        invoice_tax_no=order.invoice_tax_no, note=order.note,
+        lines=[SaleLineInput(first=card_no, amount=amount)
+               for card_no, amount in order.lines.order_by("pk").values_list("card__card_no", "amount")],
+    )
+
+
+def _recheck(order: SaleOrder, payments: list[PaymentInput] | None = None) -> SalePlan:
+    """Check a stored order again: its cards and money now, its stored identity, its own time for the window."""
+    data = _order_input(order)
+    data.buyer = PartyInput(name=order.buyer_name, phone=order.buyer_phone, credit_code=order.buyer_credit_code,
+                            address=order.buyer_address)
+    data.agent = PartyInput(name=order.agent_name, phone=order.agent_phone)
+    return sale_order_check(data=data, stored=order, payments=payments, now=order.created_at)
+
+
+@transaction.atomic
+def sale_order_create(*, data: SaleInput, created_by, payments: list[PaymentInput] | None = None) -> SaleOrder:
+    """Write a draft order after checking it. Raise SaleForbidden, SaleOrderInvalid, CardRuleBroken,
+    CardOperationRefused."""
+    _ensure_store(created_by, data.store)
+    plan = sale_order_check(data=data, payments=payments)
+    order = SaleOrder.objects.create(order_no=_order_no_new(data.kind), created_by=created_by, **plan.values)
+    _lines_write(order, plan)
+    if payments is not None:
+        _payments_write(order, payments)
+    return order
+
+
+@transaction.atomic
+def sale_order_update(*, order: SaleOrder, data: SaleInput, actor,
+                      payments: list[PaymentInput] | None = None) -> SaleOrder:
+    """Change a draft order; an ID number left empty keeps the one on file (staff see it masked only).
+
+    Raise CardOperationRefused when it is no longer a draft, or what the checks raise.
+    """
+    order = _lock_order(order)
+    _ensure_store(actor, order.store)
+    _ensure_store(actor, data.store)
+    if order.status != SaleOrder.Status.DRAFT:
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s; only a draft can be changed.")
+                                   % {"order_no": order.order_no, "status": order.get_status_display()})
+    plan = sale_order_check(data=data, stored=order, payments=payments, now=order.created_at)
+    for name, value in plan.values.items():
+        setattr(order, name, value)
+    order.save()
+    _lines_write(order, plan)
+    if payments is not None:
+        _payments_write(order, payments)
+    return order
+
+
+@transaction.atomic
+def sale_order_payments_set(*, order: SaleOrder, payments: list[PaymentInput], actor) -> SaleOrder:
+    """Record the payment lines of an unpaid order (replacing its lines); the sum is checked at payment.
+
+    Raise CardOperationRefused once paid or closed, SaleOrderInvalid or CardRuleBroken (non-cash rule).
+    """
+    order = _lock_order(order)
+    _ensure_store(actor, order.store)
+    if order.status not in (SaleOrder.Status.DRAFT, SaleOrder.Status.APPROVED):
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s; its payments cannot change.")
+                                   % {"order_no": order.order_no, "status": order.get_status_display()})
+    _recheck(order, payments)
+    _payments_write(order, payments)
+    return order
+
+
+def _cancel_approval(order: SaleOrder, actor) -> None:
+    content_type = ContentType.objects.get_for_model(SaleOrder)
+    pending = ApprovalRequest.objects.filter(action=SALE_APPROVE, content_type=content_type,
+                                             object_id=str(order.pk), status=ApprovalRequest.Status.PENDING).first()
+    if pending is None:
+        return
+    if pending.requested_by_id != actor.pk:
+        raise CardOperationRefused(reason=gettext(
+            "order %(order_no)s is waiting for approval: only %(requester)s, who asked for it, can withdraw it; "
+            "otherwise the approver rejects it.") % {"order_no": order.order_no,
+                                                     "requester": pending.requested_by.get_username()})
+    approval_request_cancel(approval_request=pending, user=actor)
+
+
+@transaction.atomic
+def sale_order_submit(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder:
+    """Submit a draft: checked again, then waiting for approval when the rules ask for it, else ready for payment.
+
+    Raise CardOperationRefused (not a draft), or what the checks raise.
+    """
+    order = _lock_order(order)
+    _ensure_store(actor, order.store)
+    if order.status != SaleOrder.Status.DRAFT:
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s, not a draft.")
+                                   % {"order_no": order.order_no, "status": order.get_status_display()})
+    plan = _recheck(order)
+    order.split_suspected = plan.split_suspected
+    if not plan.approval_required:
+        order.status = SaleOrder.Status.APPROVED
+        order.save(update_fields=["status", "split_suspected"])
+        return order
+    order.status = SaleOrder.Status.PENDING
+    order.save(update_fields=["status", "split_suspected"])
+    why = []
+    if plan.discount > 0:
+        why.append(gettext("discount %(discount)s") % {"discount": plan.discount})
+    if order.channel == SaleOrder.Channel.GROUP and plan.face_total >= CardRules.current().group_approval_from:
+        why.append(gettext("corporate order of %(total)s") % {"total": plan.face_total})
+    if plan.split_suspected:
+        why.append(gettext("looks split"))
+    text = (reason or "").strip() or gettext("Card order %(order_no)s: %(why)s.") % {
+        "order_no": order.order_no, "why": ", ".join(why)}
+    approval_request_submit(action=SALE_APPROVE, subject=order, requested_by=actor, reason=text,
+                            amount=plan.face_total, store=order.store,
+                            payload={"order_no": order.order_no, "discount": str(plan.discount),
+                                     "amount_due": str(plan.amount_due), "cards": len(plan.cards)})
+    order.refresh_from_db(fields=["status"])
+    return order
+
+
+def _approve_execute(request: ApprovalRequest) -> None:
+    """An approved order waits for payment; its cards and rules are checked again when it is paid."""
+    order = SaleOrder.objects.select_for_update().get(pk=int(request.object_id))
+    if order.status != SaleOrder.Status.PENDING:
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s.")
+                                   % {"order_no": order.order_no, "status": order.get_status_display()})
+    order.status = SaleOrder.Status.APPROVED
+    order.save(update_fields=["status"])
+
+
+def _approve_rejected(request: ApprovalRequest) -> None:
+    SaleOrder.objects.filter(pk=int(request.object_id), status=SaleOrder.Status.PENDING) \
+        .update(status=SaleOrder.Status.REJECTED)
+
+
+registry.register(SALE_APPROVE, label=_("Card sale (large or discounted)"), execute=_approve_execute,
+                  on_reject=_approve_rejected)
+
+
+@transaction.atomic
+def sale_order_pay(*, order: SaleOrder, actor, payments: list[PaymentInput] | None = None) -> SaleOrder:
+    """Confirm payment: the lines must add up to the amount due; then every card is loaded and activated.
+
+    `payments`, when given, replace the order's payment lines. A draft that needs no approval is submitted
+    on the way. Raise CardOperationRefused, SaleOrderInvalid, CardRuleBroken (naming the rule).
+    """
+    order = _lock_order(order)
+    _ensure_store(actor, order.store)
+    if order.status == SaleOrder.Status.DRAFT:
+        order = sale_order_submit(order=order, actor=actor)
+    if order.status != SaleOrder.Status.APPROVED:
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s; it cannot be paid now.")
+                                   % {"order_no": order.order_no, "status": order.get_status_display()})
+    if payments is None:
+        payments = [PaymentInput(method=p.method, amount=p.amount, reference=p.reference,
+                                 payer_account_name=p.payer_account_name, payer_account_no=p.payer_account_no,
+                                 payee_account_name=p.payee_account_name, payee_account_no=p.payee_account_no)
+                    for p in order.payments.order_by("pk")]
+    # Cards locked in primary-key order, so two orders never wait on each other's cards.
+    card_ids = list(order.lines.values_list("card_id", flat=True))
+    list(Card.objects.select_for_update().filter(pk__in=card_ids).order_by("pk").values_list("pk", flat=True))
+    plan = _recheck(order, payments)
+    paid = sum((p.amount for p in payments), _ZERO)
+    if paid != plan.amount_due:
+        raise SaleOrderInvalid(fields={"payments": [gettext(
+            "The payments add up to %(paid)s; the amount due is %(due)s. They must match exactly."
+        ) % {"paid": paid, "due": plan.amount_due}]})
+    _payments_write(order, payments)
+    _activate(order, plan, actor=actor)
+    order.status = SaleOrder.Status.COMPLETED
+    order.completed_at = timezone.now()
+    order.split_suspected = plan.split_suspected
+    order.save(update_fields=["status", "completed_at", "split_suspected"])
+    return order
+
+
+def _activate(order: SaleOrder, plan: SalePlan, *, actor) -> None:
+    store = order.store
+    issuer = store.format.legal_entity
+    now = timezone.now()
+    member = order.member
+    rules = CardRules.current()
+    for card, amount in plan.cards:
+        card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=amount, store=store, operator=actor,
+                  legal_entity=issuer, receipt_no=order.order_no, cause=order, cap=card_cap(card, rules),
+                  reason=gettext("Top-up") if order.kind == SaleOrder.Kind.TOP_UP else gettext("Card sale"))
+        if order.kind == SaleOrder.Kind.TOP_UP:
+            continue
+        registered = card.product.is_registered
+        expires_at = None
+        if not registered and card.product.validity_months:
+            expires_at = _months_later(now, card.product.validity_months)
+        card_status_change(
+            card=card, status=Card.Status.ACTIVE, event=CardEvent.Kind.ACTIVATED, store=store, actor=actor,
+            note=order.order_no, data={"order_no": order.order_no, "amount": str(amount)},
+            activated_at=now, expires_at=expires_at, stock_status=Card.Stock.SOLD, sold_store=store, issuer=issuer,
+            sale_order=order, member=member if registered else None,
+            holder_name=_holder_name(order) if registered else "",
+        )
+
+
+def _holder_name(order: SaleOrder) -> str:
+    return (order.member.name if order.member is not None else order.buyer_name)[:100]
+
+
+def _months_later(moment, months: int):
+    """The same local day and time `months` later (the last day of a shorter month)."""
+    local = timezone.localtime(moment)
+    month_index = local.month - 1 + months
+    year, month = local.year + month_index // 12, month_index % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
+
+
+@transaction.atomic
+def sale_order_cancel(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder:
+    """Cancel an order before payment; a pending approval is withdrawn (only its requester may).
+
+    Raise CardOperationRefused once paid, or what approval_request_cancel raises.
+    """
+    order = _lock_order(order)
+    _ensure_store(actor, order.store)
+    if order.status not in OPEN_STATUSES:
+        raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s; only an unpaid order can be "
+                                                  "cancelled.") % {"order_no": order.order_no,
+                                                                   "status": order.get_status_display()})
+    if order.status == SaleOrder.Status.PENDING:
+        _cancel_approval(order, actor)
+    order.status = SaleOrder.Status.CANCELLED
+    if reason.strip():
+        order.note = f"{order.note} {reason.strip()}".strip()[:200]
+    order.save(update_fields=["status", "note"])
+    return order
+
+
+@transaction.atomic
+def sale_walk_in(*, data: SaleInput, payments: list[PaymentInput], actor) -> SaleOrder:
+    """A sale or top-up at the desk, paid at once: created, submitted and paid in one transaction.
+
+    Raise CardOperationRefused when the order needs approval (a discount), or what the steps raise.
+    """
+    order = sale_order_create(data=data, created_by=actor, payments=payments)
+    if order.discount > 0:
+        raise CardOperationRefused(reason=gettext("a discounted order needs approval; enter it in the back office."))
+    return sale_order_pay(order=order, actor=actor)
