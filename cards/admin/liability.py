@@ -1,0 +1,109 @@
+"""The prepaid card liability page (预收资金与存管): outstanding balances, escrow and the revenue alert.
+
+It belongs to no model, so it is added to the admin site itself: one URL in front of the site's own, and one
+entry in the cards section of the index and the side navigation, both only for those who may see it. Headquarters
+only: the outstanding balances and escrow are the group's figures, not a store's.
+"""
+
+import io
+from functools import partial
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from openpyxl import Workbook
+
+from cards.liability import LiabilityReport, liability_report, user_may_view_liability
+from cards.models import Card
+from core.files import escape_cell
+
+TITLE = _("Prepaid card liability (预收资金与存管)")
+URL_NAME = "cards_liability"
+
+
+def liability_view(request, *, site: admin.AdminSite):
+    """Outstanding balances per issuer now and at the last four quarter ends, escrow due, alert; Excel export."""
+    if not user_may_view_liability(request.user):
+        raise PermissionDenied
+    report = liability_report()
+    if request.GET.get("export") == "xlsx":
+        return _liability_workbook(report)
+    return TemplateResponse(request, "admin/cards/liability/liability.html", {
+        **site.each_context(request),
+        "title": TITLE,
+        "opts": Card._meta,
+        "report": report,
+        "export_url": "?export=xlsx",
+    })
+
+
+def _quarter_label(day) -> str:
+    return formats.date_format(day, "Y-m-d")
+
+
+def _liability_workbook(report: LiabilityReport) -> HttpResponse:
+    """The page as an Excel file (openpyxl write-only: rows go straight to the file)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(gettext("Prepaid card liability"))
+    sheet.append([gettext("as of"), timezone.localtime(report.as_of).strftime("%Y-%m-%d %H:%M")])
+    sheet.append([])
+    sheet.append([gettext("issuer"), gettext("prepaid card filing number")]
+                 + [gettext("outstanding at %(day)s") % {"day": _quarter_label(day)} for day in report.quarter_ends]
+                 + [gettext("outstanding now"), gettext("escrow at %(rate)s%%") % {"rate": report.escrow_rate_percent}])
+    for row in report.rows:
+        sheet.append([escape_cell(row.label), escape_cell(row.filing_no), *row.at_quarter_ends, row.outstanding,
+                      row.escrow])
+    sheet.append([gettext("Total"), "", *report.at_quarter_ends, report.outstanding, report.escrow_before_guarantee])
+    sheet.append([])
+    sheet.append([gettext("escrow rate"), report.escrow_rate])
+    sheet.append([gettext("outstanding at the previous quarter end"), report.escrow_base])
+    sheet.append([gettext("less guarantee"), report.guarantee])
+    sheet.append([gettext("required escrow this quarter"), report.escrow])
+    if report.alert:
+        sheet.append([gettext("alert"), report.alert.message])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    response = HttpResponse(buffer.getvalue(),
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = (
+        f'attachment; filename="prepaid-liability-{timezone.localdate():%Y%m%d}.xlsx"'
+    )
+    return response
+
+
+def liability_page_add(site: admin.AdminSite) -> None:
+    """Put the page into `site`: its URL and its entry in the cards section. Done once per site."""
+    if getattr(site, "_cards_liability_added", False):
+        return
+    site._cards_liability_added = True
+    site_get_urls = site.get_urls
+    site_get_app_list = site.get_app_list
+
+    def get_urls():
+        # In front of the site's own patterns, whose last one catches every other address.
+        view = site.admin_view(partial(liability_view, site=site))
+        return [path("cards/liability/", view, name=URL_NAME), *site_get_urls()]
+
+    def get_app_list(request, app_label=None):
+        app_list = site_get_app_list(request, app_label)
+        if not user_may_view_liability(request.user):
+            return app_list
+        for app in app_list:
+            if app["app_label"] == "cards":
+                app["models"].append({
+                    "name": TITLE, "object_name": "Liability", "perms": {"view": True},
+                    "admin_url": reverse(f"{site.name}:{URL_NAME}"), "add_url": None, "view_only": True,
+                })
+                app["models"].sort(key=lambda model: str(model["name"]))
+        return app_list
+
+    site.get_urls = get_urls
+    site.get_app_list = get_app_list
+
+
+liability_page_add(admin.site)
