@@ -23,6 +23,10 @@ PII_ENCRYPTION_KEY = env.str("PII_ENCRYPTION_KEY", default="")
 CARD_PIN_KEY = env.str("CARD_PIN_KEY", default="")
 # Card number prefixes by product code or kind (registered, bearer); see cards/services/production.py.
 CARD_NO_PREFIXES = env.json("CARD_NO_PREFIXES", default={})
+# Card-number guessing (cards/api.py): this many unknown card numbers from one terminal within the window
+# makes every card call of that terminal 429 rate_limited until the window has passed.
+CARD_GUESS_LIMIT = env.int("CARD_GUESS_LIMIT", default=20)
+CARD_GUESS_WINDOW = env.int("CARD_GUESS_WINDOW", default=300)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from cards.api import CardDebitView, CardRefundView, CardView, TransactionReverseView
 from core.api import api_not_found
 from membership.api import MemberLookupView, PointsRedeemView, PurchaseCreateView, PurchaseReturnCreateView
 from stores.api import TerminalView
@@ -23,6 +24,10 @@ api_v1 = [
     path("purchases", PurchaseCreateView.as_view(), name="purchases"),
     path("purchases/returns", PurchaseReturnCreateView.as_view(), name="purchases-returns"),
     path("points/redeem", PointsRedeemView.as_view(), name="points-redeem"),
+    path("cards/<str:card_no>", CardView.as_view(), name="card"),
+    path("cards/<str:card_no>/debit", CardDebitView.as_view(), name="card-debit"),
+    path("cards/<str:card_no>/refund", CardRefundView.as_view(), name="card-refund"),
+    path("transactions/<str:transaction_id>/reverse", TransactionReverseView.as_view(), name="transaction-reverse"),
     re_path(r"^.*$", api_not_found),
 ]
 

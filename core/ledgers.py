@@ -38,6 +38,9 @@ def balance_difference(
     *, account: str, cached: int | Decimal, total: int | Decimal, after: int | Decimal | None, rule: str
 ) -> LedgerDifference | None:
     """A cached balance that differs from the sum of its ledger, or else from the value after the last entry."""
+    if isinstance(cached, Decimal) and total is not None:
+        # SQLite sums decimals as floating point (2.8E-14 for a card paid down to zero): compare in cents.
+        total = Decimal(total).quantize(Decimal("0.01"))
     if total != cached:
         return LedgerDifference(account=account, balance=cached, ledger=total)
     if after is not None and after != cached:

@@ -1,1 +1,414 @@
-"""Card services: payments."""
+"""POS payments with cards: enquiry, debit, refund of a debit, and the same-day reverse of either.
+
+Every payment is one CardTransaction (its public id is what a till prints and quotes back) and one ledger
+row linked to it, written with the balance in one transaction (`card_post`). Locks are taken in one order:
+card transactions by primary key, then the card, so a refund, a reverse and a payment of the same card
+never deadlock.
+
+Rules a group's tills rely on:
+- a debit is all or nothing: a basket the balance cannot cover moves nothing (insufficient_balance);
+- a refund goes back onto the card that paid, at any store of the group (a card is honoured in every
+  format, so a return is too; the ledger row names the refunding store's company for settlement), and the
+  refunds of one payment never add up to more than it charged;
+- a reverse (void) is for the same store on the same business day (Asia/Shanghai); later, refund instead.
+"""
+
+import base64
+import secrets
+from contextlib import nullcontext
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
+
+from cards import discounts
+from cards.errors import (
+    AlreadyReversed,
+    CardInactive,
+    CardInvalid,
+    CardLimitExceeded,
+    CardOperationRefused,
+    CardTransactionNotFound,
+    InsufficientBalance,
+)
+from cards.models import Brand, Card, CardLedgerEntry, CardProduct, CardTransaction
+from cards.services.ledger import (
+    card_cap,
+    card_for_use,
+    card_get,
+    card_no_clean,
+    card_pin_check,
+    card_post,
+    money_clean,
+)
+from core.sql import JoinedSelect, Part, insert_returning_pk
+from stores.models import Format, LegalEntity
+
+__all__ = [
+    "LINES_MAX",
+    "CardPaymentNotFound",
+    "RefundExceedsPayment",
+    "card_debit",
+    "card_debit_lines_clean",
+    "card_enquiry",
+    "card_refund",
+    "card_status_shown",
+    "card_transaction_reverse",
+]
+
+LINES_MAX = 1000
+RECEIPT_MAX = 64
+QUANTITY_MAX = Decimal("999999999.999")
+CENT = Decimal("0.01")
+MILLI = Decimal("0.001")
+# A refund lands on the card that paid whatever its state, except where no money may sit: a card never sold
+# (inactive) or closed. A frozen (lost) or expired card keeps it for its holder, as the rules require.
+REFUNDABLE = {Card.Status.ACTIVE, Card.Status.FROZEN, Card.Status.EXPIRED}
+
+
+class CardPaymentNotFound(CardTransactionNotFound):
+    """The payment a refund names is not a payment of this card (or does not exist: the same answer)."""
+
+    default_message = gettext_lazy("No payment %(transaction_id)s of card %(card_no)s.")
+
+
+class RefundExceedsPayment(CardLimitExceeded):
+    default_message = gettext_lazy(
+        "Payment %(transaction_id)s charged %(charged)s to the card and %(refunded)s of it is already refunded: "
+        "at most %(left)s can still be refunded."
+    )
+
+
+# --- reading the card -------------------------------------------------------------------------------------
+# On every POS payment: the card with its product and brand in one statement written once per process,
+# locked on PostgreSQL (SQLite runs one writer at a time and has no FOR UPDATE).
+
+_CARD_FIELDS = (
+    "card_no", "product", "status", "freeze_reason", "balance", "pin_hash", "pin_failures", "member", "expires_at",
+)
+_CARD_PARTS = [
+    Part("c", Card, _CARD_FIELDS),
+    Part("p", CardProduct, via="c.product"),
+    Part("b", Brand, ("code", "name", "is_active"), via="p.brand"),
+]
+_CARD_FROM = (
+    'FROM {c} c JOIN {p} p ON p."id" = c."product_id" LEFT JOIN {b} b ON b."id" = p."brand_id" '
+    'WHERE c."card_no" = %s'
+)
+_CARD = JoinedSelect(_CARD_PARTS, _CARD_FROM)
+# NO KEY UPDATE is the lock the balance UPDATE takes anyway; unlike FOR UPDATE it does not hold up other
+# transactions' foreign-key checks of rows that refer to the card.
+_CARD_LOCKED = JoinedSelect(_CARD_PARTS, _CARD_FROM + ' FOR NO KEY UPDATE OF c')
+
+
+def _card(card_no: str, *, lock: bool) -> Card:
+    select = _CARD_LOCKED if lock and connection.vendor == "postgresql" else _CARD
+    found = select.fetch([card_no])
+    if found is None:
+        return card_get(card_no)  # raises CardNotFound, the one answer for every unknown number
+    return found["c"]
+
+
+def _company(store) -> LegalEntity | None:
+    """The company of the store's format: the cached one, or a reference by key (no query on every payment)."""
+    if store is None:
+        return None
+    format_ = store.format
+    if Format.legal_entity.is_cached(format_):
+        return format_.legal_entity
+    company = LegalEntity(pk=format_.legal_entity_id)
+    company._state.adding = False
+    return company
+
+
+def card_enquiry(card_no: str) -> Card:
+    """The card with its product and brand, for a till's balance enquiry. Raise CardInvalid, CardNotFound."""
+    return _card(card_no_clean(card_no), lock=False)
+
+
+def card_status_shown(card: Card, *, now: datetime | None = None) -> str:
+    """The status a till sees: an active card past its expiry date is already expired for paying."""
+    now = now or timezone.now()
+    if card.status == Card.Status.ACTIVE and card.expires_at is not None and card.expires_at <= now:
+        return Card.Status.EXPIRED
+    return card.status
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+def _receipt_clean(receipt_no) -> str:
+    if not isinstance(receipt_no, str) or not receipt_no.strip() or len(receipt_no.strip()) > RECEIPT_MAX:
+        raise CardInvalid(fields={"receipt_no": [gettext("Give the receipt number (1 to 64 characters).")]})
+    return receipt_no.strip()
+
+
+def _line_money(value) -> Decimal | None:
+    if not isinstance(value, (str, int, Decimal)) or isinstance(value, bool):
+        return None
+    try:
+        return money_clean(value, allow_zero=True)
+    except CardInvalid:
+        return None
+
+
+def _line_quantity(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        return None
+    try:
+        quantity = Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+    if not quantity.is_finite() or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):
+        return None
+    return quantity
+
+
+def card_debit_lines_clean(lines) -> tuple[list[dict], list[str]]:
+    """The basket's lines as {"sku", "amount", "quantity"} strings, and a message per bad line (naming it).
+
+    Discount programmes read these; a line with a wrong SKU, amount or quantity is refused rather than
+    guessed at, since a discount is computed from it.
+    """
+    if lines is None:
+        return [], []
+    if not isinstance(lines, list):
+        return [], [gettext("Give the lines as a list of objects with sku, amount and quantity.")]
+    if len(lines) > LINES_MAX:
+        return [], [gettext("A receipt has at most %(max)s lines.") % {"max": LINES_MAX}]
+    cleaned, errors = [], []
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, dict):
+            errors.append(gettext("Line %(n)s: give sku, amount and quantity.") % {"n": number})
+            continue
+        sku = line.get("sku")
+        if not isinstance(sku, str) or not sku.strip() or len(sku.strip()) > 64:
+            errors.append(gettext("Line %(n)s: give the SKU (1 to 64 characters).") % {"n": number})
+        amount = _line_money(line.get("amount"))
+        if amount is None:
+            errors.append(gettext('Line %(n)s: give the amount as a string with at most two decimals, e.g. "12.50".')
+                          % {"n": number})
+        quantity = _line_quantity(line.get("quantity"))
+        if quantity is None:
+            errors.append(gettext("Line %(n)s: the quantity must be greater than 0, with at most three decimals.")
+                          % {"n": number})
+        if not errors:
+            cleaned.append({"sku": sku.strip(), "amount": f"{amount:.2f}",
+                            "quantity": format(quantity.normalize(), "f")})
+    return cleaned, errors
+
+
+# --- transactions -------------------------------------------------------------------------------------------
+
+
+def _new_transaction_id() -> str:
+    # 80 random bits as 16 base32 characters: short enough to key in, never guessable or sequential.
+    return base64.b32encode(secrets.token_bytes(10)).decode()
+
+
+def _transaction_insert(record: CardTransaction) -> CardTransaction:
+    """Insert with a fresh public id; a clash (one in 2**80) is skipped by the unique index and drawn again."""
+    while True:
+        record.transaction_id = _new_transaction_id()
+        if insert_returning_pk(record, skip_on_conflict=("transaction_id",)) is not None:
+            return record
+
+
+def _transaction():
+    """The caller's transaction when there is one (a POS request's), else a new one.
+
+    No savepoint on the busy path: every refusal below is raised before the first write, so it leaves the
+    caller's transaction usable; an error of the database itself leaves it to be rolled back.
+    """
+    return nullcontext() if connection.in_atomic_block else transaction.atomic()
+
+
+def _post(record: CardTransaction, **posting) -> None:
+    """The transaction's balance move and ledger row; `balance_after` was read under the card's lock.
+
+    On SQLite (no row locks; writers one at a time) another payment may have moved the balance between that
+    read and this write: the ledger's figure is the true one and the transaction is set to it.
+    """
+    card = posting["card"]
+    card_post(transaction_record=record, created_at=record.created_at, **posting)
+    if card.balance != record.balance_after:
+        record.balance_after = card.balance
+        CardTransaction.objects.filter(pk=record.pk).update(balance_after=card.balance)
+
+
+def _transactions_lock(*pks: int) -> dict[int, CardTransaction]:
+    """Lock card transactions in primary-key order (the first lock of every refund and reverse)."""
+    rows = CardTransaction.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+    return {row.pk: row for row in rows}
+
+
+def _insufficient(card: Card, amount: Decimal) -> InsufficientBalance:
+    return InsufficientBalance(card_no=card.card_no, balance=card.balance, amount=amount)
+
+
+def _over_cap(card: Card, cap: Decimal) -> CardLimitExceeded:
+    return CardLimitExceeded(
+        gettext("Card %(card_no)s may hold at most %(cap)s; it holds %(balance)s (prepaid card rules).")
+        % {"card_no": card.card_no, "cap": cap, "balance": card.balance}
+    )
+
+
+def card_debit(
+    *,
+    card_no: str,
+    amount,
+    receipt_no: str,
+    store,
+    terminal=None,
+    pin: str | None = None,
+    lines: list[dict] | None = None,
+) -> CardTransaction:
+    """Pay `amount` less any programme discount with a card, all or nothing.
+
+    Raise CardInvalid, CardNotFound, CardInactive, CardExpired, InvalidPin (whose `after_rollback()` the
+    caller calls once its transaction is rolled back: the API does), InsufficientBalance.
+    """
+    card_no = card_no_clean(card_no)
+    amount = money_clean(amount)
+    receipt_no = _receipt_clean(receipt_no)
+    lines, problems = card_debit_lines_clean(lines)
+    if problems:
+        raise CardInvalid(fields={"lines": problems})
+    now = timezone.now()
+    with _transaction():
+        card = _card(card_no, lock=True)
+        card_for_use(card, now=now)
+        card_pin_check(card, pin)
+        discount = discounts.discount_for(card=card, store=store, lines=lines, amount=amount)
+        charged = amount - discount
+        if charged <= 0:
+            raise CardInvalid(fields={"amount": [gettext(
+                "The discount covers the whole amount: nothing is left to charge to the card."
+            )]})
+        if card.balance < charged:
+            raise _insufficient(card, charged)
+        record = _transaction_insert(CardTransaction(
+            kind=CardTransaction.Kind.DEBIT, card=card, amount=amount, discount=discount, charged=charged,
+            balance_after=card.balance - charged, store=store, terminal=terminal, receipt_no=receipt_no,
+            lines=lines, business_date=timezone.localdate(now), created_at=now,
+        ))
+        _post(record, card=card, kind=CardLedgerEntry.Kind.DEBIT, amount=-charged, store=store, terminal=terminal,
+              receipt_no=receipt_no, legal_entity=_company(store))
+    return record
+
+
+def card_refund(
+    *,
+    card_no: str,
+    amount,
+    receipt_no: str,
+    original_transaction_id: str,
+    store,
+    terminal=None,
+) -> CardTransaction:
+    """Put (part of) a payment back onto the card that paid it, within the card's limit.
+
+    Raise CardInvalid, CardNotFound, CardPaymentNotFound, AlreadyReversed (the payment was voided),
+    RefundExceedsPayment, CardInactive (a card not sold or closed), CardLimitExceeded (the card's cap).
+    """
+    card_no = card_no_clean(card_no)
+    amount = money_clean(amount)
+    receipt_no = _receipt_clean(receipt_no)
+    original_transaction_id = str(original_transaction_id or "").strip()
+    now = timezone.now()
+    with _transaction():
+        found = CardTransaction.objects.filter(
+            transaction_id=original_transaction_id, kind=CardTransaction.Kind.DEBIT, card__card_no=card_no,
+        ).values_list("pk", flat=True).first()
+        if found is None:
+            card_get(card_no)  # an unknown card is not_found for the card (and counts as a guess)
+            raise CardPaymentNotFound(transaction_id=original_transaction_id, card_no=card_no)
+        original = _transactions_lock(found)[found]
+        if original.reversed_at is not None:
+            raise AlreadyReversed(
+                gettext("Payment %(transaction_id)s was reversed; nothing of it is left to refund."),
+                transaction_id=original.transaction_id,
+            )
+        left = original.charged - original.refunded
+        if amount > left:
+            raise RefundExceedsPayment(
+                transaction_id=original.transaction_id, charged=original.charged, refunded=original.refunded,
+                left=left,
+            )
+        card = _card(card_no, lock=True)
+        if card.status not in REFUNDABLE:
+            raise CardInactive(card_no=card.card_no, status=card.get_status_display())
+        cap = card_cap(card)
+        if card.balance + amount > cap:
+            raise _over_cap(card, cap)
+        record = _transaction_insert(CardTransaction(
+            kind=CardTransaction.Kind.REFUND, card=card, amount=amount, charged=amount,
+            balance_after=card.balance + amount, original=original, store=store, terminal=terminal,
+            receipt_no=receipt_no, business_date=timezone.localdate(now), created_at=now,
+        ))
+        CardTransaction.objects.filter(pk=original.pk).update(refunded=F("refunded") + amount)
+        _post(record, card=card, kind=CardLedgerEntry.Kind.REFUND, amount=amount, store=store, terminal=terminal,
+              receipt_no=receipt_no, legal_entity=_company(store), cap=cap)
+    return record
+
+
+def card_transaction_reverse(*, transaction_id: str, store, terminal=None) -> CardTransaction:
+    """Void a payment without refunds, or a refund, of this store and business day; return the reversal.
+
+    Raise CardTransactionNotFound (also for another store's), AlreadyReversed, CardOperationRefused
+    (a reversal, another day, a payment with refunds), InsufficientBalance (the refunded money is spent),
+    CardLimitExceeded.
+    """
+    transaction_id = str(transaction_id or "").strip()
+    now = timezone.now()
+    today = timezone.localdate(now)
+    with _transaction():
+        found = CardTransaction.objects.filter(
+            transaction_id=transaction_id, store_id=store.pk
+        ).values_list("pk", "original_id").first()
+        if found is None:
+            raise CardTransactionNotFound(transaction_id=transaction_id)
+        pk, original_pk = found
+        locked = _transactions_lock(*(key for key in found if key is not None))
+        target = locked[pk]
+        if target.kind == CardTransaction.Kind.REVERSE:
+            raise CardOperationRefused(reason=gettext("a reversal cannot itself be reversed."))
+        if target.reversed_at is not None:
+            raise AlreadyReversed(transaction_id=target.transaction_id)
+        if target.business_date != today:
+            raise CardOperationRefused(reason=gettext(
+                "only a transaction of today's business day can be reversed (this one is of %(date)s); "
+                "refund it instead."
+            ) % {"date": target.business_date.isoformat()})
+        if target.kind == CardTransaction.Kind.DEBIT and target.refunded:
+            raise CardOperationRefused(reason=gettext(
+                "%(refunded)s of this payment is already refunded; refund the rest instead."
+            ) % {"refunded": target.refunded})
+        card = Card.objects.select_for_update(no_key=True, of=("self",)).select_related("product").get(
+            pk=target.card_id)
+        # A reversed payment puts its money back; a reversed refund takes it off again.
+        moved = target.charged if target.kind == CardTransaction.Kind.DEBIT else -target.charged
+        cap = None
+        if moved > 0:
+            cap = card_cap(card)
+            if card.balance + moved > cap:
+                raise _over_cap(card, cap)
+        elif card.balance + moved < 0:
+            raise _insufficient(card, -moved)
+        try:
+            record = _transaction_insert(CardTransaction(
+                kind=CardTransaction.Kind.REVERSE, card=card, amount=target.charged, charged=target.charged,
+                balance_after=card.balance + moved, original=target, store=store, terminal=terminal,
+                receipt_no=target.receipt_no, business_date=today, created_at=now,
+            ))
+        except IntegrityError:  # card_txn_one_reverse: a concurrent reverse got there first
+            raise AlreadyReversed(transaction_id=target.transaction_id) from None
+        CardTransaction.objects.filter(pk=target.pk).update(reversed_at=now)
+        if target.kind == CardTransaction.Kind.REFUND:
+            CardTransaction.objects.filter(pk=original_pk).update(refunded=F("refunded") - target.charged)
+        _post(record, card=card, kind=CardLedgerEntry.Kind.REVERSE, amount=moved, store=store, terminal=terminal,
+              receipt_no=target.receipt_no, legal_entity=_company(store), cap=cap)
+    return record

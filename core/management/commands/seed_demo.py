@@ -2,20 +2,22 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from cards import demo as cards_demo
 from membership import demo as membership_demo
 from stores import demo as stores_demo
 
 
 class Command(BaseCommand):
     help = (
-        "Load the reference data (formats, stores, ...) and realistic demo data: members, a year of their "
-        "purchases across the formats, tiers, points and a gift catalogue. "
+        "Load the reference data (formats, stores, card products, ...) and realistic demo data: members, a year of "
+        "their purchases across the formats, tiers, points and a gift catalogue, and prepaid cards in every state "
+        "with a year of card payments. "
         "Safe to run twice: rows are matched by their codes, demo members by their demo number."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=2000, help="How many demo members (default 2000).")
-        parser.add_argument("--cards", type=int, default=1000, help="How many demo cards (default 1000).")
+        parser.add_argument("--cards", type=int, default=300, help="How many demo prepaid cards (default 300).")
         parser.add_argument(
             "--once", action="store_true",
             help="Do nothing when the reference stores are already there (used by `make run`).",
@@ -35,6 +37,7 @@ class Command(BaseCommand):
             staff = stores_demo.seed_staff(password=settings.DEMO_ADMIN_PASSWORD)
             members = membership_demo.seed_members(count=options["members"])
             loyalty = membership_demo.seed_loyalty()
+            cards = cards_demo.seed_cards(count=options["cards"])
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -47,4 +50,9 @@ class Command(BaseCommand):
             f"Loyalty: {loyalty.earn_rules} earn rules and {loyalty.gifts} gifts created; "
             f"{loyalty.purchases} purchases with {loyalty.points_entries} points entries "
             f"({loyalty.points_held} held in a return window); tiers: {tiers}; Plus sold: {loyalty.plus}."
+        ))
+        plans = ", ".join(f"{plan} {count}" for plan, count in sorted(cards.by_plan.items())) or "none new"
+        self.stdout.write(self.style.SUCCESS(
+            f"Cards: {cards.products} products created; {cards.created} demo cards created ({plans}), "
+            f"{cards.existing} already there; {cards.entries} card ledger entries."
         ))

@@ -1,0 +1,292 @@
+"""POS API for prepaid cards: enquiry, debit, refund and reverse (CONTRACT section 3 "Cards").
+
+Card numbers are guessable in a way transaction ids are not (a number range is printed on every card of a
+batch), so a terminal that asks for many unknown numbers in a short time is answered 429 rate_limited on
+every card-number call until its window has passed: also for known cards, so the answers give nothing away.
+The limit is settings.CARD_GUESS_LIMIT unknown numbers per CARD_GUESS_WINDOW seconds, counted per terminal in
+the cache (shared by every worker when the cache is; with the default local memory cache, per process).
+"""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import exceptions, serializers, throttling
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cards.errors import CardNotFound
+from cards.models import CardTransaction
+from cards.services import payments
+from core.api import ErrorEnvelopeSerializer, PosPostView
+from membership.api import IDEMPOTENCY_PARAMETER, WRITE_ERRORS, MoneyField, ReceiptField
+from stores.api_auth import TerminalRateThrottle
+from stores.models import Terminal
+
+CARD_GUESS_LIMIT = 20
+CARD_GUESS_WINDOW = 300
+
+CARD_NO_PARAMETER = OpenApiParameter(
+    name="card_no", location=OpenApiParameter.PATH, type=str, description="The card number (6-32 digits).",
+)
+CARD_ERRORS = {**WRITE_ERRORS, 403: ErrorEnvelopeSerializer, 429: ErrorEnvelopeSerializer}
+
+
+# --- card-number guessing -----------------------------------------------------------------------------------
+
+
+def _guess_settings() -> tuple[int, int]:
+    limit = getattr(settings, "CARD_GUESS_LIMIT", CARD_GUESS_LIMIT)
+    window = getattr(settings, "CARD_GUESS_WINDOW", CARD_GUESS_WINDOW)
+    return max(int(limit), 1), max(int(window), 1)
+
+
+def _guess_key(terminal_id: int, window: int, now: float) -> str:
+    return f"cards:unknown-numbers:{terminal_id}:{int(now // window)}"
+
+
+def card_guess_record(terminal: Terminal) -> None:
+    """Count one unknown card number asked for by this terminal in the current window."""
+    _limit, window = _guess_settings()
+    key = _guess_key(terminal.pk, window, time.time())
+    cache.add(key, 0, timeout=window * 2)
+    try:
+        cache.incr(key)
+    except ValueError:  # the entry expired between add and incr: this is the first of a new window
+        cache.add(key, 1, timeout=window * 2)
+
+
+class CardGuessThrottle(throttling.BaseThrottle):
+    """429 on every card-number call of a terminal that asked for too many unknown numbers in this window."""
+
+    def allow_request(self, request, view) -> bool:
+        if not isinstance(request.auth, Terminal):
+            return True
+        limit, window = _guess_settings()
+        now = time.time()
+        if (cache.get(_guess_key(request.auth.pk, window, now)) or 0) < limit:
+            return True
+        wait = max(int(window - now % window), 1)
+        raise exceptions.Throttled(wait=wait, detail=gettext(
+            "Too many unknown card numbers from this terminal; card calls are refused for %(seconds)s seconds."
+        ) % {"seconds": wait})
+
+
+def _counting_unknown(request, call, **kwargs):
+    try:
+        return call(**kwargs)
+    except CardNotFound:
+        card_guess_record(request.auth)
+        raise
+
+
+# --- enquiry ------------------------------------------------------------------------------------------------
+
+
+class CardOutputSerializer(serializers.Serializer):
+    card_no = serializers.CharField()
+    product = serializers.CharField(help_text=_("The card product's code, e.g. STORED or BEARER."))
+    status = serializers.ChoiceField(
+        choices=["active", "inactive", "frozen", "expired", "closed"],
+        help_text=_("An active card past its expiry date is shown as expired: it can no longer pay."),
+    )
+    balance = MoneyField()
+    expires_at = serializers.DateTimeField(allow_null=True, help_text=_("Empty for cards that never expire."))
+    brand = serializers.CharField(allow_null=True, help_text=_("The co-branding brand's code, if any."))
+
+
+def _time(moment) -> str | None:
+    return timezone.localtime(moment).isoformat() if moment is not None else None
+
+
+def card_body(card) -> dict:
+    brand = card.product.brand
+    return {
+        "card_no": card.card_no, "product": card.product.code, "status": payments.card_status_shown(card),
+        "balance": f"{card.balance:.2f}", "expires_at": _time(card.expires_at),
+        "brand": brand.code if brand is not None else None,
+    }
+
+
+class CardView(APIView):
+    """GET /api/v1/cards/{card_no}."""
+
+    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+
+    @extend_schema(
+        operation_id="cards_retrieve",
+        parameters=[CARD_NO_PARAMETER],
+        responses={200: CardOutputSerializer, 400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer,
+                   404: ErrorEnvelopeSerializer, 429: ErrorEnvelopeSerializer},
+        description=(
+            "A card's product, status, balance and expiry, for a balance enquiry at the till. Unknown number: "
+            "404 not_found. A terminal asking for many unknown numbers in a short time gets 429 rate_limited "
+            "on every card call until its window has passed (Retry-After says how long)."
+        ),
+    )
+    def get(self, request, card_no: str):
+        card = _counting_unknown(request, payments.card_enquiry, card_no=card_no)
+        return Response(card_body(card))
+
+
+# --- debit and refund ---------------------------------------------------------------------------------------
+
+
+class CardLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    amount = MoneyField(help_text=_("What the line costs, 0 or more."))
+    quantity = serializers.DecimalField(
+        max_digits=12, decimal_places=3, help_text=_("Greater than 0, at most three decimals (weighed goods).")
+    )
+
+
+@extend_schema_field(CardLineSerializer(many=True))
+class CardLinesField(serializers.Field):
+    """The basket's lines, each checked (sku, amount, quantity) with a message naming the line."""
+
+    def to_internal_value(self, data) -> list[dict]:
+        lines, problems = payments.card_debit_lines_clean(data)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return lines
+
+    def to_representation(self, value):
+        return value
+
+
+class DebitInputSerializer(serializers.Serializer):
+    amount = MoneyField(help_text=_("What the basket costs, greater than 0; the card is charged amount - discount."))
+    receipt_no = ReceiptField()
+    pin = serializers.CharField(
+        required=False, allow_blank=True, max_length=32, trim_whitespace=True,
+        help_text=_("The card's six-digit PIN, when it has one."),
+    )
+    lines = CardLinesField(
+        required=False, default=list,
+        help_text=_("The basket's lines (optional); brand-card discounts are computed from them."),
+    )
+
+
+class RefundInputSerializer(serializers.Serializer):
+    amount = MoneyField(help_text=_("What goes back onto the card, greater than 0."))
+    receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
+    original_transaction_id = serializers.CharField(
+        max_length=32, help_text=_("The transaction_id of the card payment being refunded.")
+    )
+
+
+class PaymentOutputSerializer(serializers.Serializer):
+    transaction_id = serializers.CharField(help_text=_("Quote it to refund or reverse this transaction."))
+    card_no = serializers.CharField()
+    amount = MoneyField(help_text=_("Debit: what the basket cost; refund: what went back onto the card."))
+    discount = MoneyField(help_text=_("Brand-card discount; the card was charged amount - discount."))
+    balance = MoneyField(help_text=_("The card's balance afterwards."))
+    created_at = serializers.DateTimeField()
+
+
+def payment_body(record: CardTransaction, card_no: str) -> dict:
+    return {
+        "transaction_id": record.transaction_id, "card_no": card_no, "amount": f"{record.amount:.2f}",
+        "discount": f"{record.discount:.2f}", "balance": f"{record.balance_after:.2f}",
+        "created_at": _time(record.created_at),
+    }
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="cards_debit",
+    request=DebitInputSerializer,
+    responses={201: PaymentOutputSerializer, **CARD_ERRORS},
+    parameters=[CARD_NO_PARAMETER, IDEMPOTENCY_PARAMETER],
+    description=(
+        "Pay with a card, all or nothing: a charge larger than the balance is 422 insufficient_balance and moves "
+        "nothing. A card with a PIN needs it; a wrong PIN is 403 invalid_pin and the fifth wrong one in a row "
+        "freezes the card. A card not active is 409 card_inactive, past its expiry 409 card_expired, an unknown "
+        "number 404 not_found."
+    ),
+))
+class CardDebitView(PosPostView):
+    """POST /api/v1/cards/{card_no}/debit."""
+
+    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+
+    def create(self, request, card_no: str):
+        data = _valid(DebitInputSerializer, request)
+        record = _counting_unknown(
+            request, payments.card_debit, card_no=card_no, amount=data["amount"], receipt_no=data["receipt_no"],
+            store=request.auth.store, terminal=request.auth, pin=data.get("pin"), lines=data["lines"],
+        )
+        return Response(payment_body(record, card_no), status=201)
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="cards_refund",
+    request=RefundInputSerializer,
+    responses={201: PaymentOutputSerializer, **CARD_ERRORS},
+    parameters=[CARD_NO_PARAMETER, IDEMPOTENCY_PARAMETER],
+    description=(
+        "Put (part of) a payment of this card back onto it, at any store of the group. The refunds of one payment "
+        "never add up to more than it charged: above what is left is 422 limit_exceeded naming it; a refund that "
+        "would take the card above its maximum balance is 422 limit_exceeded too. A payment that was reversed is "
+        "409 already_reversed; a transaction that is not a payment of this card is 404 not_found."
+    ),
+))
+class CardRefundView(PosPostView):
+    """POST /api/v1/cards/{card_no}/refund."""
+
+    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+
+    def create(self, request, card_no: str):
+        data = _valid(RefundInputSerializer, request)
+        record = _counting_unknown(
+            request, payments.card_refund, card_no=card_no, amount=data["amount"], receipt_no=data["receipt_no"],
+            original_transaction_id=data["original_transaction_id"], store=request.auth.store,
+            terminal=request.auth,
+        )
+        return Response(payment_body(record, card_no), status=201)
+
+
+# --- reverse ------------------------------------------------------------------------------------------------
+
+
+class ReverseOutputSerializer(serializers.Serializer):
+    transaction_id = serializers.CharField(help_text=_("The reversal's own id."))
+    reversed_transaction_id = serializers.CharField()
+    balance = MoneyField(help_text=_("The card's balance afterwards."))
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="transactions_reverse",
+    request=None,
+    responses={201: ReverseOutputSerializer, **CARD_ERRORS},
+    parameters=[
+        OpenApiParameter(name="transaction_id", location=OpenApiParameter.PATH, type=str,
+                         description="A card payment or refund of this store."),
+        IDEMPOTENCY_PARAMETER,
+    ],
+    description=(
+        "Void a card payment (without refunds) or a refund, at the store that made it, on the same business day "
+        "(Asia/Shanghai); later, refund instead (409 validation_error says so). A second reverse is 409 "
+        "already_reversed. Another store's transaction is 404 not_found."
+    ),
+))
+class TransactionReverseView(PosPostView):
+    """POST /api/v1/transactions/{transaction_id}/reverse."""
+
+    def create(self, request, transaction_id: str):
+        record = payments.card_transaction_reverse(
+            transaction_id=transaction_id, store=request.auth.store, terminal=request.auth,
+        )
+        return Response({
+            "transaction_id": record.transaction_id, "reversed_transaction_id": record.original.transaction_id,
+            "balance": f"{record.balance_after:.2f}",
+        }, status=201)
+
+
+def _valid(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

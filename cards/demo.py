@@ -1,0 +1,167 @@
+"""Demo prepaid cards for `seed_demo`: the STORED and BEARER products of CONTRACT section 2, and cards in every
+state with a year of activity at stores of every format.
+
+Demo card i has the number `demo_card_no(i)` (prefix 8699, which no production batch uses), so a second run
+skips the cards already there and a larger `--cards` only adds the missing ones. Every balance moves through
+`card_post` and every status through `card_status_change`, as at a desk or a POS, so check_ledgers holds and
+each card's page shows a believable history. The plan of each card comes from a seeded random stream: the
+same on every machine.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from stdnum import luhn
+
+from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRules
+from cards.services.ledger import card_cap, card_event, card_post, card_status_change
+from membership.models import Member
+from stores.models import Store
+
+DEMO_PREFIX = "8699"
+DEMO_SEED = 20261124
+PRODUCTS = {
+    "STORED": {
+        "name": "嘉禾储值卡", "kind": CardProduct.Kind.REGISTERED, "reloadable": True,
+        "max_balance": Decimal("5000.00"), "face_values": ["100.00", "500.00", "1000.00"], "validity_months": None,
+    },
+    "BEARER": {
+        "name": "嘉禾不记名卡", "kind": CardProduct.Kind.BEARER, "reloadable": False,
+        "max_balance": Decimal("1000.00"), "face_values": ["100.00", "200.00", "500.00", "1000.00"],
+        "validity_months": 36,
+    },
+}
+# One card in ten of each plan, in this order: which state demo card i ends in.
+PLANS = ("hq_stock", "store_stock", "stored", "stored", "stored", "bearer", "lost", "expired", "closed", "stored")
+
+
+@dataclass
+class CardSeedResult:
+    products: int = 0
+    created: int = 0
+    existing: int = 0
+    entries: int = 0
+    by_plan: dict | None = None
+
+
+def seed_card_products() -> tuple[int, dict[str, CardProduct]]:
+    """STORED and BEARER, created when missing; a product HQ has since edited is left as it is."""
+    CardRules.current()
+    created = 0
+    products = {}
+    for code, values in PRODUCTS.items():
+        products[code], made = CardProduct.objects.get_or_create(code=code, defaults=values)
+        created += made
+    return created, products
+
+
+def demo_card_no(index: int) -> str:
+    body = f"{DEMO_PREFIX}{index:011d}"
+    return body + luhn.calc_check_digit(body)
+
+
+def seed_cards(*, count: int, today=None, seed: int = DEMO_SEED) -> CardSeedResult:
+    """Make sure demo cards 1..count exist with their history; return what was created."""
+    result = CardSeedResult(by_plan={})
+    result.products, products = seed_card_products()
+    if count <= 0:
+        return result
+    now = timezone.now() if today is None else timezone.make_aware(datetime.combine(today, datetime.min.time()))
+    stores = list(Store.objects.select_related("format__legal_entity").order_by("code"))
+    if not stores:
+        return result
+    by_format: dict[str, list[Store]] = {}
+    for store in stores:
+        by_format.setdefault(store.format.code, []).append(store)
+    wanted = {demo_card_no(index): index for index in range(1, count + 1)}
+    existing = set(Card.objects.filter(card_no__in=list(wanted)).values_list("card_no", flat=True))
+    result.existing = len(existing)
+    live = Member.objects.exclude(status=Member.Status.MERGED).order_by("pk")
+    members = list(live.values_list("pk", flat=True)[:500])
+    for card_no, index in wanted.items():
+        if card_no in existing:
+            continue
+        # Each card has its own stream, so card i is the same whatever count is asked for.
+        rng = random.Random(seed * 1_000_003 + index)
+        plan = PLANS[(index - 1) % len(PLANS)]
+        result.entries += _card_create(card_no=card_no, plan=plan, rng=rng, products=products, stores=stores,
+                                       by_format=by_format, members=members, now=now)
+        result.created += 1
+        result.by_plan[plan] = result.by_plan.get(plan, 0) + 1
+    return result
+
+
+@transaction.atomic
+def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict, stores: list[Store],
+                 by_format: dict[str, list[Store]], members: list[int], now: datetime) -> int:
+    """One demo card and its year: sold and loaded, paid with at stores of several formats, then its end state."""
+    bearer = plan in ("bearer", "expired")
+    product = products["BEARER" if bearer else "STORED"]
+    home = rng.choice(by_format.get("DEPT") or stores)
+    if plan in ("hq_stock", "store_stock"):
+        card = Card.objects.create(card_no=card_no, product=product, status=Card.Status.INACTIVE,
+                                   stock_status=Card.Stock.IN_STOCK, location=home if plan == "store_stock" else None,
+                                   face_value=Decimal(rng.choice(product.face_values)), created_at=now)
+        card_event(card=card, kind=CardEvent.Kind.RECEIVED, store=card.location, note="demo stock")
+        return 0
+
+    # Sold about a year ago (an expired bearer card: more than three years ago), loaded at the desk.
+    days_ago = rng.randint(1200, 1300) if plan == "expired" else rng.randint(330, 365)
+    sold_at = now - timedelta(days=days_ago, hours=rng.randint(0, 8))
+    member_id = rng.choice(members) if members and not bearer and rng.random() < 0.7 else None
+    card = Card.objects.create(
+        card_no=card_no, product=product, status=Card.Status.INACTIVE, stock_status=Card.Stock.SOLD,
+        sold_store=home, issuer=home.format.legal_entity, member_id=member_id, created_at=sold_at,
+    )
+    card_event(card=card, kind=CardEvent.Kind.SOLD, store=home, note="demo sale")
+    expires_at = sold_at + timedelta(days=3 * 365 + 1) if bearer else None
+    card_status_change(card=card, status=Card.Status.ACTIVE, event=CardEvent.Kind.ACTIVATED, store=home,
+                       activated_at=sold_at, expires_at=expires_at)
+    cap = card_cap(card)
+    load = min(Decimal(rng.choice(product.face_values)), cap)
+    entries = [card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=load, store=home, cap=cap,
+                         receipt_no=f"DEMO-S-{card_no[-6:]}", reason="demo sale", created_at=sold_at)]
+
+    # Payments over the months after the sale, at stores of every format; now and then a top-up of a STORED card.
+    # A card that ends lost or expired keeps part of its load: the balance the holder comes back for.
+    reserve = (load * Decimal("0.3")).quantize(Decimal("1")) if plan in ("lost", "expired") else Decimal("0")
+    moment = sold_at
+    formats = list(by_format)
+    for step in range(rng.randint(3, 9)):
+        moment += timedelta(days=rng.randint(5, 35), hours=rng.randint(0, 6))
+        if moment >= now:
+            break
+        store = rng.choice(by_format[formats[step % len(formats)]])
+        if product.reloadable and card.balance < Decimal("100.00") and rng.random() < 0.5:
+            amount = min(Decimal(rng.choice(["200.00", "500.00"])), cap - card.balance)
+            if amount > 0:
+                entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=amount, store=home,
+                                         cap=cap, receipt_no=f"DEMO-T-{card_no[-6:]}-{step}", reason="demo top-up",
+                                         created_at=moment))
+            continue
+        # Amounts in half yuan: SQLite adds decimals up as binary floats, which hold halves exactly, so a card
+        # spent down to 0.00 sums to exactly 0.00 there too (check_ledgers compares the two).
+        amount = min(card.balance - reserve, Decimal(rng.randint(30, 960)) / 2).quantize(Decimal("0.01"))
+        if amount <= 0:
+            break
+        entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.DEBIT, amount=-amount, store=store,
+                                 receipt_no=f"DEMO-P-{card_no[-6:]}-{step}", reason="demo payment",
+                                 created_at=moment))
+
+    if plan == "lost":
+        card_status_change(card=card, status=Card.Status.FROZEN, event=CardEvent.Kind.LOST, store=home,
+                           freeze_reason=Card.FreezeReason.LOST, note="demo: reported lost at the desk")
+    elif plan == "expired":
+        card_status_change(card=card, status=Card.Status.EXPIRED, event=CardEvent.Kind.EXPIRED,
+                           expires_at=min(expires_at, now), note="demo: validity ended with a balance on the card")
+    elif plan == "closed":
+        if card.balance:
+            entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.CLOSE, amount=-card.balance, store=home,
+                                     reason="demo: paid out on return", created_at=now - timedelta(days=2)))
+        card_status_change(card=card, status=Card.Status.CLOSED, event=CardEvent.Kind.RETURNED, store=home,
+                           note="demo: returned and closed")
+    return len(entries)
