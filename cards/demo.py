@@ -102,6 +102,9 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
     bearer = plan in ("bearer", "expired")
     product = products["BEARER" if bearer else "STORED"]
     home = rng.choice(by_format.get("DEPT") or stores)
+    if plan == "store_stock":
+        # The desks of the first store of each format can sell demo cards at once (DEPT001, SUPER001 ...).
+        home = rng.choice([store for store in stores if store.code.endswith("001")] or stores)
     if plan in ("hq_stock", "store_stock"):
         card = Card.objects.create(card_no=card_no, product=product, status=Card.Status.INACTIVE,
                                    stock_status=Card.Stock.IN_STOCK, location=home if plan == "store_stock" else None,
