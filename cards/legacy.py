@@ -48,7 +48,7 @@ from django.utils.translation import gettext
 
 from cards.errors import CardInvalid
 from cards.models import Card, CardLedgerEntry, CardProduct, CardRules
-from core.tabular import Column, TableReader, TableRow
+from core.tabular import Column, Rejection, TableReader, TableRow
 from membership.models import Member, MemberIdentity
 from membership.services import survivor_pk
 from stores.models import Store
@@ -179,19 +179,6 @@ def problems_explain(problems: int, *, values: dict[str, str], first_row: int | 
         }
         errors.setdefault(column, []).append(_message(problem, params))
     return errors
-
-
-@dataclass(frozen=True)
-class Rejection:
-    row_number: int
-    errors: dict[str, list[str]]  # column -> messages
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(f"{column}: {' '.join(messages)}" for column, messages in self.errors.items())
-
-    def __str__(self) -> str:
-        return gettext("row %(row)s, %(reason)s") % {"row": self.row_number, "reason": self.reason}
 
 
 @dataclass

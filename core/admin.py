@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.errors import DomainError
 from core.files import escape_cell
 from stores.queries import scope_queryset, user_can_see_store
 
@@ -171,3 +172,18 @@ __all__ = [
     "BaseAdmin", "DefaultStatusFilter", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin",
     "ScopedAdminMixin", "admin",
 ]
+
+
+class ServiceRefusalMixin:
+    """The add/change page of a model whose save goes through a service that may still refuse.
+
+    The service's transaction has rolled back (a duplicate registered, a card sold a moment ago): the
+    page is shown again with the service's message instead of an error page.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())

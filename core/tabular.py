@@ -239,3 +239,18 @@ class ErrorFileWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row an import refused, with the messages by column (the error file's reason column)."""
+
+    row_number: int
+    errors: dict[str, list[str]]  # column -> messages
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{column}: {' '.join(messages)}" for column, messages in self.errors.items())
+
+    def __str__(self) -> str:
+        return gettext("row %(row)s, %(reason)s") % {"row": self.row_number, "reason": self.reason}

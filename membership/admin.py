@@ -35,7 +35,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from approvals.admin import ApprovalHistoryInline
 from approvals.models import ApprovalRequest
-from core.admin import BaseAdmin, DefaultStatusFilter, ImportExportBaseAdmin, ReadOnlyAdminMixin
+from core.admin import BaseAdmin, DefaultStatusFilter, ImportExportBaseAdmin, ReadOnlyAdminMixin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell
 from core.models import PersonalDataAccess
@@ -621,7 +621,7 @@ _MEMBER_READONLY = [
 
 
 @admin.register(Member)
-class MemberAdmin(ImportExportBaseAdmin):
+class MemberAdmin(ServiceRefusalMixin, ImportExportBaseAdmin):
     store_path = "registered_store"
     list_display = ["member_no", "name", "phone_column", "id_number_masked", "gender", "birth_date_age", "tier",
                     "paid_tier", "points", "registered_store", "registered_channel", "status", "registered_at"]
@@ -850,14 +850,6 @@ class MemberAdmin(ImportExportBaseAdmin):
             obj.show_full_phone = self._can_see_full(request)
         return obj
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # A service may still refuse (a duplicate registered a moment ago): its transaction has
-        # rolled back, so the page is shown again with the service's message.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}

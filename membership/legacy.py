@@ -48,7 +48,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.tabular import Column, TableRow
+from core.tabular import Column, Rejection, TableRow
 from membership.errors import MemberInvalid
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
 from membership.services import member_values_clean
@@ -86,19 +86,6 @@ class Outcome:
     UPDATE = "update"
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class Rejection:
-    row_number: int
-    errors: dict[str, list[str]]  # column -> messages
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(f"{column}: {' '.join(messages)}" for column, messages in self.errors.items())
-
-    def __str__(self) -> str:
-        return gettext("row %(row)s, %(reason)s") % {"row": self.row_number, "reason": self.reason}
 
 
 @dataclass

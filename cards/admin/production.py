@@ -24,7 +24,7 @@ from approvals.admin import ApprovalHistoryInline
 from cards import queries
 from cards.models import CardProduct, CardTransfer, ProductionBatch
 from cards.services import production
-from core.admin import BaseAdmin
+from core.admin import BaseAdmin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell
 from membership.forms import add_service_error
@@ -67,7 +67,7 @@ class ProductionBatchForm(forms.ModelForm):
 
 
 @admin.register(ProductionBatch)
-class ProductionBatchAdmin(BaseAdmin):
+class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
     form = ProductionBatchForm
     change_form_template = f"{TEMPLATES}/batch_change_form.html"
     change_list_template = f"{TEMPLATES}/batch_change_list.html"
@@ -98,12 +98,6 @@ class ProductionBatchAdmin(BaseAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         batch = production.batch_create(

@@ -10,7 +10,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -19,7 +19,7 @@ from openpyxl import Workbook
 from approvals.admin import ApprovalHistoryInline
 from cards.models import SaleLine, SaleOrder, SalePayment
 from cards.services import sales as services
-from core.admin import BaseAdmin
+from core.admin import BaseAdmin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell
 from core.pii import mask_phone
@@ -181,7 +181,7 @@ class SaleStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(SaleOrder)
-class SaleOrderAdmin(BaseAdmin):
+class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
     store_path = "store"
     form = SaleOrderForm
     list_display = ["order_no", "kind", "channel", "store", "status", "buyer_name", "buyer_id_shown",
@@ -240,14 +240,6 @@ class SaleOrderAdmin(BaseAdmin):
         # The real-name record is kept at least five years (prepaid card rules): orders are cancelled, never deleted.
         return False
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # A service may still refuse on saving (a card sold a moment ago): its transaction has rolled back,
-        # so the page is shown again with the service's message.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         store = form.cleaned_data.get("store") or obj.store
