@@ -41,6 +41,7 @@ def super_card(card_factory, stored_product, super001):
 @pytest.fixture
 def ops_client(client, clerk):
     client.force_login(clerk)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # the messages below are asserted in English
     return client
 
 

@@ -241,8 +241,9 @@ def test_five_wrong_pins_freeze_the_card_and_replays_do_not_count(api, card_with
 
     for response in [*answers, replay, fifth]:
         assert_error(response, 403, "invalid_pin")
-    assert "1 attempts left" in answers[3].json()["error"]["message"]
-    assert "frozen" in fifth.json()["error"]["message"]
+    # A POS gets Chinese unless it asks for English.
+    assert "再错 1 次" in answers[3].json()["error"]["message"]
+    assert "冻结" in fifth.json()["error"]["message"]
     card = Card.objects.get(pk=card_with_pin.pk)
     assert (card.status, card.freeze_reason) == ("frozen", "pin")
     assert_error(debit(api, card_with_pin, "10.00", pin="123456"), 409, "card_inactive")
@@ -376,7 +377,7 @@ def test_reverse_of_yesterdays_payment_says_to_refund(api, card):
     response = reverse(api, payment_id)
 
     assert_error(response, 409, "validation_error")
-    assert "refund" in response.json()["error"]["message"]
+    assert "请改为退款" in response.json()["error"]["message"]
 
 
 def test_reverse_of_a_refund(api, card):
