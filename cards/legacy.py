@@ -32,8 +32,7 @@ page says where it came from (the legacy source, the migration ledger entry).
 
 import calendar
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -48,6 +47,7 @@ from django.utils.translation import gettext
 
 from cards.errors import CardInvalid
 from cards.models import Card, CardLedgerEntry, CardProduct, CardRules
+from core.sql import settings_local, text_array
 from core.tabular import Column, Rejection, TableReader, TableRow
 from membership.models import Member, MemberIdentity
 from membership.services import survivor_pk
@@ -504,11 +504,6 @@ class _PythonImport(_Import):
         ], batch_size=500)
 
 
-def _text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL text[] literal: one parameter the server parses."""
-    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
-
-
 class _TablesNotEmpty(Exception):
     pass
 
@@ -536,7 +531,7 @@ class _CopyImport(_Import):
         # rebuilt indexes are sorted in memory too. The planner's guesses for a million-row statement made it
         # compile (JIT) for longer than the statement runs.
         settings = {"work_mem": "128MB", "maintenance_work_mem": "256MB", "jit": "off"}
-        with connection.cursor() as cursor, _settings_local(cursor, **settings):
+        with connection.cursor() as cursor, settings_local(cursor, **settings):
             self._steps(cursor)
             cursor.execute(f"DROP TABLE {', '.join(self.TEMPORARY)}")
 
@@ -619,13 +614,13 @@ class _CopyImport(_Import):
         params = {
             "spaces": _SPACES, "amount_re": _AMOUNT, "compact_re": _COMPACT_DATE,
             "datetime_re": _DATETIME, "tz": timezone.get_current_timezone_name(), "now": reference.now,
-            "source": self.source, "issued": _text_array(ISSUED),
-            "product_keys": _text_array(p[0] for p in products), "product_ids": [p[1] for p in products],
+            "source": self.source, "issued": text_array(ISSUED),
+            "product_keys": text_array(p[0] for p in products), "product_ids": [p[1] for p in products],
             "product_caps": [p[2] for p in products], "product_months": [p[3] for p in products],
-            "store_codes": _text_array(s[0] for s in stores), "store_ids": [s[1] for s in stores],
+            "store_codes": text_array(s[0] for s in stores), "store_ids": [s[1] for s in stores],
             "store_entities": [s[2] for s in stores],
-            "status_words": _text_array(s[0] for s in statuses), "status_values": _text_array(s[1] for s in statuses),
-            "status_reasons": _text_array(s[2] for s in statuses),
+            "status_words": text_array(s[0] for s in statuses), "status_values": text_array(s[1] for s in statuses),
+            "status_reasons": text_array(s[2] for s in statuses),
             **{problem.name: int(problem) for problem in Problem},
         }
         cells = {name: self._cell(name) for name in (column.name for column in CARD_COLUMNS)}
@@ -784,7 +779,7 @@ class _CopyImport(_Import):
     def _empty_tables_indexes_drop(self, cursor) -> list[str]:
         """Drop the non-unique indexes of the empty card tables; return the statements that build them again."""
         try:
-            with transaction.atomic(), _settings_local(cursor, lock_timeout=self._LOCK_WAIT):
+            with transaction.atomic(), settings_local(cursor, lock_timeout=self._LOCK_WAIT):
                 cursor.execute(f"LOCK TABLE {', '.join(self._TABLES)} IN ACCESS EXCLUSIVE MODE")
                 cursor.execute("SELECT EXISTS (SELECT 1 FROM cards_card)")
                 if cursor.fetchone()[0]:
@@ -793,7 +788,7 @@ class _CopyImport(_Import):
                     "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
                     "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
                     "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
-                    [_text_array(self._TABLES)],
+                    [text_array(self._TABLES)],
                 )
                 indexes = cursor.fetchall()
                 for name, _definition in indexes:
@@ -824,7 +819,7 @@ class _CopyImport(_Import):
         if names is None:
             cursor.execute(
                 "SELECT conname FROM pg_constraint WHERE contype = 'f' AND condeferrable AND condeferred "
-                "AND conrelid = ANY(%s::regclass[]) ORDER BY conname", [_text_array(self._TABLES)],
+                "AND conrelid = ANY(%s::regclass[]) ORDER BY conname", [text_array(self._TABLES)],
             )
             names = [name for (name,) in cursor.fetchall()]
         if names:
@@ -881,21 +876,9 @@ class _CopyImport(_Import):
             FROM created WHERE balance > 0
             """,  # noqa: S608 (constant table name)
             {"sold": Card.Stock.SOLD.value, "in_stock": Card.Stock.IN_STOCK.value, "source": self.source,
-             "now": self.reference.now, "issued": _text_array(ISSUED), "kind": CardLedgerEntry.Kind.MIGRATION.value,
+             "now": self.reference.now, "issued": text_array(ISSUED), "kind": CardLedgerEntry.Kind.MIGRATION.value,
              "actor": self.actor_id, "reason": self.reason},
         )
-
-
-@contextmanager
-def _settings_local(cursor, **settings: str) -> Iterator[None]:
-    """PostgreSQL settings for the statements inside this transaction, put back after them."""
-    previous = {}
-    for name, value in settings.items():
-        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-        previous[name] = cursor.fetchone()[0]
-    yield
-    for name, value in previous.items():
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 def _copy_available() -> bool:

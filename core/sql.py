@@ -8,7 +8,8 @@ dates as text); `insert_returning_pk` inserts a model instance with a plain INSE
 Both work on PostgreSQL and SQLite.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -146,3 +147,27 @@ def insert_returning_pk(instance: Model, *, skip_on_conflict: Sequence[str] = ()
     instance._state.adding = False
     instance._state.db = db.alias
     return row[0]
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal: one parameter that the server parses, instead of a list adapted item by item."""
+    return "{" + ",".join(
+        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
+@contextmanager
+def settings_local(cursor, **settings: str) -> Iterator[None]:
+    """PostgreSQL settings for the statements inside, put back after them (a failure rolls them back anyway).
+
+    Elsewhere (SQLite) the statements run as they are.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    previous = {}
+    for name, value in settings.items():
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+        previous[name] = cursor.fetchone()[0]
+    yield
+    for name, value in previous.items():
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])

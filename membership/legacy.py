@@ -48,6 +48,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.sql import settings_local, text_array
 from core.tabular import Column, Rejection, TableRow
 from membership.errors import MemberInvalid
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
@@ -357,19 +358,13 @@ def member_numbers_new(count: int) -> list[str]:
     return numbers
 
 
-def _text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL text[] literal: one parameter that the server parses, instead of a list adapted item by item."""
-    return "{" + ",".join(
-        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
-
-
 def _among(queryset, field: str, values: list):
     """queryset.filter(field__in=values); on PostgreSQL as `= ANY(array)`, one parameter instead of thousands."""
     if connection.vendor != "postgresql":
         return queryset.filter(**{f"{field}__in": values})
     table, column = queryset.model._meta.db_table, queryset.model._meta.get_field(field).column
     where = f'"{table}"."{column}" = ANY(%s::text[])'
-    return queryset.extra(where=[where], params=[_text_array(values)])  # noqa: S610 (only the model's names are formatted in)
+    return queryset.extra(where=[where], params=[text_array(values)])  # noqa: S610 (only the model's names are formatted in)
 
 
 class _TableNotEmpty(Exception):
@@ -632,7 +627,7 @@ class _Import:
                     "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
                     "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
                     "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
-                    [_text_array(self._WRITTEN_TABLES)],
+                    [text_array(self._WRITTEN_TABLES)],
                 )
                 indexes = cursor.fetchall()
                 for name, _definition in indexes:
@@ -646,7 +641,7 @@ class _Import:
                     "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
                     "WHERE contype = 'f' AND ((confrelid = %s::regclass AND conrelid = ANY(%s::regclass[])) "
                     "OR (conrelid = %s::regclass AND confrelid = %s::regclass)) ORDER BY conrelid, conname",
-                    [Member._meta.db_table, _text_array(self._WRITTEN_TABLES), Member._meta.db_table,
+                    [Member._meta.db_table, text_array(self._WRITTEN_TABLES), Member._meta.db_table,
                      Tier._meta.db_table],
                 )
                 self.foreign_keys_dropped = cursor.fetchall()
@@ -688,7 +683,7 @@ class _Import:
             cursor.execute(
                 "SELECT DISTINCT conname FROM pg_constraint WHERE contype = 'f' AND condeferrable AND condeferred "
                 "AND (conrelid = ANY(%s::regclass[]) OR confrelid = ANY(%s::regclass[])) ORDER BY conname",
-                [_text_array(tables), _text_array(tables)],
+                [text_array(tables), text_array(tables)],
             )
             names = [name for (name,) in cursor.fetchall()]
             self._constraints_set(cursor, names, "IMMEDIATE")
@@ -732,7 +727,7 @@ class _Import:
         conflict = " ON CONFLICT DO NOTHING" if connection.vendor == "postgresql" else ""
         # The planner's guess for the pairs is billions of rows, which makes it compile the statement (JIT) for
         # seconds; its sorts of every phone holder want more than the default work_mem.
-        with connection.cursor() as cursor, _settings_local(cursor, jit="off", work_mem="128MB"):
+        with connection.cursor() as cursor, settings_local(cursor, jit="off", work_mem="128MB"):
             if connection.vendor == "postgresql":
                 # Fresh statistics for the tables this run filled (a temporary table never gets any by itself):
                 # planned with those of an empty members table, pairing a million members took twice as long.
@@ -779,21 +774,6 @@ def _young_garbage_only() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def _settings_local(cursor, **settings: str) -> Iterator[None]:
-    """PostgreSQL settings for the statements inside, put back after them (a failure rolls them back anyway)."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    previous = {}
-    for name, value in settings.items():
-        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-        previous[name] = cursor.fetchone()[0]
-    yield
-    for name, value in previous.items():
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 _DONE = object()
