@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Max, Sum
+
+
+def cause_fields(cause) -> dict:
+    """The generic reference of a ledger row to what caused it (a purchase, a sale order, a return, an approval ...)."""
+    if cause is None:
+        return {"cause_type": None, "cause_id": ""}
+    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
 
 
 @dataclass(frozen=True)

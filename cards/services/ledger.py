@@ -12,7 +12,6 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -28,6 +27,7 @@ from cards.errors import (
     InvalidPin,
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRules
+from core.ledgers import cause_fields
 from core.sql import insert_returning_pk
 
 __all__ = [
@@ -74,13 +74,6 @@ def card_no_clean(value, *, field: str = "card_no") -> str:
     if not CARD_NO_PATTERN.match(card_no):
         raise CardInvalid(fields={field: [gettext("A card number is 6 to 32 digits.")]})
     return card_no
-
-
-def cause_fields(cause) -> dict:
-    """The generic reference of a ledger row to what caused it (a sale order, a return, an approval ...)."""
-    if cause is None:
-        return {"cause_type": None, "cause_id": ""}
-    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
 
 
 def card_get(card_no: str, *, lock: bool = False) -> Card:

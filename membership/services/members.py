@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -18,6 +17,7 @@ from pypinyin import Style, lazy_pinyin, pinyin
 from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
+from core.ledgers import cause_fields
 from core.pii import (
     InvalidPersonalData,
     mask_id_number,
@@ -442,13 +442,6 @@ def _lock_members(*pks: int) -> list[Member]:
 def _ensure_live(member: Member) -> None:
     if member.status not in LIVE_STATUSES:
         raise MemberNotActive(member_no=member.member_no, status=member.get_status_display())
-
-
-def cause_fields(cause) -> dict:
-    """The generic reference of a ledger row to what caused it (a purchase, a return, an approval ...)."""
-    if cause is None:
-        return {"cause_type": None, "cause_id": ""}
-    return {"cause_type": ContentType.objects.get_for_model(cause), "cause_id": str(cause.pk)}
 
 
 @transaction.atomic
