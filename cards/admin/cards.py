@@ -1,4 +1,4 @@
-"""Admin screens for card products, brands, the rules, the cards with their ledger, and service operations.
+"""Admin screens for card products, the rules, the cards with their ledger, and service operations.
 
 Cards, ledger entries, POS transactions, returns and events are written only by cards.services: here they are
 read, filtered, exported, and the card page offers the service operations as small forms that call a service
@@ -27,7 +27,6 @@ from approvals.admin import ApprovalHistoryInline
 from approvals.models import ApprovalRequest
 from cards.errors import CardInvalid
 from cards.models import (
-    Brand,
     Card,
     CardEvent,
     CardLedgerEntry,
@@ -164,17 +163,7 @@ class ExactCardNumberSearchMixin:
         return queryset.filter(**{self.card_no_field: term}), False
 
 
-# --- products, brands, rules ------------------------------------------------------------------------
-
-
-@admin.register(Brand)
-class BrandAdmin(BaseAdmin):
-    list_display = ["code", "name", "is_active"]
-    list_filter = ["is_active"]
-    search_fields = ["code", "name"]
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+# --- products, rules ------------------------------------------------------------------------
 
 
 @admin.register(CardProduct)

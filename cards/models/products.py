@@ -11,20 +11,44 @@ MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
 class Brand(models.Model):
-    """A brand that co-issues cards (品牌联名卡); its programmes come with the brand-card features."""
+    """A brand partner that co-issues cards (品牌联名卡) and funds part of their discount, billed per period."""
 
     code = models.CharField(_("code"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=100)
     is_active = models.BooleanField(_("active"), default=True)
+    contact_name = models.CharField(_("contact person"), max_length=100, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    contract_starts_on = models.DateField(_("contract starts on"), null=True, blank=True)
+    contract_ends_on = models.DateField(_("contract ends on"), null=True, blank=True)
+    billing_name = models.CharField(
+        _("billed company"), max_length=100, blank=True,
+        help_text=_("The company name the brand's statements and invoices are made out to."),
+    )
+    billing_tax_no = models.CharField(_("taxpayer number"), max_length=20, blank=True)
+    billing_address = models.CharField(_("billing address"), max_length=200, blank=True)
+    billing_bank = models.CharField(_("bank"), max_length=100, blank=True)
+    billing_account_no = models.CharField(_("bank account number"), max_length=40, blank=True)
     history = AuditHistory()
 
     class Meta:
-        verbose_name = _("brand")
-        verbose_name_plural = _("brands")
+        verbose_name = _("brand partner")
+        verbose_name_plural = _("brand partners")
         ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(contract_ends_on__isnull=True) | models.Q(contract_starts_on__isnull=True)
+                | models.Q(contract_ends_on__gte=models.F("contract_starts_on")),
+                name="brand_contract_period_ordered",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    def clean(self):
+        if self.contract_starts_on and self.contract_ends_on and self.contract_ends_on < self.contract_starts_on:
+            raise ValidationError({"contract_ends_on": _("The contract cannot end before it starts.")})
 
 
 class CardRules(models.Model):

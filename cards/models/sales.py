@@ -75,6 +75,7 @@ class SaleOrder(models.Model):
     agent_id_masked = models.CharField(_("agent ID"), max_length=32, blank=True, editable=False)
     agent_phone = models.CharField(_("agent phone"), max_length=20, blank=True)
     face_total = models.DecimalField(_("loaded onto cards"), **MONEY, default=Decimal("0.00"))
+    voucher_total = models.DecimalField(_("pickup vouchers"), **MONEY, default=Decimal("0.00"))
     discount = models.DecimalField(_("discount"), **MONEY, default=Decimal("0.00"))
     rebate = models.DecimalField(
         _("rebate"), **MONEY, default=Decimal("0.00"),

@@ -4,4 +4,13 @@ Callers import from the module that holds a function (cards.services.ledger, ...
 registers the approval actions of all of them.
 """
 
-from cards.services import ledger, operations, payments, production, sales  # noqa: F401
+from cards.services import (  # noqa: F401
+    brand_discounts,
+    brands,
+    ledger,
+    operations,
+    payments,
+    production,
+    sales,
+    vouchers,
+)

@@ -1,0 +1,1 @@
+"""Brand statements and programme results in the admin."""

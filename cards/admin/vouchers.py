@@ -1,0 +1,1 @@
+"""Admin screens for pickup vouchers: suppliers, products, batches, vouchers with their ledger, reports."""

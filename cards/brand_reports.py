@@ -1,0 +1,1 @@
+"""Read side of brand billing: statements per brand and period, programme results."""

@@ -1,0 +1,1 @@
+"""Brand partners and brand card programmes: start through approval, eligible SKU lists from Excel."""
