@@ -136,6 +136,10 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
         return (batch.status == ProductionBatch.Status.APPROVED and batch.printer_file_at is None
                 and request.user.has_perm(PERMISSION_PRINTER_FILE))
 
+    def _may_ask_reissue(self, request, batch) -> bool:
+        return (batch.status == ProductionBatch.Status.APPROVED and batch.printer_file_at is not None
+                and request.user.has_perm(PERMISSION_PRINTER_FILE))
+
     def _may_receive(self, request, batch) -> bool:
         return (batch.status == ProductionBatch.Status.APPROVED and batch.printer_file_at is not None
                 and user_is_hq(request.user) and request.user.has_perm(PERMISSION_STOCK))
@@ -150,6 +154,7 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
             "can_cancel": self._may_cancel(request, batch),
             "can_download": self._may_download(request, batch),
             "can_receive": self._may_receive(request, batch),
+            "can_ask_reissue": self._may_ask_reissue(request, batch),
             "stock_rows": (queries.stock_overview(user=request.user, include_sold=True, batch=batch)
                            if batch.generated_at else []),
         }
@@ -166,6 +171,8 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
                  name="cards_productionbatch_receive"),
             path("<path:object_id>/printer-file/", wrap(require_POST(self.printer_file_view)),
                  name="cards_productionbatch_printer_file"),
+            path("<path:object_id>/printer-file/again/", wrap(require_POST(self.printer_file_again_view)),
+                 name="cards_productionbatch_printer_file_again"),
             path("stock/", wrap(self.stock_view), name="cards_stock_overview"),
             *super().get_urls(),
         ]
@@ -223,6 +230,19 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
         response["Content-Disposition"] = f'attachment; filename="{printer_file.filename}"'
         response["Cache-Control"] = "no-store"
         return response
+
+    def printer_file_again_view(self, request, object_id):
+        """Ask, with a reason, for the printer file to be handed out once more (approval; new PINs)."""
+        if not request.user.has_perm(PERMISSION_PRINTER_FILE):
+            raise PermissionDenied
+        batch = self._batch(request, object_id)
+        return self._run(
+            request, batch,
+            lambda: production.batch_printer_file_reissue_request(
+                batch=batch, requested_by=request.user, reason=request.POST.get("reason", "")),
+            gettext("Another person must approve before the printer file of batch %(batch_no)s can be downloaded "
+                    "again; that download draws new PINs.") % {"batch_no": batch.batch_no},
+        )
 
     # --- list actions ------------------------------------------------------------------------------
 

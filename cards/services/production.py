@@ -45,6 +45,7 @@ from stores.queries import user_can_see_store, user_is_hq
 
 __all__ = [
     "BATCH_PRODUCE",
+    "PRINTER_FILE_REISSUE",
     "CARD_NO_LENGTH",
     "BatchInvalid",
     "PrinterFile",
@@ -54,6 +55,7 @@ __all__ = [
     "batch_cancel",
     "batch_create",
     "batch_printer_file_issue",
+    "batch_printer_file_reissue_request",
     "batch_receive",
     "batch_submit",
     "batch_values_clean",
@@ -485,6 +487,51 @@ def batch_printer_file_issue(*, batch: ProductionBatch, user) -> PrinterFile:
     _batch_save(batch, actor=user, reason="printer file handed out" + (" with PINs" if with_pin else ""),
                 fields=["printer_file_at", "printer_file_by"])
     return PrinterFile(batch=batch, with_pin=with_pin, _key=key)
+
+
+PRINTER_FILE_REISSUE = "cards.printer_file_reissue"
+
+
+@transaction.atomic
+def batch_printer_file_reissue_request(*, batch: ProductionBatch, requested_by, reason: str) -> ApprovalRequest:
+    """Ask for a batch's printer file to be handed out again (a download that broke, a file lost at the printer).
+
+    Only before the batch is received: its cards are not in stock, so no card has been sold with a PIN of the
+    first file. Once another person approves, the file can be downloaded once more; that download draws new
+    PINs, and every PIN of the first file stops working. Raise StockForbidden (no cards.download_printer_file),
+    CardOperationRefused (no file handed out yet, or the batch already received), ReasonRequired,
+    ApprovalAlreadyPending.
+    """
+    _ensure_perm(requested_by, PERMISSION_PRINTER_FILE,
+                 _("Asking for a printer file again needs the permission to download printer files."))
+    batch = _batch_lock(batch)
+    if batch.status != ProductionBatch.Status.APPROVED:
+        raise _batch_refused(batch, gettext(
+            "a printer file can be issued again only before the batch is received into stock."))
+    if batch.printer_file_at is None:
+        raise _batch_refused(batch, gettext("its printer file has not been handed out yet; download it instead."))
+    return approval_request_submit(
+        action=PRINTER_FILE_REISSUE, subject=batch, requested_by=requested_by, reason=reason,
+        payload={"batch_id": batch.pk, "batch_no": batch.batch_no, "first_file_at": batch.printer_file_at,
+                 "first_file_by": batch.printer_file_by_id},
+    )
+
+
+def _printer_file_reissue_execute(request: ApprovalRequest) -> None:
+    """Allow one more download; the PINs of the first file stay valid until it draws new ones."""
+    batch = _batch_lock(ProductionBatch(pk=int(request.payload["batch_id"])))
+    if batch.status != ProductionBatch.Status.APPROVED or batch.printer_file_at is None:
+        raise _batch_refused(batch, gettext(
+            "a printer file can be issued again only before the batch is received into stock."))
+    batch.printer_file_at = None
+    batch.printer_file_by = None
+    _batch_save(batch, actor=request.decided_by or request.requested_by,
+                reason=f"printer file to be issued again (#{request.pk})",
+                fields=["printer_file_at", "printer_file_by"])
+
+
+registry.register(PRINTER_FILE_REISSUE, label=_("Issue a batch's printer file again (new PINs)"),
+                  execute=_printer_file_reissue_execute)
 
 
 # --- transfers ------------------------------------------------------------------------------------

@@ -29,6 +29,14 @@ def bearer_product(card_rules) -> CardProduct:
     })[0]
 
 
+@pytest.fixture
+def pin_product(card_rules) -> CardProduct:
+    """A bearer product whose cards need a PIN."""
+    return CardProduct.objects.create(code="PINCARD", name="密码卡", kind=CardProduct.Kind.BEARER,
+                                      max_balance=Decimal("1000.00"), face_values=["200.00"], validity_months=36,
+                                      pin_required=True)
+
+
 _serial = iter(range(1, 10**9))
 
 

@@ -13,7 +13,7 @@ from approvals.errors import ApproverNotPermitted, SelfApprovalForbidden
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
 from cards.errors import CardOperationRefused, InvalidPin
-from cards.models import Card, CardNumberCounter, CardProduct, CardTransfer, CardTransferItem, ProductionBatch
+from cards.models import Card, CardNumberCounter, CardTransfer, CardTransferItem, ProductionBatch
 from cards.queries import card_ranges, stock_overview
 from cards.services.ledger import card_pin_check
 from cards.services.production import (
@@ -61,13 +61,6 @@ def in_hq_stock(product, quantity, *, requester, approver) -> ProductionBatch:
 
 def numbers(batch) -> list[str]:
     return list(Card.objects.filter(batch=batch).order_by("card_no").values_list("card_no", flat=True))
-
-
-@pytest.fixture
-def pin_product(card_rules) -> CardProduct:
-    return CardProduct.objects.create(code="PINCARD", name="密码卡", kind=CardProduct.Kind.BEARER,
-                                      max_balance=Decimal("1000.00"), face_values=["200.00"], validity_months=36,
-                                      pin_required=True)
 
 
 @pytest.fixture
