@@ -187,3 +187,43 @@ class ServiceRefusalMixin:
         except DomainError as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+def change_page(obj) -> HttpResponseRedirect:
+    """Back to an object's change page (after a button on it)."""
+    return HttpResponseRedirect(reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk]))
+
+
+class ServiceCallsMixin:
+    """Buttons and list actions that call a service: its refusal becomes an error message, never an error page."""
+
+    def object_or_404(self, request, object_id):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        return obj
+
+    def service_call(self, request, call, success: str, redirect) -> HttpResponseRedirect:
+        """Run `call()`; say `success` or the service's refusal; answer `redirect`."""
+        try:
+            call()
+        except DomainError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, success, messages.SUCCESS)
+        return redirect
+
+    def service_each(self, request, objects, call, *, done_message, label=str) -> int:
+        """Run `call(obj)` for each object: a refusal names the object and the others go on. Say how many were
+        done (`done_message(count)`); return that count."""
+        done = 0
+        for obj in objects:
+            try:
+                call(obj)
+            except DomainError as error:
+                self.message_user(request, f"{label(obj)}: {error}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, done_message(done), messages.SUCCESS)
+        return done

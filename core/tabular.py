@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -177,7 +178,7 @@ class TableReader:
 
         try:
             workbook = load_workbook(self.path, read_only=True, data_only=True)
-        except (InvalidFileException, OSError, KeyError, ValueError) as error:
+        except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
             raise TableInvalid(
                 gettext("%(name)s cannot be opened as an Excel workbook: %(error)s")
                 % {"name": self.path.name, "error": error}

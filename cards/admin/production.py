@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from approvals.admin import ApprovalHistoryInline
 from cards import queries
 from cards.models import CardProduct, CardTransfer, ProductionBatch
 from cards.services import production
-from core.admin import BaseAdmin, ServiceRefusalMixin
+from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin, change_page
 from core.errors import DomainError
 from core.files import escape_cell
 from membership.forms import add_service_error
@@ -35,10 +35,6 @@ PERMISSION_STOCK = production.PERMISSION_STOCK
 PERMISSION_PRINTER_FILE = production.PERMISSION_PRINTER_FILE
 PERMISSION_VIEW_CARDS = "cards.view_card"
 TEMPLATES = "admin/cards/production"
-
-
-def _redirect_to(obj) -> HttpResponseRedirect:
-    return HttpResponseRedirect(reverse(f"admin:cards_{obj._meta.model_name}_change", args=[obj.pk]))
 
 
 class ProductionBatchForm(forms.ModelForm):
@@ -67,7 +63,7 @@ class ProductionBatchForm(forms.ModelForm):
 
 
 @admin.register(ProductionBatch)
-class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
+class ProductionBatchAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
     form = ProductionBatchForm
     change_form_template = f"{TEMPLATES}/batch_change_form.html"
     change_list_template = f"{TEMPLATES}/batch_change_list.html"
@@ -113,7 +109,7 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(request, gettext("Batch %(batch_no)s is a draft: submit it for approval to have its "
                                            "cards numbered.") % {"batch_no": obj.batch_no}, messages.SUCCESS)
-        return _redirect_to(obj)
+        return change_page(obj)
 
     # --- what a user may do with a batch --------------------------------------------------------------
 
@@ -178,19 +174,10 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
         ]
 
     def _batch(self, request, object_id) -> ProductionBatch:
-        batch = self.get_object(request, unquote(object_id))
-        if batch is None:
-            raise Http404
-        return batch
+        return self.object_or_404(request, object_id)
 
     def _run(self, request, batch, call, success: str):
-        try:
-            call()
-        except DomainError as error:
-            self.message_user(request, str(error), messages.ERROR)
-        else:
-            self.message_user(request, success, messages.SUCCESS)
-        return _redirect_to(batch)
+        return self.service_call(request, call, success, change_page(batch))
 
     def submit_view(self, request, object_id):
         if not self._may_request(request):
@@ -224,7 +211,7 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
             printer_file = production.batch_printer_file_issue(batch=batch, user=request.user)
         except DomainError as error:
             self.message_user(request, str(error), messages.ERROR)
-            return _redirect_to(batch)
+            return change_page(batch)
         response = StreamingHttpResponse((chunk.encode() for chunk in printer_file.chunks()),
                                          content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{printer_file.filename}"'
@@ -247,17 +234,9 @@ class ProductionBatchAdmin(ServiceRefusalMixin, BaseAdmin):
     # --- list actions ------------------------------------------------------------------------------
 
     def _each(self, request, queryset, call) -> None:
-        done = 0
-        for batch in queryset.order_by("pk"):
-            try:
-                call(batch)
-            except DomainError as error:
-                self.message_user(request, f"{batch.batch_no}: {error}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, ngettext("%(count)d batch done.", "%(count)d batches done.", done)
-                              % {"count": done}, messages.SUCCESS)
+        self.service_each(request, queryset.order_by("pk"), call, label=lambda batch: batch.batch_no,
+                          done_message=lambda done: ngettext("%(count)d batch done.", "%(count)d batches done.",
+                                                             done) % {"count": done})
 
     @admin.action(description=_("Submit selected batches for approval"), permissions=["add"])
     def submit_selected(self, request, queryset):
@@ -373,7 +352,7 @@ class TransferCreateForm(forms.Form):
 
 
 @admin.register(CardTransfer)
-class CardTransferAdmin(BaseAdmin):
+class CardTransferAdmin(ServiceCallsMixin, BaseAdmin):
     change_form_template = f"{TEMPLATES}/transfer_change_form.html"
     change_list_template = f"{TEMPLATES}/transfer_change_list.html"
     list_display = ["transfer_no", "from_label", "to_store", "card_count", "status", "created_by", "created_at",
@@ -428,7 +407,7 @@ class CardTransferAdmin(BaseAdmin):
                 self.message_user(request, gettext("Transfer %(transfer_no)s of %(count)s cards is ready to send.")
                                   % {"transfer_no": transfer.transfer_no, "count": transfer.card_count},
                                   messages.SUCCESS)
-                return _redirect_to(transfer)
+                return change_page(transfer)
         return TemplateResponse(request, "admin/membership/form_page.html", {
             **self.admin_site.each_context(request),
             "title": gettext("New card transfer"),
@@ -474,16 +453,9 @@ class CardTransferAdmin(BaseAdmin):
         ]
 
     def _transfer_call(self, request, object_id, call, success: str):
-        transfer = self.get_object(request, unquote(object_id))
-        if transfer is None:
-            raise Http404
-        try:
-            call(transfer)
-        except DomainError as error:
-            self.message_user(request, str(error), messages.ERROR)
-        else:
-            self.message_user(request, success % {"transfer_no": transfer.transfer_no}, messages.SUCCESS)
-        return _redirect_to(transfer)
+        transfer = self.object_or_404(request, object_id)
+        return self.service_call(request, lambda: call(transfer), success % {"transfer_no": transfer.transfer_no},
+                                 change_page(transfer))
 
     def send_view(self, request, object_id):
         return self._transfer_call(request, object_id,
@@ -501,17 +473,9 @@ class CardTransferAdmin(BaseAdmin):
                                    gettext("Transfer %(transfer_no)s is cancelled."))
 
     def _each(self, request, queryset, call) -> None:
-        done = 0
-        for transfer in queryset.order_by("pk"):
-            try:
-                call(transfer)
-            except DomainError as error:
-                self.message_user(request, f"{transfer.transfer_no}: {error}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, ngettext("%(count)d transfer done.", "%(count)d transfers done.", done)
-                              % {"count": done}, messages.SUCCESS)
+        self.service_each(request, queryset.order_by("pk"), call, label=lambda transfer: transfer.transfer_no,
+                          done_message=lambda done: ngettext("%(count)d transfer done.", "%(count)d transfers done.",
+                                                             done) % {"count": done})
 
     def has_stock_permission(self, request):
         return request.user.has_perm(PERMISSION_STOCK)
