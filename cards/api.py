@@ -1,4 +1,5 @@
-"""POS API for prepaid cards: enquiry, debit, refund and reverse (CONTRACT section 3 "Cards").
+"""POS API for prepaid cards: enquiry, debit, refund and reverse (CONTRACT section 3 "Cards"); and the redemption
+of pickup vouchers ("Coupons and vouchers"), whose codes count toward the same guessing limit.
 
 Card numbers are guessable in a way transaction ids are not (a number range is printed on every card of a
 batch), so a terminal that asks for many unknown numbers in a short time is answered 429 rate_limited on
@@ -14,6 +15,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, serializers, throttling
 from rest_framework.response import Response
@@ -21,7 +23,7 @@ from rest_framework.views import APIView
 
 from cards.errors import CardNotFound
 from cards.models import CardTransaction
-from cards.services import payments
+from cards.services import payments, vouchers
 from core.api import ErrorEnvelopeSerializer, PosPostView
 from membership.api import IDEMPOTENCY_PARAMETER, WRITE_ERRORS, MoneyField, ReceiptField
 from stores.api_auth import TerminalRateThrottle
@@ -290,3 +292,67 @@ def _valid(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+# --- pickup vouchers ----------------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class VoucherQuantityField(serializers.Field):
+    """Whole units as a JSON integer of at least 1: 1.5, "2", true and 0 are refused."""
+
+    default_error_messages = {"invalid": _("Give the quantity as a whole number of units, at least 1.")}
+
+    def to_internal_value(self, data) -> int:
+        if type(data) is not int or not 1 <= data <= vouchers.MAX_REDEEM_QUANTITY:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value) -> int:
+        return value
+
+
+class VoucherRedeemInputSerializer(serializers.Serializer):
+    receipt_no = ReceiptField()
+    quantity = VoucherQuantityField(help_text=_("How many units of the voucher's goods are handed out now."))
+
+
+class VoucherRedeemOutputSerializer(serializers.Serializer):
+    voucher_code = serializers.CharField()
+    sku = serializers.CharField(help_text=_("The SKU of the goods the voucher is for."))
+    quantity_redeemed = serializers.IntegerField(help_text=_("Units handed out by this call."))
+    remaining = serializers.IntegerField(help_text=_("Units the voucher is still good for."))
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="vouchers_redeem",
+    request=VoucherRedeemInputSerializer,
+    responses={201: VoucherRedeemOutputSerializer, **CARD_ERRORS},
+    parameters=[
+        OpenApiParameter(name="code", location=OpenApiParameter.PATH, type=str,
+                         description="The code printed on the pickup voucher."),
+        IDEMPOTENCY_PARAMETER,
+    ],
+    description=(
+        "Hand out goods against a pickup voucher, at any store of the group, all at once or in parts. A quantity "
+        "above what remains is 422 insufficient_balance (the message says what remains) and moves nothing. A "
+        "voucher not sold or void is 409 card_inactive, past its validity 409 card_expired, an unknown code 404 "
+        "not_found; unknown codes count toward the same limit as unknown card numbers (429 rate_limited)."
+    ),
+))
+class VoucherRedeemView(PosPostView):
+    """POST /api/v1/vouchers/{code}/redeem."""
+
+    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+
+    def create(self, request, code: str):
+        data = _valid(VoucherRedeemInputSerializer, request)
+        try:
+            voucher, entry = vouchers.voucher_redeem(code=code, quantity=data["quantity"],
+                                                     receipt_no=data["receipt_no"], store=request.auth.store,
+                                                     terminal=request.auth)
+        except vouchers.VoucherNotFound:
+            card_guess_record(request.auth)
+            raise
+        return Response({"voucher_code": voucher.code, "sku": voucher.product.sku,
+                         "quantity_redeemed": -entry.quantity, "remaining": entry.remaining_after}, status=201)

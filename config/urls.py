@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from cards.api import CardDebitView, CardRefundView, CardView, TransactionReverseView
+from cards.api import CardDebitView, CardRefundView, CardView, TransactionReverseView, VoucherRedeemView
 from core.api import api_not_found
 from membership.api import MemberLookupView, PointsRedeemView, PurchaseCreateView, PurchaseReturnCreateView
 from stores.api import TerminalView
@@ -28,6 +28,7 @@ api_v1 = [
     path("cards/<str:card_no>/debit", CardDebitView.as_view(), name="card-debit"),
     path("cards/<str:card_no>/refund", CardRefundView.as_view(), name="card-refund"),
     path("transactions/<str:transaction_id>/reverse", TransactionReverseView.as_view(), name="transaction-reverse"),
+    path("vouchers/<str:code>/redeem", VoucherRedeemView.as_view(), name="voucher-redeem"),
     re_path(r"^.*$", api_not_found),
 ]
 

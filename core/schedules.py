@@ -32,6 +32,12 @@ NIGHTLY = {
         _("Marks bearer cards past their expiry as expired; their balances stay on them for reactivation or "
           "exchange."),
     ),
+    # After midnight, so a voucher valid "until" yesterday shows as expired in the morning; its units stay.
+    "cards: expire pickup vouchers": (
+        "cards.vouchers_expire", 0, 55,
+        _("Marks pickup vouchers past their validity as expired; their remaining units stay on them and are "
+          "reported apart in the voucher liability."),
+    ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
         _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS."),
