@@ -1,8 +1,9 @@
 """Card sale orders in the admin: corporate group sales (团购), their approval, payment and the walk-in share export.
 
-Staff write an order (buyer, cards by range or list, amounts, discount or rebate, invoice, payment lines),
-submit it, and confirm payment once the money is in; every step is a service of cards.services.sales, so
-the prepaid-card rules refuse here exactly as at the desk, and the refusal is shown with the rule's name.
+Staff write an order (buyer, cards by range or list, pickup vouchers by batch and serial, amounts, discount
+or rebate, invoice, payment lines), submit it, and confirm payment once the money is in; every step is a
+service of cards.services.sales, so the prepaid-card rules refuse here exactly as at the desk, and the refusal
+is shown with the rule's name.
 """
 
 from decimal import Decimal
@@ -17,9 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 
 from approvals.admin import ApprovalHistoryInline
-from cards.models import SaleLine, SaleOrder, SalePayment
+from cards.models import SaleLine, SaleOrder, SalePayment, SaleVoucherLine
 from cards.services import sales as services
-from core.admin import BaseAdmin, ServiceRefusalMixin
+from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell
 from core.pii import mask_phone
@@ -30,7 +31,8 @@ MAX_ACTION_ORDERS = 200
 EXPORT_HEADERS = (
     _("order number"), _("kind"), _("channel"), _("store code"), _("selling store"), _("status"), _("created at"),
     _("paid at"), _("buyer"), _("buyer name or company name"), _("buyer ID"), _("unified social credit code"),
-    _("buyer phone"), _("agent name"), _("agent ID"), _("cards"), _("loaded onto cards"), _("discount"),
+    _("buyer phone"), _("agent name"), _("agent ID"), _("cards"), _("loaded onto cards"), _("vouchers"),
+    _("pickup vouchers"), _("discount"),
     _("rebate"), _("amount due"), _("payments"), _("looks split"), _("invoice title"),
     _("invoice taxpayer number"), _("invoice item code"),
 )
@@ -51,9 +53,17 @@ class SaleOrderForm(forms.ModelForm):
     """An order as staff type it; checked by the same service that writes it."""
 
     cards = forms.CharField(
-        label=_("cards"), widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "spellcheck": "false"}),
+        label=_("cards"), required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "spellcheck": "false"}),
         help_text=_("One per line: a card number, or first-last card numbers, then the amount loaded onto each "
                     "card (empty: the face value). Example: 6201000000010-6201000000209 500"),
+    )
+    vouchers = forms.CharField(
+        label=_("pickup vouchers"), required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "spellcheck": "false"}),
+        help_text=_("One per line: a voucher batch number, then a serial number or first-last serial numbers; each "
+                    "voucher sells at its batch's price. Example: VB2026001 1-50. An order holds cards, vouchers "
+                    "or both."),
     )
     buyer_id_number = forms.CharField(
         label=_("buyer ID number"), max_length=30, required=False,
@@ -69,8 +79,8 @@ class SaleOrderForm(forms.ModelForm):
         fields = [
             "kind", "channel", "store", "remote", "buyer_type", "buyer_name", "buyer_id_type", "buyer_id_number",
             "buyer_credit_code", "buyer_phone", "buyer_address", "member", "agent_name", "agent_id_type",
-            "agent_id_number", "agent_phone", "cards", "discount", "rebate", "invoice_title", "invoice_tax_no",
-            "note",
+            "agent_id_number", "agent_phone", "cards", "vouchers", "discount", "rebate", "invoice_title",
+            "invoice_tax_no", "note",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -80,6 +90,8 @@ class SaleOrderForm(forms.ModelForm):
         if self.instance.pk and "cards" in self.fields:
             lines = self.instance.lines.order_by("card__card_no").values_list("card__card_no", "amount")
             self.fields["cards"].initial = "\n".join(f"{card_no} {amount}" for card_no, amount in lines)
+        if self.instance.pk and "vouchers" in self.fields:
+            self.fields["vouchers"].initial = services.voucher_lines_text(self.instance)
         self.plan = None
 
     def sale_input(self) -> services.SaleInput:
@@ -98,7 +110,8 @@ class SaleOrderForm(forms.ModelForm):
                 name=data.get("agent_name") or "", id_type=data.get("agent_id_type") or "",
                 id_number=data.get("agent_id_number") or "", phone=data.get("agent_phone") or "",
             ),
-            member=data.get("member"), lines=lines, discount=data.get("discount") or Decimal("0.00"),
+            member=data.get("member"), lines=lines, voucher_lines=data.get("voucher_line_inputs") or [],
+            discount=data.get("discount") or Decimal("0.00"),
             rebate=data.get("rebate") or Decimal("0.00"), invoice_title=data.get("invoice_title") or "",
             invoice_tax_no=data.get("invoice_tax_no") or "", note=data.get("note") or "",
         )
@@ -109,6 +122,7 @@ class SaleOrderForm(forms.ModelForm):
             return cleaned
         try:
             cleaned["card_lines"] = services.sale_lines_parse(cleaned.get("cards") or "")
+            cleaned["voucher_line_inputs"] = services.voucher_lines_parse(cleaned.get("vouchers") or "")
             self.plan = services.sale_order_check(data=self.sale_input(),
                                                   stored=self.instance if self.instance.pk else None)
         except DomainError as error:
@@ -140,6 +154,51 @@ class SaleLineInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("card").order_by("card__card_no")
+
+
+class SaleVoucherLineInline(admin.TabularInline):
+    """The order's vouchers by batch and serial; codes stay masked here, they are what a till redeems."""
+
+    model = SaleVoucherLine
+    fields = ["batch_no", "serial", "code_shown", "product", "units", "voucher_status", "amount"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("pickup vouchers in this order")
+
+    @admin.display(description=_("batch number"))
+    def batch_no(self, obj):
+        return obj.voucher.batch.batch_no
+
+    @admin.display(description=_("serial in batch"))
+    def serial(self, obj):
+        return obj.voucher.serial
+
+    @admin.display(description=_("voucher code"))
+    def code_shown(self, obj):
+        return obj.voucher.code_masked
+
+    @admin.display(description=_("voucher product"))
+    def product(self, obj):
+        return obj.voucher.product.name
+
+    @admin.display(description=_("units"))
+    def units(self, obj):
+        return f"{obj.voucher.units} {obj.voucher.product.unit}"
+
+    @admin.display(description=_("status"))
+    def voucher_status(self, obj):
+        return obj.voucher.get_status_display()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("voucher__batch", "voucher__product") \
+            .order_by("voucher__batch__batch_no", "voucher__serial")
 
 
 class SalePaymentInline(admin.TabularInline):
@@ -181,11 +240,11 @@ class SaleStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(SaleOrder)
-class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
+class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
     store_path = "store"
     form = SaleOrderForm
     list_display = ["order_no", "kind", "channel", "store", "status", "buyer_name", "buyer_id_shown",
-                    "face_total", "discount", "amount_due", "split_flag", "created_at"]
+                    "face_total", "voucher_total", "discount", "amount_due", "split_flag", "created_at"]
     list_filter = ["status", "channel", "kind", SaleStatusFilter, "store__format"]
     search_fields = ["order_no", "buyer_name", "buyer_credit_code"]
     list_select_related = ["store"]
@@ -193,8 +252,8 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
     raw_id_fields = ["member"]
     actions = ["submit_orders", "confirm_payment", "cancel_orders", "export_xlsx"]
     readonly_fields_always = ["order_no", "status", "buyer_id_masked", "agent_id_masked", "face_total",
-                              "amount_due", "invoice_item_code", "split_flag", "created_by", "created_at",
-                              "completed_at"]
+                              "voucher_total", "amount_due", "invoice_item_code", "split_flag", "created_by",
+                              "created_at", "completed_at"]
 
     @admin.display(description=_("buyer ID"))
     def buyer_id_shown(self, obj):
@@ -205,20 +264,20 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
         return obj.split_suspected
 
     def get_fieldsets(self, request, obj=None):
-        order = [_("order"), _("buyer"), _("agent"), _("cards and money"), _("invoice")]
+        order = [_("order"), _("buyer"), _("agent"), _("cards, vouchers and money"), _("invoice")]
         groups = {
             order[0]: ["order_no", "status", "kind", "channel", "store", "remote", "split_flag", "note"],
             order[1]: ["buyer_type", "buyer_name", "buyer_id_type", "buyer_id_number", "buyer_id_masked",
                        "buyer_credit_code", "buyer_phone", "buyer_address", "member"],
             order[2]: ["agent_name", "agent_id_type", "agent_id_number", "agent_id_masked", "agent_phone"],
-            order[3]: ["cards", "face_total", "discount", "rebate", "amount_due"],
+            order[3]: ["cards", "face_total", "vouchers", "voucher_total", "discount", "rebate", "amount_due"],
             order[4]: ["invoice_title", "invoice_tax_no", "invoice_item_code"],
         }
         editable = obj is None or obj.status == SaleOrder.Status.DRAFT
-        hidden = {"order_no", "status", "buyer_id_masked", "agent_id_masked", "face_total", "amount_due",
-                  "split_flag"} if obj is None else set()
+        hidden = {"order_no", "status", "buyer_id_masked", "agent_id_masked", "face_total", "voucher_total",
+                  "amount_due", "split_flag"} if obj is None else set()
         if not editable:
-            hidden |= {"buyer_id_number", "agent_id_number", "cards"}
+            hidden |= {"buyer_id_number", "agent_id_number", "cards", "vouchers"}
         fieldsets = [(title, {"fields": [name for name in groups[title] if name not in hidden]}) for title in order]
         if obj is not None:
             fieldsets.append((_("history"), {"fields": ["created_by", "created_at", "completed_at"]}))
@@ -234,7 +293,9 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
     def get_inlines(self, request, obj):
         if obj is None:
             return [SalePaymentInline]
-        return [SaleLineInline, SalePaymentInline, ApprovalHistoryInline]
+        # Voucher lines only where there are some: a cards-only order's page (and its POSTs) stays as it was.
+        vouchers = [SaleVoucherLineInline] if obj.voucher_lines.exists() else []
+        return [SaleLineInline, *vouchers, SalePaymentInline, ApprovalHistoryInline]
 
     def has_delete_permission(self, request, obj=None):
         # The real-name record is kept at least five years (prepaid card rules): orders are cancelled, never deleted.
@@ -285,16 +346,7 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
             self.message_user(request, gettext("Select at most %(max)d orders for this action.")
                               % {"max": MAX_ACTION_ORDERS}, messages.ERROR)
             return
-        done = 0
-        for order in queryset:
-            try:
-                call(order)
-            except DomainError as error:
-                self.message_user(request, f"{order.order_no}: {error}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, done_message(done), messages.SUCCESS)
+        self.service_each(request, queryset, call, label=lambda order: order.order_no, done_message=done_message)
 
     @admin.action(description=_("Submit selected orders (for approval when the rules ask)"), permissions=["change"])
     def submit_orders(self, request, queryset):
@@ -308,7 +360,7 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
         self._each(request, queryset, submit, lambda n: ngettext(
             "%(count)d order submitted.", "%(count)d orders submitted.", n) % {"count": n})
 
-    @admin.action(description=_("Confirm payment of selected orders and activate their cards"),
+    @admin.action(description=_("Confirm payment of selected orders and activate their cards and vouchers"),
                   permissions=["change"])
     def confirm_payment(self, request, queryset):
         self._each(request, queryset, lambda order: services.sale_order_pay(order=order, actor=request.user),
@@ -328,7 +380,8 @@ class SaleOrderAdmin(ServiceRefusalMixin, BaseAdmin):
         sheet = workbook.create_sheet(gettext("card sale orders"))
         sheet.append([str(header) for header in EXPORT_HEADERS])
         orders = (queryset.select_related("store").prefetch_related("payments")
-                  .annotate(card_count=Count("lines")).order_by("created_at", "pk"))
+                  .annotate(card_count=Count("lines", distinct=True),
+                            voucher_count=Count("voucher_lines", distinct=True)).order_by("created_at", "pk"))
         for order in orders.iterator(chunk_size=2000):
             sheet.append([escape_cell(value) for value in _export_row(order)])
         share = workbook.create_sheet(gettext("walk-in share"))
@@ -357,7 +410,8 @@ def _export_row(order: SaleOrder) -> list:
         order.get_status_display(), _local(order.created_at), _local(order.completed_at),
         order.get_buyer_type_display(), order.buyer_name, order.buyer_id_masked, order.buyer_credit_code,
         mask_phone(order.buyer_phone), order.agent_name, order.agent_id_masked, order.card_count,
-        order.face_total, order.discount, order.rebate, order.amount_due, payments,
+        order.face_total, order.voucher_count, order.voucher_total, order.discount, order.rebate, order.amount_due,
+        payments,
         gettext("yes") if order.split_suspected else "", order.invoice_title, order.invoice_tax_no,
         order.invoice_item_code,
     ]

@@ -1,7 +1,9 @@
 """Card sales (售卡) and top-ups: orders, the prepaid-card rules of DESIGN section 7, approval, payment.
 
-An order is written as a draft (cards, amounts, buyer, invoice, payment lines), submitted (approval when
-the rules ask for it), then paid: payment confirmation loads and activates every card in one transaction.
+An order is written as a draft (cards, pickup vouchers, amounts, buyer, invoice, payment lines), submitted
+(approval when the rules ask for it), then paid: payment confirmation loads and activates every card and
+activates every voucher in one transaction. Vouchers (提货券) are sold under the same rules as cards: the
+order's whole total counts for the non-cash, approval and split limits, and a voucher order is real-name.
 The same functions serve the admin's corporate group sales and the desk's walk-in sales, so one rule holds
 everywhere. Every refusal of a rule names the rule (商务部令2012年第9号, 税务总局公告2016年第53号).
 """
@@ -25,7 +27,19 @@ from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_cancel, approval_request_submit
 from cards.errors import CardInvalid, CardOperationRefused, CardRuleBroken
-from cards.models import Card, CardEvent, CardLedgerEntry, CardRules, SaleLine, SaleOrder, SalePayment
+from cards.models import (
+    Card,
+    CardEvent,
+    CardLedgerEntry,
+    CardRules,
+    SaleLine,
+    SaleOrder,
+    SalePayment,
+    SaleVoucherLine,
+    Voucher,
+    VoucherBatch,
+)
+from cards.services import vouchers as voucher_services
 from cards.services.ledger import card_cap, card_for_use, card_post, card_status_change, money_clean
 from core.errors import Forbidden
 from core.pii import (
@@ -49,6 +63,7 @@ __all__ = [
     "SaleLineInput",
     "SaleOrderInvalid",
     "SalePlan",
+    "VoucherLineInput",
     "sale_lines_parse",
     "sale_order_cancel",
     "sale_order_check",
@@ -58,12 +73,17 @@ __all__ = [
     "sale_order_submit",
     "sale_order_update",
     "sale_walk_in",
+    "voucher_lines_of",
+    "voucher_lines_parse",
+    "voucher_lines_text",
 ]
 
 SALE_APPROVE = "cards.sale_approve"
 OPEN_STATUSES = (SaleOrder.Status.DRAFT, SaleOrder.Status.PENDING, SaleOrder.Status.APPROVED)
 # One order loads at most this many cards: a larger corporate order is several orders.
 MAX_ORDER_CARDS = 10_000
+# Likewise for pickup vouchers: each is activated with its own ledger row when the order is paid.
+MAX_ORDER_VOUCHERS = 10_000
 _ZERO = Decimal("0.00")
 _OTHER_ID = {
     # Passports and permits: letters and digits of a plausible length.
@@ -72,6 +92,9 @@ _OTHER_ID = {
     SaleOrder.IdType.TAIWAN: r"^[A-Z0-9]{8,10}$",
 }
 _LINE = re.compile(r"^(?P<first>\d{6,32})(?:\s*(?:-|~|–|至|到)\s*(?P<last>\d{6,32}))?(?:[\s,;，；]+(?P<amount>\S+))?$")
+_VOUCHER_LINE = re.compile(
+    r"^(?P<batch>[^\s,;，；:：]{1,20})[\s,;，；:：]+(?P<first>\d{1,7})(?:\s*(?:-|~|–|至|到)\s*(?P<last>\d{1,7}))?$"
+)
 
 
 class SaleOrderInvalid(CardInvalid):
@@ -115,6 +138,19 @@ class SaleLineInput:
 
 
 @dataclass
+class VoucherLineInput:
+    """Pickup vouchers of one batch by serial number: `first` alone, or `first` to `last`.
+
+    Each voucher sells at its batch's price. `line` is the line of the staff's text it came from (for messages).
+    """
+
+    batch_no: str
+    first: int
+    last: int | None = None
+    line: int = 0
+
+
+@dataclass
 class PaymentInput:
     method: str
     amount: Decimal
@@ -138,6 +174,7 @@ class SaleInput:
     agent: PartyInput = field(default_factory=PartyInput)
     member: object = None
     lines: list[SaleLineInput] = field(default_factory=list)
+    voucher_lines: list[VoucherLineInput] = field(default_factory=list)
     discount: Decimal = _ZERO
     rebate: Decimal = _ZERO
     invoice_title: str = ""
@@ -147,7 +184,7 @@ class SaleInput:
 
 @dataclass
 class SalePlan:
-    """What an order would do, as checked: the cards and amounts, the money, and which rules apply."""
+    """What an order would do, as checked: the cards, vouchers and amounts, the money, and which rules apply."""
 
     cards: list[tuple[Card, Decimal]]
     face_total: Decimal
@@ -159,6 +196,13 @@ class SalePlan:
     transfer_rule: str
     split_suspected: bool
     approval_required: bool
+    vouchers: list[tuple[Voucher, Decimal]] = field(default_factory=list)
+    voucher_total: Decimal = _ZERO
+
+    @property
+    def total(self) -> Decimal:
+        """Cards and vouchers before the discount: the amount the prepaid-card rules' limits look at."""
+        return self.face_total + self.voucher_total
 
 
 def sale_lines_parse(text: str, *, field_name: str = "cards") -> list[SaleLineInput]:
@@ -187,6 +231,50 @@ def sale_lines_parse(text: str, *, field_name: str = "cards") -> list[SaleLineIn
                 ) % {"line": number, "amount": match["amount"]}]}) from None
         lines.append(SaleLineInput(first=match["first"], last=match["last"] or "", amount=amount))
     return lines
+
+
+def voucher_lines_parse(text: str, *, field_name: str = "vouchers") -> list[VoucherLineInput]:
+    """Voucher lines as staff type them, one per line: `batch_no serial` or `batch_no first-last`
+    (e.g. `VB2026001 1-50`). Raise SaleOrderInvalid naming the line."""
+    lines = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        row = raw.strip()
+        if not row:
+            continue
+        match = _VOUCHER_LINE.match(row)
+        if match is None:
+            raise SaleOrderInvalid(fields={field_name: [gettext(
+                "Line %(line)d: write a voucher batch number, then a serial number or first-last serial numbers "
+                "(e.g. VB2026001 1-50)."
+            ) % {"line": number}]})
+        first = int(match["first"])
+        last = int(match["last"]) if match["last"] else None
+        if first < 1 or (last is not None and last < first):
+            raise SaleOrderInvalid(fields={field_name: [gettext(
+                "Line %(line)d: serial numbers start at 1 and a range runs from the lower to the higher number."
+            ) % {"line": number}]})
+        lines.append(VoucherLineInput(batch_no=match["batch"], first=first, last=last, line=number))
+    return lines
+
+
+def voucher_lines_of(order: SaleOrder) -> list[VoucherLineInput]:
+    """An order's stored vouchers as lines, consecutive serials of a batch joined into one range."""
+    lines: list[VoucherLineInput] = []
+    rows = order.voucher_lines.order_by("voucher__batch__batch_no", "voucher__serial") \
+        .values_list("voucher__batch__batch_no", "voucher__serial")
+    for batch_no, serial in rows.iterator(chunk_size=2000):
+        last = lines[-1] if lines else None
+        if last is not None and last.batch_no == batch_no and (last.last or last.first) + 1 == serial:
+            last.last = serial
+        else:
+            lines.append(VoucherLineInput(batch_no=batch_no, first=serial, line=len(lines) + 1))
+    return lines
+
+
+def voucher_lines_text(order: SaleOrder) -> str:
+    """An order's vouchers written the way staff type them (`VB2026001 1-50`, one batch range a line)."""
+    return "\n".join(f"{line.batch_no} {line.first}-{line.last}" if line.last else f"{line.batch_no} {line.first}"
+                     for line in voucher_lines_of(order))
 
 
 # --- identities -------------------------------------------------------------------------------------
@@ -315,6 +403,77 @@ def _resolve_cards(lines: list[SaleLineInput], *, field_name: str = "cards") -> 
     return found
 
 
+def _resolve_vouchers(lines: list[VoucherLineInput], *, order_id, now,
+                      field_name: str = "vouchers") -> list[tuple[Voucher, Decimal]]:
+    """The vouchers the lines name with their batch's price; raise SaleOrderInvalid naming the line of a
+    voucher that cannot be sold (unknown batch, batch not issued, sold, expired, repeated, in another open order)."""
+    def refuse(message: str, **params) -> SaleOrderInvalid:
+        return SaleOrderInvalid(fields={field_name: [message % params]})
+
+    found: list[tuple[Voucher, Decimal]] = []
+    line_of: dict[int, tuple[int, str, int]] = {}
+    batches: dict[str, VoucherBatch] = {}
+    for index, line in enumerate(lines, start=1):
+        number = line.line or index
+        last = line.last or line.first
+        batch = batches.get(line.batch_no)
+        if batch is None:
+            batch = VoucherBatch.objects.select_related("product").filter(batch_no=line.batch_no).first()
+            if batch is None:
+                raise refuse(gettext("Line %(line)d: there is no voucher batch %(batch)s."),
+                             line=number, batch=line.batch_no)
+            batches[line.batch_no] = batch
+        if batch.status != VoucherBatch.Status.ISSUED:
+            raise refuse(gettext("Line %(line)d: batch %(batch)s is %(status)s; only vouchers of an approved batch "
+                                 "with generated codes can be sold."),
+                         line=number, batch=batch.batch_no, status=batch.get_status_display())
+        if not batch.product.is_active:
+            raise refuse(gettext("Line %(line)d: the product of batch %(batch)s (%(product)s) is no longer active."),
+                         line=number, batch=batch.batch_no, product=batch.product.name)
+        if line.first < 1 or last < line.first or last > batch.quantity:
+            raise refuse(gettext("Line %(line)d: batch %(batch)s has serial numbers 1 to %(quantity)d."),
+                         line=number, batch=batch.batch_no, quantity=batch.quantity)
+        if len(found) + last - line.first + 1 > MAX_ORDER_VOUCHERS:
+            raise SaleOrderInvalid(fields={field_name: [gettext("One order holds at most %(max)d vouchers.")
+                                                        % {"max": MAX_ORDER_VOUCHERS}]})
+        vouchers = list(Voucher.objects.filter(batch=batch, serial__gte=line.first, serial__lte=last)
+                        .order_by("serial"))
+        serials = {voucher.serial for voucher in vouchers}
+        for serial in range(line.first, last + 1):
+            if serial not in serials:
+                raise refuse(gettext("Line %(line)d: there is no voucher %(batch)s #%(serial)d."),
+                             line=number, batch=batch.batch_no, serial=serial)
+        for voucher in vouchers:
+            voucher.batch = batch
+            if voucher.pk in line_of:
+                raise refuse(gettext("Line %(line)d: voucher %(batch)s #%(serial)d is named twice."),
+                             line=number, batch=batch.batch_no, serial=voucher.serial)
+            if voucher.status != Voucher.Status.UNSOLD:
+                raise refuse(gettext("Line %(line)d: voucher %(batch)s #%(serial)d is %(status)s; only an unsold "
+                                     "voucher can be sold."), line=number, batch=batch.batch_no,
+                             serial=voucher.serial, status=voucher.get_status_display())
+            if voucher.expires_at <= now:
+                raise refuse(gettext("Line %(line)d: voucher %(batch)s #%(serial)d expired on %(date)s."),
+                             line=number, batch=batch.batch_no, serial=voucher.serial,
+                             date=timezone.localtime(voucher.expires_at).date().isoformat())
+            line_of[voucher.pk] = (number, batch.batch_no, voucher.serial)
+            found.append((voucher, batch.price))
+    voucher_ids = [voucher.pk for voucher, _price in found]
+    for start in range(0, len(voucher_ids), 1000):
+        busy = SaleVoucherLine.objects.filter(voucher_id__in=voucher_ids[start:start + 1000],
+                                              order__status__in=OPEN_STATUSES)
+        if order_id is not None:
+            busy = busy.exclude(order_id=order_id)
+        taken = dict(busy.values_list("voucher_id", "order__order_no"))
+        if taken:
+            voucher_id = min(taken, key=lambda pk: line_of[pk])
+            number, batch_no, serial = line_of[voucher_id]
+            raise refuse(gettext("Line %(line)d: voucher %(batch)s #%(serial)d is already in open order "
+                                 "%(order_no)s."), line=number, batch=batch_no, serial=serial,
+                         order_no=taken[voucher_id])
+    return found
+
+
 def _cards_in_open_orders(card_ids: list[int], *, order_id) -> dict[int, str]:
     """card id -> number of another unpaid order holding it."""
     busy: dict[int, str] = {}
@@ -362,23 +521,24 @@ def _check_card(card: Card, amount: Decimal | None, *, kind: str, channel: str, 
     return amount
 
 
-def _transfer_rule(*, data: SaleInput, face_total: Decimal, rules: CardRules) -> str:
-    """The non-cash rule (非现金) this order falls under, as text naming it, or "" when cash is allowed."""
+def _transfer_rule(*, data: SaleInput, total: Decimal, rules: CardRules) -> str:
+    """The non-cash rule (非现金) this order's total (cards and vouchers) falls under, as text naming it, or ""
+    when cash is allowed."""
     if data.remote:
         return gettext("Non-cash rule (prepaid card rules): an order made remotely or online is paid by bank "
                        "transfer only.")
-    if data.buyer_type == SaleOrder.BuyerType.COMPANY and face_total >= rules.company_transfer_from:
+    if data.buyer_type == SaleOrder.BuyerType.COMPANY and total >= rules.company_transfer_from:
         return gettext("Non-cash rule (prepaid card rules): a company buying %(limit)s or more at once pays by bank "
                        "transfer only.") % {"limit": rules.company_transfer_from}
-    if data.buyer_type == SaleOrder.BuyerType.PERSON and face_total >= rules.person_transfer_from:
+    if data.buyer_type == SaleOrder.BuyerType.PERSON and total >= rules.person_transfer_from:
         return gettext("Non-cash rule (prepaid card rules): a person buying %(limit)s or more at once pays by bank "
                        "transfer only.") % {"limit": rules.person_transfer_from}
     return ""
 
 
-def _split_suspected(*, values: dict, buyer_type: str, face_total: Decimal, has_bearer: bool, rules: CardRules,
+def _split_suspected(*, values: dict, buyer_type: str, total: Decimal, has_bearer: bool, rules: CardRules,
                      order_id, now) -> bool:
-    """Whether this buyer's orders in the rules' window pass a limit that each of them stays under."""
+    """Whether this buyer's orders in the rules' window (cards and vouchers) pass a limit each stays under."""
     if buyer_type == SaleOrder.BuyerType.COMPANY:
         if not values["buyer_credit_code"]:
             return False
@@ -395,19 +555,19 @@ def _split_suspected(*, values: dict, buyer_type: str, face_total: Decimal, has_
         .exclude(status__in=(SaleOrder.Status.CANCELLED, SaleOrder.Status.REJECTED))
     if order_id is not None:
         recent = recent.exclude(pk=order_id)
-    totals = list(recent.values_list("face_total", flat=True))
+    totals = [cards + vouchers for cards, vouchers in recent.values_list("face_total", "voucher_total")]
     if not totals:
         return False
-    combined = sum(totals, face_total)
-    largest = max([*totals, face_total])
+    combined = sum(totals, total)
+    largest = max([*totals, total])
     return any(largest < limit <= combined for limit in limits if limit > 0)
 
 
 def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
                      payments: list[PaymentInput] | None = None, now=None) -> SalePlan:
-    """Check an order against the cards and the prepaid-card rules without writing anything.
+    """Check an order against its cards, its pickup vouchers and the prepaid-card rules without writing anything.
 
-    `stored` is the order being changed or paid: its own cards are not "in another open order", and its
+    `stored` is the order being changed or paid: its own cards and vouchers are not "in another open order"; its
     sealed IDs stand in for ID numbers not typed again. Raise SaleOrderInvalid (fields), CardRuleBroken
     (naming the rule) or CardOperationRefused.
     """
@@ -436,9 +596,13 @@ def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
     invoice_tax_no = (data.invoice_tax_no or "").strip().upper()
     if invoice_tax_no and not re.fullmatch(r"[0-9A-Z]{15,20}", invoice_tax_no):
         errors["invoice_tax_no"] = [gettext("A taxpayer number is 15 to 20 letters and digits.")]
+    if not data.lines and not data.voucher_lines:
+        errors["cards"] = [gettext("Add at least one card or pickup voucher.")]
+    elif data.voucher_lines and data.kind == SaleOrder.Kind.TOP_UP:
+        errors["vouchers"] = [gettext("A top-up order holds cards only; sell pickup vouchers in a sale order.")]
     if errors:
         raise SaleOrderInvalid(fields=errors)
-    resolved = _resolve_cards(data.lines)
+    resolved = _resolve_cards(data.lines) if data.lines else []
     busy = _cards_in_open_orders([card.pk for card, _amount in resolved], order_id=order_id)
     cards = []
     for card, amount in resolved:
@@ -447,40 +611,53 @@ def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
                                        % {"card_no": card.card_no, "order_no": busy[card.pk]})
         cards.append((card, _check_card(card, amount, kind=data.kind, channel=data.channel, store=data.store,
                                         rules=rules)))
+    # Vouchers expire by the clock, not by the order's time that `now` may stand for.
+    vouchers = _resolve_vouchers(data.voucher_lines, order_id=order_id, now=timezone.now()) \
+        if data.voucher_lines else []
     face_total = sum((amount for _card, amount in cards), _ZERO)
-    if discount > face_total:
-        raise SaleOrderInvalid(fields={"discount": [gettext("The discount cannot be more than the cards' total "
-                                                            "%(total)s.") % {"total": face_total}]})
+    voucher_total = sum((price for _voucher, price in vouchers), _ZERO)
+    total = face_total + voucher_total
+    if discount > total:
+        if vouchers:
+            message = gettext("The discount cannot be more than the order's total %(total)s (cards and vouchers).")
+        else:
+            message = gettext("The discount cannot be more than the cards' total %(total)s.")
+        raise SaleOrderInvalid(fields={"discount": [message % {"total": total}]})
     has_registered = any(card.product.is_registered for card, _amount in cards)
     has_bearer = any(not card.product.is_registered for card, _amount in cards)
-    real_name = has_registered or (has_bearer and face_total >= rules.bearer_real_name_from)
+    real_name = has_registered or bool(vouchers) or (has_bearer and face_total >= rules.bearer_real_name_from)
     if real_name:
         missing = _real_name_missing(values, company=company, has_agent=has_agent)
         if missing:
             if has_registered:
                 rule = gettext("Real-name rule (prepaid card rules): every sale or top-up of a registered card "
                                "records the buyer's identity. Missing: %(missing)s.")
+            elif vouchers:
+                rule = gettext("Real-name rule (prepaid card rules): an order with pickup vouchers records the "
+                               "buyer's identity. Missing: %(missing)s.")
             else:
                 rule = gettext("Real-name rule (prepaid card rules): a bearer-card order of %(limit)s or more "
                                "records the buyer's identity. Missing: %(missing)s.")
             message = rule % {"limit": rules.bearer_real_name_from,
                               "missing": ", ".join(what for _name, what in missing)}
             raise CardRuleBroken(message, fields={name: [message] for name, _what in missing})
-    transfer_rule = _transfer_rule(data=data, face_total=face_total, rules=rules)
+    transfer_rule = _transfer_rule(data=data, total=total, rules=rules)
     if payments is not None:
         _check_payments(payments, transfer_rule=transfer_rule)
-    split = _split_suspected(values=values, buyer_type=data.buyer_type, face_total=face_total,
+    split = _split_suspected(values=values, buyer_type=data.buyer_type, total=total,
                              has_bearer=has_bearer, rules=rules, order_id=order_id, now=now)
-    approval = discount > 0 or (data.channel == SaleOrder.Channel.GROUP and face_total >= rules.group_approval_from)
+    approval = discount > 0 or (data.channel == SaleOrder.Channel.GROUP and total >= rules.group_approval_from)
     values.update(
         kind=data.kind, channel=data.channel, store=data.store, remote=bool(data.remote),
-        buyer_type=data.buyer_type, member=data.member, face_total=face_total, discount=discount, rebate=rebate,
-        amount_due=face_total - discount, invoice_title=(data.invoice_title or "").strip()[:100],
-        invoice_tax_no=invoice_tax_no, note=(data.note or "").strip()[:200], split_suspected=split,
+        buyer_type=data.buyer_type, member=data.member, face_total=face_total, voucher_total=voucher_total,
+        discount=discount, rebate=rebate, amount_due=total - discount,
+        invoice_title=(data.invoice_title or "").strip()[:100], invoice_tax_no=invoice_tax_no,
+        note=(data.note or "").strip()[:200], split_suspected=split,
     )
-    return SalePlan(cards=cards, face_total=face_total, discount=discount, amount_due=face_total - discount,
+    return SalePlan(cards=cards, face_total=face_total, discount=discount, amount_due=total - discount,
                     values=values, real_name_required=real_name, transfer_only=bool(transfer_rule),
-                    transfer_rule=transfer_rule, split_suspected=split, approval_required=approval)
+                    transfer_rule=transfer_rule, split_suspected=split, approval_required=approval,
+                    vouchers=vouchers, voucher_total=voucher_total)
 
 
 def _money_or_error(value, name: str, errors: dict) -> Decimal:
@@ -546,6 +723,12 @@ def _lines_write(order: SaleOrder, plan: SalePlan) -> None:
                                  batch_size=1000)
 
 
+def _voucher_lines_write(order: SaleOrder, plan: SalePlan) -> None:
+    SaleVoucherLine.objects.filter(order=order).delete()
+    SaleVoucherLine.objects.bulk_create([SaleVoucherLine(order=order, voucher=voucher, amount=price)
+                                         for voucher, price in plan.vouchers], batch_size=1000)
+
+
 def _payments_write(order: SaleOrder, payments: list[PaymentInput]) -> None:
     SalePayment.objects.filter(order=order).delete()
     SalePayment.objects.bulk_create([SalePayment(
@@ -570,6 +753,7 @@ def _order_input(order: SaleOrder) -> SaleInput:
         invoice_tax_no=order.invoice_tax_no, note=order.note,
         lines=[SaleLineInput(first=card_no, amount=amount)
                for card_no, amount in order.lines.order_by("pk").values_list("card__card_no", "amount")],
+        voucher_lines=voucher_lines_of(order),
     )
 
 
@@ -590,6 +774,7 @@ def sale_order_create(*, data: SaleInput, created_by, payments: list[PaymentInpu
     plan = sale_order_check(data=data, payments=payments)
     order = SaleOrder.objects.create(order_no=_order_no_new(data.kind), created_by=created_by, **plan.values)
     _lines_write(order, plan)
+    _voucher_lines_write(order, plan)
     if payments is not None:
         _payments_write(order, payments)
     return order
@@ -613,6 +798,7 @@ def sale_order_update(*, order: SaleOrder, data: SaleInput, actor,
         setattr(order, name, value)
     order.save()
     _lines_write(order, plan)
+    _voucher_lines_write(order, plan)
     if payments is not None:
         _payments_write(order, payments)
     return order
@@ -670,16 +856,17 @@ def sale_order_submit(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder
     why = []
     if plan.discount > 0:
         why.append(gettext("discount %(discount)s") % {"discount": plan.discount})
-    if order.channel == SaleOrder.Channel.GROUP and plan.face_total >= CardRules.current().group_approval_from:
-        why.append(gettext("corporate order of %(total)s") % {"total": plan.face_total})
+    if order.channel == SaleOrder.Channel.GROUP and plan.total >= CardRules.current().group_approval_from:
+        why.append(gettext("corporate order of %(total)s") % {"total": plan.total})
     if plan.split_suspected:
         why.append(gettext("looks split"))
     text = (reason or "").strip() or gettext("Card order %(order_no)s: %(why)s.") % {
         "order_no": order.order_no, "why": ", ".join(why)}
     approval_request_submit(action=SALE_APPROVE, subject=order, requested_by=actor, reason=text,
-                            amount=plan.face_total, store=order.store,
+                            amount=plan.total, store=order.store,
                             payload={"order_no": order.order_no, "discount": str(plan.discount),
-                                     "amount_due": str(plan.amount_due), "cards": len(plan.cards)})
+                                     "amount_due": str(plan.amount_due), "cards": len(plan.cards),
+                                     "vouchers": len(plan.vouchers), "voucher_total": str(plan.voucher_total)})
     order.refresh_from_db(fields=["status"])
     return order
 
@@ -705,7 +892,8 @@ registry.register(SALE_APPROVE, label=_("Card sale (large or discounted)"), exec
 
 @transaction.atomic
 def sale_order_pay(*, order: SaleOrder, actor, payments: list[PaymentInput] | None = None) -> SaleOrder:
-    """Confirm payment: the lines must add up to the amount due; then every card is loaded and activated.
+    """Confirm payment: the lines must add up to the amount due; then every card is loaded and activated and
+    every pickup voucher activated with its units.
 
     `payments`, when given, replace the order's payment lines. A draft that needs no approval is submitted
     on the way. Raise CardOperationRefused, SaleOrderInvalid, CardRuleBroken (naming the rule).
@@ -722,10 +910,17 @@ def sale_order_pay(*, order: SaleOrder, actor, payments: list[PaymentInput] | No
                                  payer_account_name=p.payer_account_name, payer_account_no=p.payer_account_no,
                                  payee_account_name=p.payee_account_name, payee_account_no=p.payee_account_no)
                     for p in order.payments.order_by("pk")]
-    # Cards locked in primary-key order, so two orders never wait on each other's cards.
+    # Cards, then vouchers, locked in primary-key order, so two orders never wait on each other's cards or vouchers.
     card_ids = list(order.lines.values_list("card_id", flat=True))
     list(Card.objects.select_for_update().filter(pk__in=card_ids).order_by("pk").values_list("pk", flat=True))
+    list(Voucher.objects.select_for_update().filter(pk__in=SaleVoucherLine.objects.filter(order=order)
+                                                    .values("voucher_id")).order_by("pk").values_list("pk", flat=True))
     plan = _recheck(order, payments)
+    if plan.voucher_total != order.voucher_total:
+        raise CardOperationRefused(reason=gettext(
+            "the vouchers of order %(order_no)s now cost %(now)s, not %(then)s as written and approved; cancel it "
+            "and write it again.") % {"order_no": order.order_no, "now": plan.voucher_total,
+                                      "then": order.voucher_total})
     paid = sum((p.amount for p in payments), _ZERO)
     if paid != plan.amount_due:
         raise SaleOrderInvalid(fields={"payments": [gettext(
@@ -763,6 +958,8 @@ def _activate(order: SaleOrder, plan: SalePlan, *, actor) -> None:
             sale_order=order, member=member if registered else None,
             holder_name=_holder_name(order) if registered else "",
         )
+    for voucher, _price in plan.vouchers:
+        voucher_services.voucher_activate(voucher=voucher, order=order, store=store, actor=actor)
 
 
 def _holder_name(order: SaleOrder) -> str:
