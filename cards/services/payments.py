@@ -11,6 +11,9 @@ Rules a group's tills rely on:
   format, so a return is too; the ledger row names the refunding store's company for settlement), and the
   refunds of one payment never add up to more than it charged;
 - a reverse (void) is for the same store on the same business day (Asia/Shanghai); later, refund instead.
+
+Discount programmes (cards.discounts) price a debit and record it once the payment is inserted; a refund or
+reverse tells them (`discounts.follow_up`) so they give back their share in the same transaction.
 """
 
 import base64
@@ -20,7 +23,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
@@ -282,7 +284,8 @@ def card_debit(
         card = _card(card_no, lock=True)
         card_for_use(card, now=now)
         card_pin_check(card, pin)
-        discount = discounts.discount_for(card=card, store=store, lines=lines, amount=amount)
+        quote = discounts.discount_for(card=card, store=store, lines=lines, amount=amount)
+        discount = quote.amount
         charged = amount - discount
         if charged <= 0:
             raise CardInvalid(fields={"amount": [gettext(
@@ -297,6 +300,7 @@ def card_debit(
         ))
         _post(record, card=card, kind=CardLedgerEntry.Kind.DEBIT, amount=-charged, store=store, terminal=terminal,
               receipt_no=receipt_no, legal_entity=_company(store))
+        quote.record(record)
     return record
 
 
@@ -349,9 +353,11 @@ def card_refund(
             balance_after=card.balance + amount, original=original, store=store, terminal=terminal,
             receipt_no=receipt_no, business_date=timezone.localdate(now), created_at=now,
         ))
-        CardTransaction.objects.filter(pk=original.pk).update(refunded=F("refunded") + amount)
+        # The payment is locked: its total is computed here, exactly (SQLite would add binary floats).
+        CardTransaction.objects.filter(pk=original.pk).update(refunded=original.refunded + amount)
         _post(record, card=card, kind=CardLedgerEntry.Kind.REFUND, amount=amount, store=store, terminal=terminal,
               receipt_no=receipt_no, legal_entity=_company(store), cap=cap)
+        discounts.follow_up(record)
     return record
 
 
@@ -408,7 +414,9 @@ def card_transaction_reverse(*, transaction_id: str, store, terminal=None) -> Ca
             raise AlreadyReversed(transaction_id=target.transaction_id) from None
         CardTransaction.objects.filter(pk=target.pk).update(reversed_at=now)
         if target.kind == CardTransaction.Kind.REFUND:
-            CardTransaction.objects.filter(pk=original_pk).update(refunded=F("refunded") - target.charged)
+            paid = locked[original_pk]
+            CardTransaction.objects.filter(pk=original_pk).update(refunded=paid.refunded - target.charged)
         _post(record, card=card, kind=CardLedgerEntry.Kind.REVERSE, amount=moved, store=store, terminal=terminal,
               receipt_no=target.receipt_no, legal_entity=_company(store), cap=cap)
+        discounts.follow_up(record)
     return record

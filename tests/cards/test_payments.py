@@ -246,7 +246,7 @@ def test_a_registered_discount_is_taken_off_the_charge(card_with_200, dept, no_d
 def test_discounts_never_add_up_to_more_than_the_amount(no_discounts):
     discounts.register("a", lambda **kw: D("8.00"))
     discounts.register("b", lambda **kw: D("8.00"))
-    assert discounts.discount_for(card=None, store=None, lines=[], amount=D("10.00")) == D("10.00")
+    assert discounts.discount_for(card=None, store=None, lines=[], amount=D("10.00")).amount == D("10.00")
 
 
 def test_a_discount_covering_everything_charges_nothing_and_is_refused(card_with_200, dept, no_discounts):
@@ -300,6 +300,19 @@ def test_refunds_never_add_up_to_more_than_the_payment_charged(card_with_200, de
     assert error.value.code == "limit_exceeded"
     assert refund(card_with_200, payment, "30.00", dept, receipt_no="RF-3").balance_after == D("200.00")
     assert CardTransaction.objects.get(pk=payment.pk).refunded == D("80.00")
+
+
+def test_many_refunds_in_cents_add_up_exactly_to_the_whole_payment(card_with_200, dept):
+    # Totals are computed as decimals: on SQLite six refunds of 4.99 and one of 1.91 must reach 31.85 exactly.
+    payment = pay(card_with_200, "31.85", store=dept)
+    for number in range(6):
+        refund(card_with_200, payment, "4.99", dept, receipt_no=f"RF-{number}")
+    last = refund(card_with_200, payment, "1.91", dept, receipt_no="RF-last")
+
+    assert CardTransaction.objects.get(pk=payment.pk).refunded == D("31.85")
+    assert last.balance_after == D("200.00") == balance(card_with_200)
+    card_transaction_reverse(transaction_id=last.transaction_id, store=dept)
+    assert CardTransaction.objects.get(pk=payment.pk).refunded == D("29.94")
 
 
 def test_a_refund_is_of_what_was_charged_not_of_the_discount(card_with_200, dept, no_discounts):
