@@ -168,3 +168,69 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
         card_status_change(card=card, status=Card.Status.CLOSED, event=CardEvent.Kind.RETURNED, store=home,
                            note="demo: returned and closed")
     return len(entries)
+
+
+# --- brand cards and pickup vouchers ----------------------------------------------------------------------
+
+VOUCHER_BUYER = {"name": "重庆嘉禾餐饮管理有限公司", "credit_code": "91500103MA5U8XQ47Y", "phone": "02363001288",
+                 "address": "重庆市渝中区民族路188号"}
+VOUCHERS_SOLD = 20
+
+
+@dataclass
+class BrandVoucherSeedResult:
+    brand: dict
+    vouchers: int
+    vouchers_sold: int
+
+
+def seed_brand_cards_and_vouchers() -> BrandVoucherSeedResult:
+    """The BRANDDEMO brand card with its 5% programme (CONTRACT section 2), and a pickup voucher batch of which
+    the first vouchers are sold to a company through a group sale order (approved, paid by bank transfer).
+
+    Safe to run twice: the programme, the batch and the sale are made once.
+    """
+    from django.contrib.auth import get_user_model
+
+    from cards.demo_brands import _seed_user, seed_brand_demo
+    from cards.demo_vouchers import seed_voucher_demo
+    from cards.models import SaleOrder, Voucher
+    from cards.services.sales import (
+        PartyInput,
+        PaymentInput,
+        SaleInput,
+        VoucherLineInput,
+        sale_order_create,
+        sale_order_pay,
+    )
+
+    brand = seed_brand_demo()
+    seeder = _seed_user(None)
+    vouchers = seed_voucher_demo(user=seeder)
+    batch = vouchers["batch"]
+    sold = 0
+    seller = get_user_model().objects.filter(username="dept001_manager", is_active=True).first()
+    unsold = batch.vouchers.filter(status=Voucher.Status.UNSOLD)
+    if (seller is not None and batch.status == batch.Status.ISSUED
+            and not batch.vouchers.exclude(status=Voucher.Status.UNSOLD).exists()
+            and unsold.count() >= VOUCHERS_SOLD):
+        store = Store.objects.get(code="DEPT001")
+        total = batch.price * VOUCHERS_SOLD
+        with transaction.atomic():
+            order = sale_order_create(
+                data=SaleInput(
+                    store=store, channel=SaleOrder.Channel.GROUP, buyer_type=SaleOrder.BuyerType.COMPANY,
+                    buyer=PartyInput(**VOUCHER_BUYER),
+                    voucher_lines=[VoucherLineInput(batch.batch_no, 1, VOUCHERS_SOLD)],
+                    invoice_title=VOUCHER_BUYER["name"], invoice_tax_no=VOUCHER_BUYER["credit_code"],
+                    note="演示数据：员工节日福利提货券",
+                ),
+                created_by=seller,
+            )
+            sale_order_pay(order=order, actor=seller, payments=[PaymentInput(
+                method="bank_transfer", amount=total, reference="DEMO-VOUCHER-1",
+                payer_account_name=VOUCHER_BUYER["name"], payer_account_no="3100020109200012345",
+                payee_account_name=store.format.legal_entity.name, payee_account_no="3100020109200067890",
+            )])
+        sold = VOUCHERS_SOLD
+    return BrandVoucherSeedResult(brand=brand, vouchers=vouchers["vouchers"], vouchers_sold=sold)

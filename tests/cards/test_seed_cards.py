@@ -100,3 +100,34 @@ def test_zero_cards_loads_only_the_products(reference_stores):
     result = demo.seed_cards(count=0)
 
     assert (result.products, result.created, Card.objects.count()) == (2, 0, 0)
+
+
+def test_seed_demo_adds_the_branddemo_programme_and_vouchers_sold_to_a_company(ledgers_balanced):
+    from django.utils import timezone
+
+    from cards.models import BrandProgramme, SaleOrder, Voucher
+    from cards.services.brand_discounts import programme_in_force, sku_list_in_force
+
+    output = seed(members=0, cards=0)
+    assert "programme BRANDDEMO5 on BRANDDEMO" in output and "20 sold to a company now" in output
+
+    # CONTRACT section 2: BRANDDEMO, registered like STORED, with an active 5% programme on 6900000000001-300.
+    product = CardProduct.objects.get(code="BRANDDEMO")
+    assert (product.kind, product.reloadable, product.max_balance) == ("registered", True, Decimal("5000.00"))
+    today = timezone.localdate()
+    programme = programme_in_force(product.pk, today)
+    assert programme is not None and programme.status == BrandProgramme.Status.ACTIVE
+    assert programme.discount_rate == Decimal("0.05") and programme.brand == product.brand
+    skus = set(sku_list_in_force(programme, today).skus.values_list("sku", flat=True))
+    assert skus == {f"69000000{number:05d}" for number in range(1, 301)}
+
+    order = SaleOrder.objects.get(voucher_total__gt=0)
+    assert (order.status, order.channel, order.buyer_type) == ("completed", "group", "company")
+    sold = Voucher.objects.filter(sale_order=order)
+    assert sold.count() == 20 and {voucher.status for voucher in sold} == {"active"}
+    assert all(voucher.remaining == voucher.units for voucher in sold)
+
+    again = seed(members=0, cards=0)
+    assert "0 sold to a company now" in again
+    assert SaleOrder.objects.filter(voucher_total__gt=0).count() == 1
+    assert BrandProgramme.objects.filter(product=product).count() == 1

@@ -11,7 +11,7 @@ class Command(BaseCommand):
     help = (
         "Load the reference data (formats, stores, card products, ...) and realistic demo data: members, a year of "
         "their purchases across the formats, tiers, points and a gift catalogue, and prepaid cards in every state "
-        "with a year of card payments. "
+        "with a year of card payments, a brand card programme and pickup vouchers sold to a company. "
         "Safe to run twice: rows are matched by their codes, demo members by their demo number."
     )
 
@@ -38,6 +38,7 @@ class Command(BaseCommand):
             members = membership_demo.seed_members(count=options["members"])
             loyalty = membership_demo.seed_loyalty()
             cards = cards_demo.seed_cards(count=options["cards"])
+            brand_vouchers = cards_demo.seed_brand_cards_and_vouchers()
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -55,4 +56,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Cards: {cards.products} products created; {cards.created} demo cards created ({plans}), "
             f"{cards.existing} already there; {cards.entries} card ledger entries."
+        ))
+        brand = brand_vouchers.brand
+        self.stdout.write(self.style.SUCCESS(
+            f"Brand cards: programme BRANDDEMO5 on BRANDDEMO ({brand['skus']} SKUs listed, {brand['cards']} cards and "
+            f"{brand['payments']} discounted payments created). Pickup vouchers: {brand_vouchers.vouchers} in the "
+            f"demo batch, {brand_vouchers.vouchers_sold} sold to a company now."
         ))
