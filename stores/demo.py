@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 from stdnum.cn import uscc
 
 from stores.models import Format, LegalEntity, Region, StaffProfile, Store
@@ -111,12 +112,17 @@ def seed_formats() -> dict[str, Format]:
 
 @transaction.atomic
 def seed_stores() -> int:
-    """Create the reference formats and about 300 stores over four provinces; return the store count."""
+    """Create the reference formats and about 300 stores over four provinces; return the store count.
+
+    Written in bulk (with their history rows): tests seed them for every scenario. A second run changes only
+    what differs from the reference data.
+    """
     formats = seed_formats()
     rng = random.Random(20261123)
     counters = {code: 0 for code in STORE_NAME}
     # Every district has a supermarket; department, electronics and car stores go to the bigger ones.
     share = {"DEPT": 0.5, "SUPER": 1.0, "ELEC": 0.7, "AUTO": 0.35}
+    wanted: dict[str, dict] = {}
     for province_code, province_name, cities in REGIONS:
         province, _ = Region.objects.update_or_create(
             code=province_code, defaults={"name": province_name, "level": Region.Level.PROVINCE, "parent": None}
@@ -130,18 +136,26 @@ def seed_stores() -> int:
                     if index and rng.random() > share[format_code]:
                         continue
                     counters[format_code] += 1
-                    code = f"{format_code}{counters[format_code]:03d}"
-                    Store.objects.update_or_create(
-                        code=code,
-                        defaults={
-                            "name": template.format(district),
-                            "format": formats[format_code],
-                            "region": city,
-                            "address": f"{province_name}{city_name}{district}{rng.randint(1, 399)}号",
-                            "phone": f"{area_code}-{rng.randint(6000_0000, 8999_9999)}",
-                            "opened_on": date(2008, 1, 1) + timedelta(days=rng.randint(0, 5800)),
-                        },
-                    )
+                    wanted[f"{format_code}{counters[format_code]:03d}"] = {
+                        "name": template.format(district),
+                        "format": formats[format_code],
+                        "region": city,
+                        "address": f"{province_name}{city_name}{district}{rng.randint(1, 399)}号",
+                        "phone": f"{area_code}-{rng.randint(6000_0000, 8999_9999)}",
+                        "opened_on": date(2008, 1, 1) + timedelta(days=rng.randint(0, 5800)),
+                    }
+    existing = Store.objects.in_bulk(list(wanted), field_name="code")
+    bulk_create_with_history([Store(code=code, **values) for code, values in wanted.items() if code not in existing],
+                             Store, batch_size=500)
+    changed = []
+    for code, store in existing.items():
+        values = wanted[code]
+        if any(getattr(store, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(store, name, value)
+            changed.append(store)
+    if changed:
+        bulk_update_with_history(changed, Store, list(next(iter(wanted.values()))), batch_size=500)
     return Store.objects.count()
 
 

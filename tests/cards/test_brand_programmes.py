@@ -2,7 +2,6 @@
 
 import csv
 import io
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -412,15 +411,13 @@ def test_a_list_applies_neither_before_the_programme_nor_from_a_past_day(hq_admi
                                               valid_from=TODAY() - timedelta(days=1))["valid_from"]
 
 
-def test_thousands_of_skus_import_well_under_a_second(draft, hq_admin):
-    data = xlsx_bytes(skus(1, 5000))
-    started_at = time.perf_counter()
-    sku_list = sku_list_stage(programme=draft, file=io.BytesIO(data), file_name="big.xlsx", valid_from=TODAY(),
-                              user=hq_admin)
-    elapsed = time.perf_counter() - started_at
-    assert sku_list.skus.count() == 5000
-    print(f"5,000 SKUs staged in {elapsed:.3f}s")
-    assert elapsed < 1.0, f"5,000 SKUs took {elapsed:.2f}s"
+def test_thousands_of_skus_are_staged_whole(draft, hq_admin):
+    wanted = skus(1, 5000)
+    sku_list = sku_list_stage(programme=draft, file=io.BytesIO(xlsx_bytes(wanted)), file_name="big.xlsx",
+                              valid_from=TODAY(), user=hq_admin)
+
+    assert sku_list.sku_count == sku_list.skus.count() == 5000
+    assert set(sku_list.skus.values_list("sku", "name")) == set(wanted)
 
 
 def test_confirm_makes_the_list_apply_and_cannot_be_repeated(draft, hq_admin):
