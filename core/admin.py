@@ -6,11 +6,13 @@ read). Store staff then see and change only their stores' rows: in lists,
 change pages, history, choices of related rows and exports.
 """
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
@@ -227,3 +229,35 @@ class ServiceCallsMixin:
         if done:
             self.message_user(request, done_message(done), messages.SUCCESS)
         return done
+
+
+def admin_page_add(site: admin.AdminSite, *, app_label: str, route: str, url_name: str, view, title,
+                   object_name: str, may_view) -> None:
+    """Add a page that belongs to no model to `site`: its URL in front of the site's own, and an entry in its
+    app's section of the index and the side navigation for the users `may_view(user)` admits. Once per site."""
+    marker = f"_page_added_{url_name}"
+    if getattr(site, marker, False):
+        return
+    setattr(site, marker, True)
+    site_get_urls = site.get_urls
+    site_get_app_list = site.get_app_list
+
+    def get_urls():
+        # In front of the site's own patterns, whose last one catches every other address.
+        return [path(route, site.admin_view(partial(view, site=site)), name=url_name), *site_get_urls()]
+
+    def get_app_list(request, app_label_asked=None):
+        app_list = site_get_app_list(request, app_label_asked)
+        if not may_view(request.user):
+            return app_list
+        for app in app_list:
+            if app["app_label"] == app_label:
+                app["models"].append({
+                    "name": title, "object_name": object_name, "perms": {"view": True},
+                    "admin_url": reverse(f"{site.name}:{url_name}"), "add_url": None, "view_only": True,
+                })
+                app["models"].sort(key=lambda model: str(model["name"]))
+        return app_list
+
+    site.get_urls = get_urls
+    site.get_app_list = get_app_list

@@ -10,7 +10,6 @@ neither the page nor the discount rows.
 import re
 import tempfile
 from datetime import date
-from functools import partial
 
 from django import forms
 from django.contrib import admin
@@ -19,7 +18,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, QueryDict
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
@@ -41,6 +40,7 @@ from cards.brand_reports import (
     user_may_view_brand_billing,
 )
 from cards.models import Brand, BrandDiscount, Card
+from core.admin import admin_page_add
 from core.files import escape_cell
 from membership.admin import StoreFilter
 
@@ -320,37 +320,10 @@ def _results_workbook(results: ProgrammeResults, *, brand: Brand | None) -> File
     return _xlsx_response(workbook, f"brand-programme-results{brand_part}-{stamp}.xlsx")
 
 
-def brand_billing_page_add(site: admin.AdminSite) -> None:
-    """Put the page into `site`: its URL and its entry in the cards section. Done once per site."""
-    if getattr(site, "_cards_brand_billing_added", False):
-        return
-    site._cards_brand_billing_added = True
-    site_get_urls = site.get_urls
-    site_get_app_list = site.get_app_list
-
-    def get_urls():
-        # In front of the site's own patterns, whose last one catches every other address.
-        view = site.admin_view(partial(brand_billing_view, site=site))
-        return [path("cards/brand-billing/", view, name=URL_NAME), *site_get_urls()]
-
-    def get_app_list(request, app_label=None):
-        app_list = site_get_app_list(request, app_label)
-        if not user_may_view_brand_billing(request.user):
-            return app_list
-        for app in app_list:
-            if app["app_label"] == "cards":
-                app["models"].append({
-                    "name": TITLE, "object_name": "BrandBilling", "perms": {"view": True},
-                    "admin_url": reverse(f"{site.name}:{URL_NAME}"), "add_url": None, "view_only": True,
-                })
-                app["models"].sort(key=lambda model: str(model["name"]))
-        return app_list
-
-    site.get_urls = get_urls
-    site.get_app_list = get_app_list
-
-
-brand_billing_page_add(admin.site)
+admin_page_add(
+    admin.site, app_label="cards", route="cards/brand-billing/", url_name=URL_NAME, view=brand_billing_view,
+    title=TITLE, object_name="BrandBilling", may_view=user_may_view_brand_billing,
+)
 
 
 # --- the discount rows ---------------------------------------------------------------------------------------

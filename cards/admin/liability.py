@@ -6,13 +6,11 @@ only: the outstanding balances and escrow are the group's figures, not a store's
 """
 
 import io
-from functools import partial
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +18,7 @@ from openpyxl import Workbook
 
 from cards.liability import LiabilityReport, liability_report, user_may_view_liability
 from cards.models import Card
+from core.admin import admin_page_add
 from core.files import escape_cell
 
 TITLE = _("Prepaid card liability (预收资金与存管)")
@@ -76,34 +75,7 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
     return response
 
 
-def liability_page_add(site: admin.AdminSite) -> None:
-    """Put the page into `site`: its URL and its entry in the cards section. Done once per site."""
-    if getattr(site, "_cards_liability_added", False):
-        return
-    site._cards_liability_added = True
-    site_get_urls = site.get_urls
-    site_get_app_list = site.get_app_list
-
-    def get_urls():
-        # In front of the site's own patterns, whose last one catches every other address.
-        view = site.admin_view(partial(liability_view, site=site))
-        return [path("cards/liability/", view, name=URL_NAME), *site_get_urls()]
-
-    def get_app_list(request, app_label=None):
-        app_list = site_get_app_list(request, app_label)
-        if not user_may_view_liability(request.user):
-            return app_list
-        for app in app_list:
-            if app["app_label"] == "cards":
-                app["models"].append({
-                    "name": TITLE, "object_name": "Liability", "perms": {"view": True},
-                    "admin_url": reverse(f"{site.name}:{URL_NAME}"), "add_url": None, "view_only": True,
-                })
-                app["models"].sort(key=lambda model: str(model["name"]))
-        return app_list
-
-    site.get_urls = get_urls
-    site.get_app_list = get_app_list
-
-
-liability_page_add(admin.site)
+admin_page_add(
+    admin.site, app_label="cards", route="cards/liability/", url_name=URL_NAME, view=liability_view, title=TITLE,
+    object_name="Liability", may_view=user_may_view_liability,
+)
