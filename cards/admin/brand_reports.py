@@ -8,7 +8,6 @@ neither the page nor the discount rows.
 """
 
 import re
-import tempfile
 from datetime import date
 
 from django import forms
@@ -41,7 +40,7 @@ from cards.brand_reports import (
 )
 from cards.models import Brand, BrandDiscount, Card
 from core.admin import admin_page_add
-from core.files import escape_cell
+from core.files import escape_cell, xlsx_file_response
 from membership.admin import StoreFilter
 
 TITLE = _("Brand card billing")
@@ -50,7 +49,6 @@ STATEMENT = "statement"
 RESULTS = "results"
 PAGE_ROWS = 100
 MONEY_FORMAT = "#,##0.00"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # --- the forms ---------------------------------------------------------------------------------------------------
@@ -198,14 +196,6 @@ def _generated_at() -> str:
     return timezone.localtime().strftime("%Y-%m-%d %H:%M")
 
 
-def _xlsx_response(workbook: Workbook, filename: str) -> FileResponse:
-    """The workbook through a temporary file (write-only sheets keep their rows on disk, not in memory)."""
-    handle = tempfile.TemporaryFile()
-    workbook.save(handle)
-    handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename=filename, content_type=XLSX)
-
-
 def _brand_block(brand: Brand, starts_on: date, ends_on: date) -> list[list]:
     contract = ""
     if brand.contract_starts_on or brand.contract_ends_on:
@@ -280,7 +270,7 @@ def _statement_workbook(*, brand: Brand, starts_on: date, ends_on: date) -> File
         sheet.append([_text(code), part.count, _money(sheet, part.eligible_amount), _money(sheet, part.discount),
                       _money(sheet, part.brand_amount), _money(sheet, part.group_cost)])
     filename = f"brand-statement-{_file_part(brand.code)}-{starts_on:%Y%m%d}-{ends_on:%Y%m%d}.xlsx"
-    return _xlsx_response(workbook, filename)
+    return xlsx_file_response(workbook, filename)
 
 
 def _result_cells(sheet, label: str, row: ProgrammeResult, extra: list) -> list:
@@ -317,7 +307,7 @@ def _results_workbook(results: ProgrammeResults, *, brand: Brand | None) -> File
     sheet.append(_result_cells(sheet, gettext("Total"), results.total, [""] * 8))
     stamp = f"{results.starts_on:%Y%m%d}-{results.ends_on:%Y%m%d}"
     brand_part = f"-{_file_part(brand.code)}" if brand else ""
-    return _xlsx_response(workbook, f"brand-programme-results{brand_part}-{stamp}.xlsx")
+    return xlsx_file_response(workbook, f"brand-programme-results{brand_part}-{stamp}.xlsx")
 
 
 admin_page_add(

@@ -5,7 +5,6 @@ partners and programmes are the group's contracts with brands, managed at headqu
 of it, whatever permissions their role holds. A programme starts through the approvals inbox.
 """
 
-import io
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,7 +27,7 @@ from cards.models import Brand, BrandProgramme, BrandSku, BrandSkuList, CardProd
 from cards.services import brands
 from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin, change_page
 from core.errors import DomainError
-from core.files import escape_cell
+from core.files import escape_cell, xlsx_response
 from membership.forms import add_service_error
 from stores.queries import user_is_hq
 
@@ -505,11 +504,4 @@ def _sku_list_workbook(programme: BrandProgramme, sku_list: BrandSkuList) -> Htt
     ):
         sheet_value = value if isinstance(value, int) else escape_cell(str(value))
         about.append([escape_cell(label), sheet_value])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    response = HttpResponse(buffer.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = (
-        f'attachment; filename="sku-list-{programme.code}-{sku_list.valid_from:%Y%m%d}-{sku_list.pk}.xlsx"'
-    )
-    return response
+    return xlsx_response(workbook, f"sku-list-{programme.code}-{sku_list.valid_from:%Y%m%d}-{sku_list.pk}.xlsx")

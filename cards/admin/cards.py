@@ -5,8 +5,7 @@ read, filtered, exported, and the card page offers the service operations as sma
 and show its refusal as a message. Card search is one exact lookup on the card number's unique index.
 """
 
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
@@ -14,14 +13,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from openpyxl import Workbook
 
 from approvals.admin import ApprovalHistoryInline
 from approvals.models import ApprovalRequest
@@ -40,7 +38,7 @@ from cards.services import operations
 from cards.services.ledger import card_cap
 from core.admin import BaseAdmin, ReadOnlyAdminMixin, ScopedAdminMixin
 from core.errors import DomainError
-from core.files import escape_cell
+from core.files import table_xlsx_response
 from core.pii import mask_name
 from membership.admin import CappedCountPaginator, StoreFilter
 from membership.forms import add_service_error
@@ -90,23 +88,6 @@ def _table(headers, rows, *, footer=None):
     return format_html("{}<p>{}</p>", table, footer) if footer else table
 
 
-def xlsx_response(*, filename: str, title: str, header: list[str], rows: Iterable[Iterable]) -> FileResponse:
-    """An Excel file written row by row (openpyxl write-only) to a temporary file, so memory stays flat.
-
-    Every text cell that could start a formula is escaped.
-    """
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31])
-    sheet.append([escape_cell(str(cell)) for cell in header])
-    for row in rows:
-        sheet.append([escape_cell(cell) for cell in row])
-    handle = tempfile.TemporaryFile()
-    workbook.save(handle)
-    handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename=filename,
-                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-
-
 class ExportMixin:
     """An "Export to Excel" link on the list: the rows the list shows (filters, search, store scope)."""
 
@@ -145,7 +126,7 @@ class ExportMixin:
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
                                         + (f"?{request.GET.urlencode()}" if request.GET else ""))
         rows = (self.export_row(obj) for obj in queryset.iterator(chunk_size=2000))
-        return xlsx_response(filename=f"{self.export_name}-{timezone.localdate():%Y%m%d}.xlsx",
+        return table_xlsx_response(filename=f"{self.export_name}-{timezone.localdate():%Y%m%d}.xlsx",
                              title=str(self.opts.verbose_name_plural), header=self.export_header(), rows=rows)
 
 

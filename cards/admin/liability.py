@@ -5,7 +5,6 @@ entry in the cards section of the index and the side navigation, both only for t
 only: the outstanding balances and escrow are the group's figures, not a store's.
 """
 
-import io
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -19,7 +18,7 @@ from openpyxl import Workbook
 from cards.liability import LiabilityReport, liability_report, user_may_view_liability
 from cards.models import Card
 from core.admin import admin_page_add
-from core.files import escape_cell
+from core.files import escape_cell, xlsx_response
 
 TITLE = _("Prepaid card liability (预收资金与存管)")
 URL_NAME = "cards_liability"
@@ -65,14 +64,7 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
     sheet.append([gettext("required escrow this quarter"), report.escrow])
     if report.alert:
         sheet.append([gettext("alert"), report.alert.message])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    response = HttpResponse(buffer.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = (
-        f'attachment; filename="prepaid-liability-{timezone.localdate():%Y%m%d}.xlsx"'
-    )
-    return response
+    return xlsx_response(workbook, f"prepaid-liability-{timezone.localdate():%Y%m%d}.xlsx")
 
 
 admin_page_add(

@@ -5,7 +5,6 @@ headquarters' business (store staff may look); transfers are scoped to the store
 side; the stock overview shows store staff only their stores' stock.
 """
 
-import io
 
 from django import forms
 from django.contrib import admin, messages
@@ -26,7 +25,7 @@ from cards.models import CardProduct, CardTransfer, ProductionBatch
 from cards.services import production
 from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin, change_page
 from core.errors import DomainError
-from core.files import escape_cell
+from core.files import escape_cell, xlsx_response
 from membership.forms import add_service_error
 from stores.models import Store
 from stores.queries import stores_visible_to, user_can_see_store, user_is_hq
@@ -313,12 +312,7 @@ def _stock_workbook(rows) -> HttpResponse:
         sheet.append([escape_cell(str(value)) for value in (
             row.location_label, row.product.code, row.product.name, row.stock_status_label, row.status_label,
         )] + [row.count])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    response = HttpResponse(buffer.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = f'attachment; filename="card-stock-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return xlsx_response(workbook, f"card-stock-{timezone.localdate():%Y%m%d}.xlsx")
 
 
 # --- transfers ------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
-from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -22,7 +21,7 @@ from cards.models import SaleLine, SaleOrder, SalePayment, SaleVoucherLine
 from cards.services import sales as services
 from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin
 from core.errors import DomainError
-from core.files import escape_cell
+from core.files import escape_cell, xlsx_response
 from core.pii import mask_phone
 from stores.queries import user_can_see_store
 
@@ -396,11 +395,7 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
             total = row["total"] or Decimal("0.00")
             ratio = (total / grand).quantize(Decimal("0.0001")) if grand else Decimal("0")
             share.append([str(label), row["orders"], row["cards"], total, ratio])
-        response = HttpResponse(content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="card-sale-orders-{stamp}.xlsx"'
-        workbook.save(response)
-        return response
+        return xlsx_response(workbook, f"card-sale-orders-{timezone.localtime():%Y%m%d-%H%M}.xlsx")
 
 
 def _export_row(order: SaleOrder) -> list:

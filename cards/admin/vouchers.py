@@ -8,7 +8,6 @@ see the sales and redemptions of their own stores. The two reports (outstanding 
 settlement) are headquarters' figures.
 """
 
-import io
 from datetime import date, timedelta
 
 from django import forms
@@ -16,7 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,10 +23,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
-from openpyxl import Workbook
 
 from approvals.admin import ApprovalHistoryInline
-from cards.admin.cards import ExportMixin, _local, _table, xlsx_response
+from cards.admin.cards import ExportMixin, _local, _table
 from cards.models import Supplier, Voucher, VoucherBatch, VoucherLedgerEntry, VoucherProduct
 from cards.services import vouchers
 from core.admin import (
@@ -39,7 +37,7 @@ from core.admin import (
     change_page,
 )
 from core.errors import DomainError
-from core.files import escape_cell
+from core.files import table_xlsx_response
 from membership.admin import CappedCountPaginator, StoreFilter
 from membership.forms import add_service_error
 from stores.queries import user_is_hq, user_store_ids
@@ -48,7 +46,6 @@ TEMPLATES = "admin/cards/vouchers"
 PERMISSION_LIABILITY = "cards.view_voucher"
 PERMISSION_SETTLEMENT = "cards.view_voucherledgerentry"
 RECENT_LEDGER_ROWS = 100
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class HqWritesMixin:
@@ -245,7 +242,7 @@ class VoucherBatchAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
         valid_until = batch.expires_on.isoformat()
         rows = ((batch.batch_no, serial, code, product.code, product.name, product.sku, batch.units, product.unit,
                  valid_until) for serial, code, _status in vouchers.voucher_batch_code_rows(batch))
-        response = xlsx_response(
+        response = table_xlsx_response(
             filename=f"voucher-codes-{batch.batch_no}.xlsx", title=gettext("Voucher codes"),
             header=[gettext("batch number"), gettext("serial in batch"), gettext("code"), gettext("product code"),
                     gettext("product"), gettext("SKU"), gettext("units"), gettext("unit"), gettext("valid until")],
@@ -449,20 +446,6 @@ class SettlementForm(forms.Form):
         return cleaned
 
 
-def _workbook_response(*, filename: str, title: str, preamble: list[list], header: list[str],
-                       rows: list[list], footer: list | None = None) -> HttpResponse:
-    """A small report as Excel (openpyxl write-only); every text cell escaped against formulas."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title[:31])
-    for line in [*preamble, [], header, *rows, *([footer] if footer else [])]:
-        sheet.append([escape_cell(cell) for cell in line])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    response = HttpResponse(buffer.getvalue(), content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 def _liability_totals(rows) -> dict:
     names = ["active_vouchers", "active_units", "active_value", "expired_vouchers", "expired_units", "expired_value"]
     return {name: sum((getattr(row, name) for row in rows), 0) for name in names}
@@ -488,7 +471,7 @@ def liability_view(request, *, model_admin):
         preamble = [[title], [gettext("as of"), timezone.localtime().strftime("%Y-%m-%d %H:%M")]]
         if supplier is not None:
             preamble.append([gettext("supplier"), str(supplier)])
-        return _workbook_response(filename=f"voucher-liability-{timezone.localdate():%Y%m%d}.xlsx", title=title,
+        return table_xlsx_response(filename=f"voucher-liability-{timezone.localdate():%Y%m%d}.xlsx", title=title,
                                   preamble=preamble, header=header, rows=body, footer=footer)
     export_query = request.GET.copy()
     export_query["export"] = "xlsx"
@@ -527,7 +510,7 @@ def settlement_view(request, *, model_admin):
                  row.legal_entity_code, row.legal_entity_name, row.units, row.settlement_price, row.amount]
                 for row in rows]
         preamble = [[title], [gettext("period"), _period_label(*period)]]
-        return _workbook_response(
+        return table_xlsx_response(
             filename=f"voucher-settlement-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.xlsx", title=title,
             preamble=preamble, header=header, rows=body,
             footer=[gettext("Total"), "", "", "", "", "", "", total_units, "", total_amount],
