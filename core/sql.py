@@ -171,3 +171,22 @@ def settings_local(cursor, **settings: str) -> Iterator[None]:
     yield
     for name, value in previous.items():
         cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def keyset_chunks(queryset, fields: Sequence[str] = ("pk",), *, size: int) -> Iterator[list]:
+    """The rows of `queryset` as `values_list(*fields)` (flat for one field), in chunks of at most `size` in
+    primary-key order. Each chunk is its own query starting after the last key of the one before (no OFFSET),
+    so rows changed or removed by the caller between chunks are neither skipped nor read twice. `fields` starts
+    with "pk"."""
+    if not fields or fields[0] != "pk":
+        raise ValueError('fields must start with "pk"')
+    flat = len(fields) == 1
+    rows = queryset.order_by("pk")
+    last_pk = None
+    while True:
+        page = rows if last_pk is None else rows.filter(pk__gt=last_pk)
+        chunk = list(page.values_list(*fields, flat=flat)[:size])
+        if not chunk:
+            return
+        last_pk = chunk[-1] if flat else chunk[-1][0]
+        yield chunk

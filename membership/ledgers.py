@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from core import ledgers
 from core.ledgers import LedgerBatch, LedgerDifference, cached_against_ledger
 from core.ledgers import balance_difference as _difference
+from core.sql import keyset_chunks
 from membership.models import Member, PointsEntry
 
 
@@ -81,15 +82,7 @@ def member_points_debt_check(batch_size: int) -> Iterator[LedgerBatch]:
     without_entries = Member.objects.exclude(points_debt=0).filter(
         ~Exists(PointsDebtEntry.objects.filter(member_id=OuterRef("pk")))
     )
-    last_pk = 0
-    while True:
-        members = list(
-            without_entries.filter(pk__gt=last_pk).order_by("pk").values_list("pk", "member_no", "points_debt")
-            [:batch_size]
-        )
-        if not members:
-            return
-        last_pk = members[-1][0]
+    for members in keyset_chunks(without_entries, ("pk", "member_no", "points_debt"), size=batch_size):
         yield LedgerBatch(checked=len(members), differences=[
             LedgerDifference(account=f"points owed by member {member_no} (id {pk})", balance=debt, ledger=0)
             for pk, member_no, debt in members

@@ -35,6 +35,7 @@ from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRetu
 from cards.services.ledger import card_cap, card_event, card_no_clean, card_post, card_status_change, money_clean
 from core.errors import Forbidden
 from core.pii import InvalidPersonalData, mask_id_number, pii_encrypt
+from core.sql import keyset_chunks
 from membership.models import Member
 from membership.services.members import LIVE_STATUSES, id_document_parse
 from membership.services.tiers import months_add
@@ -395,14 +396,9 @@ def cards_expire(*, now: datetime | None = None, batch_size: int = 1000) -> int:
     an expired bearer card is reactivated or exchanged on request, never written off silently."""
     now = now or timezone.now()
     due = Card.objects.filter(status=Card.Status.ACTIVE, expires_at__lte=now,
-                              product__kind=CardProduct.Kind.BEARER).order_by("pk")
+                              product__kind=CardProduct.Kind.BEARER)
     expired = 0
-    last_pk = 0
-    while True:
-        ids = list(due.filter(pk__gt=last_pk).values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return expired
-        last_pk = ids[-1]
+    for ids in keyset_chunks(due, size=batch_size):
         for card in Card.objects.filter(pk__in=ids).select_related("product"):
             try:
                 with transaction.atomic():
@@ -414,6 +410,7 @@ def cards_expire(*, now: datetime | None = None, batch_size: int = 1000) -> int:
                 logger.info("card %s changed while expiring; left as it is", card.card_no)
                 continue
             expired += 1
+    return expired
 
 
 @transaction.atomic

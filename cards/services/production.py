@@ -39,7 +39,7 @@ from cards.models import Card, CardNumberCounter, CardProduct, CardTransfer, Car
 from cards.services.ledger import CARD_NO_PATTERN, money_clean, pin_hash
 from core.errors import DomainError, Forbidden, ValidationFailed
 from core.files import escape_cell
-from core.sql import insert_returning_pk
+from core.sql import insert_returning_pk, keyset_chunks
 from stores.models import Store
 from stores.queries import user_can_see_store, user_is_hq
 
@@ -396,13 +396,7 @@ def _pin_derive(key: bytes, card_no: str) -> str:
 
 def _pins_store(*, batch: ProductionBatch, key: bytes) -> None:
     """Write the hash of every card's PIN, a chunk of cards at a time (keyset on the primary key)."""
-    cards = Card.objects.filter(batch=batch).order_by("pk")
-    last_pk = 0
-    while True:
-        chunk = list(cards.filter(pk__gt=last_pk).values_list("pk", "card_no")[:_PIN_CHUNK])
-        if not chunk:
-            return
-        last_pk = chunk[-1][0]
+    for chunk in keyset_chunks(Card.objects.filter(batch=batch), ("pk", "card_no"), size=_PIN_CHUNK):
         hashes = [(pk, pin_hash(card_no, _pin_derive(key, card_no))) for pk, card_no in chunk]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -35,6 +35,7 @@ from cards.services.ledger import money_clean
 from cards.services.production import _create_numbered
 from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from core.ledgers import cause_fields
+from core.sql import keyset_chunks
 
 __all__ = [
     "CODE_LENGTH",
@@ -466,18 +467,14 @@ def voucher_redeem(*, code: str, quantity: int, receipt_no: str, store, terminal
 def vouchers_expire(*, now: datetime | None = None, batch_size: int = 5000) -> int:
     """Mark active vouchers past their validity as expired; return how many. Their remaining units stay."""
     now = now or timezone.now()
-    due = Voucher.objects.filter(status=Voucher.Status.ACTIVE, expires_at__lte=now).order_by("pk")
+    due = Voucher.objects.filter(status=Voucher.Status.ACTIVE, expires_at__lte=now)
     expired = 0
-    last_pk = 0
-    while True:
-        ids = list(due.filter(pk__gt=last_pk).values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return expired
-        last_pk = ids[-1]
+    for ids in keyset_chunks(due, size=batch_size):
         # Still active and past validity: a voucher redeemed to nothing a moment ago stays used.
         with transaction.atomic():
             expired += Voucher.objects.filter(pk__in=ids, status=Voucher.Status.ACTIVE, expires_at__lte=now).update(
                 status=Voucher.Status.EXPIRED, updated_at=timezone.now())
+    return expired
 
 
 # --- reads for the reports ----------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.sql import JoinedSelect, Part, insert_returning_pk
+from core.sql import JoinedSelect, Part, insert_returning_pk, keyset_chunks
 from membership.models import Member, Purchase, Tier
-from stores.models import Format, Store, Terminal
+from stores.models import Format, LegalEntity, Store, Terminal
 from stores.services import terminal_create, terminal_for_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_stores")]
@@ -101,3 +101,22 @@ def test_a_row_that_breaks_the_named_unique_constraint_is_skipped_without_an_err
         assert insert_returning_pk(again, skip_on_conflict=("store_id", "receipt_no")) is None
         assert Purchase.objects.filter(receipt_no="R-SQL-2").count() == 1
     assert again.pk is None
+
+
+@pytest.mark.django_db
+def test_keyset_chunks_reads_every_row_once_in_key_order_even_when_rows_change_between_chunks():
+    company = LegalEntity.objects.create(code="LE-K", name="键集测试公司")
+    made = [Format.objects.create(code=f"K{number:02d}", name=f"业态{number}", legal_entity=company).pk
+            for number in range(7)]
+    formats = Format.objects.filter(pk__in=made)
+
+    seen = []
+    for chunk in keyset_chunks(formats, size=3):
+        seen.append(chunk)
+        Format.objects.filter(pk__in=chunk).update(name="已读")  # the caller changes what it has read
+    assert seen == [made[0:3], made[3:6], made[6:7]]
+    pairs = list(keyset_chunks(formats, ("pk", "code"), size=5))
+    assert pairs == [[(pk, f"K{number:02d}") for number, pk in enumerate(made[:5])],
+                     [(pk, f"K{number:02d}") for number, pk in enumerate(made[5:], start=5)]]
+    with pytest.raises(ValueError):
+        next(keyset_chunks(formats, ("code",), size=2))
