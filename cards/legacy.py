@@ -47,7 +47,7 @@ from django.utils.translation import gettext
 
 from cards.errors import CardInvalid
 from cards.models import Card, CardLedgerEntry, CardProduct, CardRules
-from core.sql import settings_local, text_array
+from core.sql import secondary_indexes_drop, settings_local, text_array
 from core.tabular import Column, Rejection, TableReader, TableRow
 from membership.models import Member, MemberIdentity
 from membership.services import survivor_pk
@@ -784,18 +784,9 @@ class _CopyImport(_Import):
                 cursor.execute("SELECT EXISTS (SELECT 1 FROM cards_card)")
                 if cursor.fetchone()[0]:
                     raise _TablesNotEmpty  # rolled back to the savepoint: the lock is released
-                cursor.execute(
-                    "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-                    "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
-                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
-                    [text_array(self._TABLES)],
-                )
-                indexes = cursor.fetchall()
-                for name, _definition in indexes:
-                    cursor.execute(f"DROP INDEX {name}")
+                return secondary_indexes_drop(cursor, self._TABLES)
         except (_TablesNotEmpty, DatabaseError):
             return []
-        return [definition for _name, definition in indexes]
 
     def _foreign_key_checks_off(self, cursor) -> str | None:
         """Leave out the foreign-key triggers for this transaction's inserts, if the database user may.

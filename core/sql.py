@@ -190,3 +190,18 @@ def keyset_chunks(queryset, fields: Sequence[str] = ("pk",), *, size: int) -> It
             return
         last_pk = chunk[-1] if flat else chunk[-1][0]
         yield chunk
+
+
+def secondary_indexes_drop(cursor, tables: Sequence[str]) -> list[str]:
+    """Drop the indexes of `tables` that neither keep a row unique nor back a constraint (PostgreSQL), in the
+    caller's transaction; return the statements that build them again, for after a bulk load."""
+    cursor.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
+        [text_array(tables)],
+    )
+    indexes = cursor.fetchall()
+    for name, _definition in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    return [definition for _name, definition in indexes]

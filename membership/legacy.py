@@ -48,7 +48,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.sql import settings_local, text_array
+from core.sql import secondary_indexes_drop, settings_local, text_array
 from core.tabular import Column, Rejection, TableRow
 from membership.errors import MemberInvalid
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
@@ -623,15 +623,7 @@ class _Import:
                     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # noqa: S608 (the model's table)
                     if cursor.fetchone()[0]:
                         raise _TableNotEmpty
-                cursor.execute(
-                    "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-                    "WHERE indrelid = ANY(%s::regclass[]) AND NOT indisunique "
-                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid",
-                    [text_array(self._WRITTEN_TABLES)],
-                )
-                indexes = cursor.fetchall()
-                for name, _definition in indexes:
-                    cursor.execute(f"DROP INDEX {name}")
+                rebuild = secondary_indexes_drop(cursor, self._WRITTEN_TABLES)
                 # The foreign keys from the written tables to the members, and from the members to their tiers,
                 # are checked once, set-based, when they are added again at the end, not once per written row.
                 # The tables holding them are empty too (a row there would name a member). Dropping a key locks
@@ -652,7 +644,7 @@ class _Import:
             # Rolled back to the savepoint: the lock is released, nothing was dropped.
             self.foreign_keys_dropped = []
             return []
-        return [definition for _name, definition in indexes]
+        return rebuild
 
     @staticmethod
     def indexes_create(definitions: list[str]) -> None:
