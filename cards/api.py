@@ -4,14 +4,15 @@ of pickup vouchers ("Coupons and vouchers"), whose codes count toward the same g
 Card numbers are guessable in a way transaction ids are not (a number range is printed on every card of a
 batch), so a terminal that asks for many unknown numbers in a short time is answered 429 rate_limited on
 every card-number call until its window has passed: also for known cards, so the answers give nothing away.
-The limit is settings.CARD_GUESS_LIMIT unknown numbers per CARD_GUESS_WINDOW seconds, counted per terminal in
-the cache (shared by every worker when the cache is; with the default local memory cache, per process).
+The limit is settings.CARD_GUESS_LIMIT unknown numbers per CARD_GUESS_WINDOW seconds, counted per terminal by
+core.limits, so every web process shares one count (in Redis when CACHE_URL names it, else in the database).
+An unknown number in a POS write is counted after the write's transaction was rolled back, once per
+Idempotency-Key (a replay is not a new guess).
 """
 
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +26,7 @@ from cards.errors import CardNotFound
 from cards.models import CardTransaction
 from cards.services import payments, vouchers
 from core.api import ErrorEnvelopeSerializer, PosPostView
+from core.limits import counter_get, counter_hit
 from membership.api import IDEMPOTENCY_PARAMETER, WRITE_ERRORS, MoneyField, ReceiptField
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
@@ -51,15 +53,30 @@ def _guess_key(terminal_id: int, window: int, now: float) -> str:
     return f"cards:unknown-numbers:{terminal_id}:{int(now // window)}"
 
 
-def card_guess_record(terminal: Terminal) -> None:
-    """Count one unknown card number asked for by this terminal in the current window."""
+def card_guess_record(terminal: Terminal) -> int:
+    """Count one unknown card number asked for by this terminal in the current window; return the count."""
     _limit, window = _guess_settings()
-    key = _guess_key(terminal.pk, window, time.time())
-    cache.add(key, 0, timeout=window * 2)
-    try:
-        cache.incr(key)
-    except ValueError:  # the entry expired between add and incr: this is the first of a new window
-        cache.add(key, 1, timeout=window * 2)
+    return counter_hit(_guess_key(terminal.pk, window, time.time()), seconds=window * 2)
+
+
+def _guess_counted(request, error: Exception) -> None:
+    """Count an unknown number: now for a read, after the rollback for a POS write (PosPostView's hook).
+
+    A read that finds itself past the limit once counted answers 429 too, so requests racing past the
+    throttle's check together still give away no more than the limit.
+    """
+    if request.method != "POST":
+        if card_guess_record(request.auth) > _guess_settings()[0]:
+            _throttled()
+        return
+    earlier = getattr(error, "after_rollback", None)
+
+    def after_rollback():
+        if earlier is not None:
+            earlier()
+        card_guess_record(request.auth)
+
+    error.after_rollback = after_rollback
 
 
 class CardGuessThrottle(throttling.BaseThrottle):
@@ -70,19 +87,24 @@ class CardGuessThrottle(throttling.BaseThrottle):
             return True
         limit, window = _guess_settings()
         now = time.time()
-        if (cache.get(_guess_key(request.auth.pk, window, now)) or 0) < limit:
+        if counter_get(_guess_key(request.auth.pk, window, now)) < limit:
             return True
-        wait = max(int(window - now % window), 1)
-        raise exceptions.Throttled(wait=wait, detail=gettext(
-            "Too many unknown card numbers from this terminal; card calls are refused for %(seconds)s seconds."
-        ) % {"seconds": wait})
+        _throttled()
+
+
+def _throttled():
+    _limit, window = _guess_settings()
+    wait = max(int(window - time.time() % window), 1)
+    raise exceptions.Throttled(wait=wait, detail=gettext(
+        "Too many unknown card numbers from this terminal; card calls are refused for %(seconds)s seconds."
+    ) % {"seconds": wait})
 
 
 def _counting_unknown(request, call, **kwargs):
     try:
         return call(**kwargs)
-    except CardNotFound:
-        card_guess_record(request.auth)
+    except CardNotFound as error:
+        _guess_counted(request, error)
         raise
 
 
@@ -351,8 +373,8 @@ class VoucherRedeemView(PosPostView):
             voucher, entry = vouchers.voucher_redeem(code=code, quantity=data["quantity"],
                                                      receipt_no=data["receipt_no"], store=request.auth.store,
                                                      terminal=request.auth)
-        except vouchers.VoucherNotFound:
-            card_guess_record(request.auth)
+        except vouchers.VoucherNotFound as error:
+            _guess_counted(request, error)
             raise
         return Response({"voucher_code": voucher.code, "sku": voucher.product.sku,
                          "quantity_redeemed": -entry.quantity, "remaining": entry.remaining_after}, status=201)

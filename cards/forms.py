@@ -134,7 +134,7 @@ class CardSaleForm(DeskOrderForm):
 
 class TopUpForm(DeskOrderForm):
     card_no = forms.RegexField(
-        label=_("Card number"), regex=r"^\d{6,32}$", max_length=32,
+        label=_("Card number"), regex=r"^[0-9]{6,32}$", max_length=32,
         widget=_text(inputmode="numeric"),
         error_messages={"required": _("Scan or type the card number."),
                         "invalid": _("A card number is 6 to 32 digits.")},

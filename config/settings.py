@@ -12,7 +12,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # The default only suits a local demo; production sets SECRET_KEY (see docs/deployment.md).
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-demo-key-set-SECRET_KEY-in-production")
+DEMO_SECRET_KEY = "insecure-local-demo-key-set-SECRET_KEY-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=DEMO_SECRET_KEY)
 # Keys for ID numbers (core/pii.py): a digest key for lookup and an encryption key.
 # Unset, both are derived from SECRET_KEY; set them once in production and never change
 # them, or stored ID numbers can no longer be found or shown.
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ApiFrameMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -92,6 +94,9 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A reused connection is checked before a request uses it, so the first request after a database restart
+# reconnects instead of failing.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -114,8 +119,22 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Failures are counted per client address over every username; a username is never locked on its own, only
+# together with the address the failures came from, so nobody can lock a named account out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_MESSAGE = _("Too many failed logins from this address: logins from it are refused for a while. "
+                         "Try again later, or ask headquarters to unlock it.")
+# A successful login forgets only that user's failures at that address, not the whole address's (core/http.py).
+AXES_HANDLER = "core.http.LoginLockoutHandler"
+# The client address for axes and the personal-data audit log (core/http.py). No proxy is trusted by default:
+# REMOTE_ADDR is the client and a client's own X-Forwarded-For is ignored. Behind the reverse proxy set
+# TRUSTED_PROXY_COUNT to the number of proxies that append to TRUSTED_PROXY_HEADER (docs/deployment.md, section 5);
+# TRUSTED_PROXY_IPS (addresses or networks) limits whose header is read.
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip"
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="X-Forwarded-For")
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
@@ -159,7 +178,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["stores.api_auth.TerminalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"terminal": env.str("POS_RATE_LIMIT", default="6000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.PosJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
@@ -192,6 +211,16 @@ DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin12345")
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# HTTPS (docs/deployment.md, section 5). All off by default so `make run` serves plain http on 127.0.0.1.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# TLS ends at the reverse proxy: a request is https when the proxy says so in X-Forwarded-Proto. Only safe when the
+# proxy sets that header itself on every request (overwriting what a client sent); otherwise anyone can claim https.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL_HEADER", default=False) else None
+)
 
 LOGGING = {
     "version": 1,

@@ -2,15 +2,19 @@
 
 `store_path` names the lookup from a row to its store ("store",
 "terminal__store"; "" for stores themselves; None for master data everyone may
-read). Store staff then see and change only their stores' rows: in lists,
-change pages, history, choices of related rows and exports.
+read), or a tuple of lookups for a row that belongs to more than one store (a
+card to the store holding it and the store that sold it). Store staff then see
+and change only their stores' rows: in lists, change pages, history, choices of
+related rows and exports. tests/core/test_admin_scope.py tries every admin
+screen with another store's objects.
 """
 
-from functools import partial
+import operator
+from functools import partial, reduce
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext
@@ -23,20 +27,31 @@ from core.files import escape_cell
 from stores.queries import scope_queryset, user_can_see_store
 
 
+def store_paths(store_path: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The lookups of a `store_path`, one or several."""
+    return (store_path,) if isinstance(store_path, str) else tuple(store_path)
+
+
+def _scope(queryset, user, store_path: str | tuple[str, ...]):
+    # A row is the user's when any of the lookups leads to one of their stores. Through foreign keys only: a
+    # lookup across a one-to-many relation repeats rows, so an admin with one scopes in its own get_queryset.
+    return reduce(operator.or_, (scope_queryset(queryset, user, path) for path in store_paths(store_path)))
+
+
 class ScopedAdminMixin:
-    store_path: str | None = None
+    store_path: str | tuple[str, ...] | None = None
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if self.store_path is None:
             return queryset
-        return scope_queryset(queryset, request.user, self.store_path)
+        return _scope(queryset, request.user, self.store_path)
 
     def _related_queryset(self, request, model, queryset):
         related_admin = self.admin_site._registry.get(model)
         if isinstance(related_admin, ScopedAdminMixin) and related_admin.store_path is not None:
-            return scope_queryset(queryset if queryset is not None else model._default_manager.all(),
-                                  request.user, related_admin.store_path)
+            return _scope(queryset if queryset is not None else model._default_manager.all(),
+                          request.user, related_admin.store_path)
         return queryset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -52,25 +67,34 @@ class ScopedAdminMixin:
         return formfield
 
     def save_model(self, request, obj, form, change):
-        if self.store_path and not user_can_see_store(request.user, self._store_of(obj)):
+        if self.store_path and not any(user_can_see_store(request.user, self._store_of(obj, path))
+                                       for path in store_paths(self.store_path)):
             raise PermissionDenied
         super().save_model(request, obj, form, change)
 
-    def _store_of(self, obj):
-        for part in self.store_path.split("__"):
+    def _store_of(self, obj, path: str):
+        for part in path.split("__") if path else ():
             obj = getattr(obj, part, None)
             if obj is None:
                 return None
         return obj
 
     def _ensure_visible(self, request, object_id):
+        try:
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+        except ValidationError:
+            raise Http404 from None
         if self.store_path is None:
             return
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+        if not self.get_queryset(request).filter(pk=pk).exists():
             raise Http404
 
     def history_view(self, request, object_id, extra_context=None):
         self._ensure_visible(request, object_id)
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            # A model without a history table of its own (ledgers, purchases, ...): the admin's log of the changes
+            # made through its screens.
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
@@ -172,7 +196,7 @@ class ReadOnlyAdminMixin:
 
 __all__ = [
     "BaseAdmin", "DefaultStatusFilter", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin",
-    "ScopedAdminMixin", "admin",
+    "ScopedAdminMixin", "admin", "store_paths",
 ]
 
 

@@ -8,9 +8,12 @@ import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, serializers, status
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -85,12 +88,33 @@ def exception_handler(exc, context):
     return Response(body, status=http_status, headers=headers)
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Any path under /api/v1/ that names no operation."""
     return JsonResponse(
         error_body("not_found", _("No such API operation: %(path)s") % {"path": request.path}),
         status=404,
     )
+
+
+# --- shared fields ------------------------------------------------------------------------------------------
+
+class OffsetDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time with its UTC offset ("2026-12-06T10:30:00+08:00"): a time without one is refused,
+    since the zone of the till's clock cannot be guessed."""
+
+    default_error_messages = {
+        "offset": gettext_lazy('Give the time in ISO 8601 with its UTC offset, e.g. "2026-12-06T10:30:00+08:00".'),
+    }
+
+    def to_internal_value(self, value):
+        try:
+            parsed = parse_datetime(value.strip()) if isinstance(value, str) and value.isascii() else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            self.fail("offset")
+        return super().to_internal_value(value)
 
 
 class IdempotencyConflict(DomainError):
@@ -130,8 +154,7 @@ class PosPostView(APIView):
                 error = exc
                 response = self.handle_exception(exc)
             if response.status_code < 400:
-                services.idempotency_record_answer(record, status=response.status_code, body=response.data)
-                return response
+                return self._answer(record, response)
             transaction.set_rollback(True)
         with transaction.atomic():
             record, created = services.idempotency_record_claim(
@@ -143,14 +166,24 @@ class PosPostView(APIView):
             after_rollback = getattr(error, "after_rollback", None)
             if after_rollback is not None:
                 after_rollback()
-            services.idempotency_record_answer(record, status=response.status_code, body=response.data)
-        return response
+            return self._answer(record, response)
 
     @staticmethod
-    def _replay(record, fingerprint: str) -> Response:
+    def _answer(record, response: Response) -> HttpResponse:
+        """Render the answer once, store exactly those bytes for the key and send them."""
+        content = renderers.JSONRenderer().render(response.data)
+        services.idempotency_record_answer(record, status=response.status_code, body=content.decode("utf-8"))
+        answer = HttpResponse(content, status=response.status_code, content_type="application/json")
+        for header, value in response.items():
+            if header.lower() != "content-type":
+                answer[header] = value
+        return answer
+
+    @staticmethod
+    def _replay(record, fingerprint: str) -> HttpResponse:
         if record.fingerprint != fingerprint:
             raise IdempotencyConflict(_("This Idempotency-Key was already used with a different request."))
-        response = Response(record.response_body, status=record.response_status)
+        response = HttpResponse(record.response_body, status=record.response_status, content_type="application/json")
         response["Idempotent-Replayed"] = "true"
         return response
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from django.http import FileResponse, HttpResponse
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
 
 
 def escape_cell(value):

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -16,7 +15,9 @@ class IdempotencyRecord(models.Model):
         _("request fingerprint"), max_length=64, help_text=_("SHA-256 of method, path and body.")
     )
     response_status = models.PositiveSmallIntegerField(_("response status"), null=True)
-    response_body = models.JSONField(_("response body"), null=True, encoder=DjangoJSONEncoder)
+    # The answer's bytes as sent (JSON text), so a replay is byte for byte the first answer: a JSON column
+    # would hand the keys back in its own order.
+    response_body = models.TextField(_("response body"), null=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
@@ -58,3 +59,18 @@ class PersonalDataAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.get_action_display()} {self.object_repr}"
+
+
+class RateCounter(models.Model):
+    """A count shared by every web process (core/limits.py), kept in the database when no shared cache is set."""
+
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    count = models.PositiveIntegerField(_("count"), default=0)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("rate counter")
+        verbose_name_plural = _("rate counters")
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

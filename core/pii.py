@@ -30,11 +30,11 @@ _RIC_CHECK = "10X98765432"
 _RIC_PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )
-_RIC_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_RIC_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 # Mainland mobile numbers: 11 digits from 13x to 19x.
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 # Landlines with area code: 0 + 2-3 digits, then 7-8 digits, optional extension.
-_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+_LANDLINE = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?$")
 
 
 class InvalidPersonalData(ValueError):
@@ -98,7 +98,7 @@ def normalize_phone(value: str) -> str:
         text = text[3:]
     elif text.startswith("0086"):
         text = text[4:]
-    if re.fullmatch(r"1[\d-]{10,12}", text):
+    if re.fullmatch(r"1[0-9-]{10,12}", text):
         text = text.replace("-", "")
     return text
 

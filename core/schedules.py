@@ -40,7 +40,7 @@ NIGHTLY = {
     ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
-        _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS."),
+        _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS, and expired rate counters."),
     ),
     # After the night's postings and the merge detection, before the stores open.
     "core: check ledgers": (

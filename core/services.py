@@ -31,15 +31,14 @@ def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[I
     return IdempotencyRecord.objects.select_for_update().get(terminal=terminal, key=key), False
 
 
-def idempotency_record_answer(record: IdempotencyRecord, *, status: int, body) -> None:
-    """Store the answer given to a claimed key (one UPDATE, on every POS write)."""
-    field = IdempotencyRecord._meta.get_field("response_body")
+def idempotency_record_answer(record: IdempotencyRecord, *, status: int, body: str) -> None:
+    """Store the answer given to a claimed key, its JSON text as sent (one UPDATE, on every POS write)."""
     record.response_status, record.response_body = status, body
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {connection.ops.quote_name(IdempotencyRecord._meta.db_table)} "  # noqa: S608 (model's table)
             "SET response_status = %s, response_body = %s WHERE id = %s",
-            [status, field.get_db_prep_save(body, connection), record.pk],
+            [status, body, record.pk],
         )
 
 

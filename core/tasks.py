@@ -2,13 +2,15 @@ import logging
 
 from celery import shared_task
 
-from core import ledgers, services
+from core import ledgers, limits, services
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="core.idempotency_records_purge")
 def idempotency_records_purge() -> int:
+    """Forget old idempotency keys, and expired rate counters with them."""
+    limits.counters_purge()
     return services.idempotency_records_purge()
 
 

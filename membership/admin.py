@@ -38,6 +38,7 @@ from approvals.models import ApprovalRequest
 from core.admin import BaseAdmin, DefaultStatusFilter, ImportExportBaseAdmin, ReadOnlyAdminMixin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell
+from core.http import client_ip
 from core.models import PersonalDataAccess
 from core.pii import InvalidPersonalData, mask_phone, normalize_id_number, pii_decrypt
 from core.services import personal_data_access_log
@@ -91,10 +92,6 @@ PERMISSION_EXPORT_FULL = "membership.export_personal_data"
 PERMISSION_MERGE = "membership.merge_member"
 
 
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 class CappedCountPaginator(Paginator):
     """Counting 25 million rows takes seconds on PostgreSQL: count at most `cap` rows.
 
@@ -132,7 +129,7 @@ def member_search_condition(text: str) -> Q | None:
     if search.kind in ("member_no", "number"):
         # The queries lead a merged number to its survivor; staff also see the merged record itself.
         condition |= Q(member_no=search.value)
-    elif search.kind == "name" and re.fullmatch(r"(?=.*\d)[A-Z0-9]{5,17}", normalize_id_number(text)):
+    elif search.kind == "name" and re.fullmatch(r"(?=.*[0-9])[A-Z0-9]{5,17}", normalize_id_number(text)):
         # Passport and permit numbers: letters and digits, found by their digest like resident IDs.
         condition |= Q(pk__in=members_by_id_number(text).values("pk"))
     return condition
@@ -426,7 +423,7 @@ class MemberNumberFileError(Exception):
 
 
 _NUMBER_HEADERS = {"member_no", "会员号", "member number", "会员编号", "会员卡号"}
-_SCIENTIFIC = re.compile(r"^\d(\.\d+)?e\+?\d+$", re.IGNORECASE)
+_SCIENTIFIC = re.compile(r"^[0-9](\.[0-9]+)?e\+?[0-9]+$", re.IGNORECASE)
 
 
 def _cell_text(value) -> str:
@@ -1331,6 +1328,7 @@ class CandidateStatusFilter(DefaultStatusFilter):
 
 @admin.register(MergeCandidate)
 class MergeCandidateAdmin(ReadOnlyAdminMixin, BaseAdmin):
+    store_path = ("member_a__registered_store", "member_b__registered_store")
     list_display = ["detected_at", "reason", "status", "review_link",
                     "a_name", "a_phone", "a_id_number", "a_birth_date", "a_points", "a_store",
                     "b_name", "b_phone", "b_id_number", "b_birth_date", "b_points", "b_store"]

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import IDEMPOTENCY_HEADER, ErrorEnvelopeSerializer, PosPostView
+from core.api import IDEMPOTENCY_HEADER, ErrorEnvelopeSerializer, OffsetDateTimeField, PosPostView
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
 from membership import queries, services
 from membership.models import Member
@@ -35,7 +35,7 @@ LOOKUPS = {
 _PRINTABLE_NUMBER = re.compile(r"^[\x21-\x7e]+$")
 _CARD_NO = re.compile(r"^[0-9A-Za-z-]+$")
 _OTHER_ID_NUMBER = re.compile(r"^[A-Z0-9]{5,17}$")
-_RESIDENT_ID_LIKE = re.compile(r"^\d{14,}[\dX]$")
+_RESIDENT_ID_LIKE = re.compile(r"^[0-9]{14,}[0-9X]$")
 
 
 def member_lookup(*, field: str, value: str) -> QuerySet:
@@ -145,9 +145,9 @@ class MemberLookupView(APIView):
 
 # --- POS writes: purchases, returns, points to cash ---------------------------------------------------------
 
-_MONEY = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+_MONEY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
 _RECEIPT = re.compile(r"^[\x20-\x7e]{1,64}$")
-_QUANTITY = re.compile(r"^\d{1,9}(\.\d{1,3})?$")
+_QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?$")
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=str,
@@ -160,7 +160,7 @@ WRITE_ERRORS = {
 }
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "12.50"})
+@extend_schema_field({"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$", "example": "12.50"})
 class MoneyField(serializers.Field):
     """Money as a string with at most two decimals ("12.50"): never a JSON number, which a till may round."""
 
@@ -241,7 +241,7 @@ class PurchaseInputSerializer(serializers.Serializer):
     )
     receipt_no = ReceiptField()
     amount = MoneyField(help_text=_("What the member paid, greater than 0."))
-    occurred_at = serializers.DateTimeField(help_text=_("Time of sale, ISO 8601 with offset."))
+    occurred_at = OffsetDateTimeField(help_text=_("Time of sale, ISO 8601 with offset."))
     payment_method = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     lines = LinesField(required=False, default=list)
 
@@ -288,7 +288,9 @@ class ReturnInputSerializer(serializers.Serializer):
     original_receipt_no = ReceiptField(help_text=_("The receipt of the sale, at this same store."))
     receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
     amount = MoneyField(help_text=_("The part of the purchase brought back, greater than 0."))
-    occurred_at = serializers.DateTimeField(required=False, help_text=_("Time of the return; now if left out."))
+    occurred_at = OffsetDateTimeField(
+        required=False, help_text=_("Time of the return, ISO 8601 with offset; now if left out.")
+    )
 
 
 class ReturnOutputSerializer(serializers.Serializer):

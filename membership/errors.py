@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import DomainError, NotFound, ValidationFailed
+from core.errors import DomainError, LimitExceeded, NotFound, ValidationFailed
 
 
 class MemberInvalid(ValidationFailed):
@@ -35,6 +35,17 @@ class InsufficientPoints(DomainError):
     code = "insufficient_points"
     status = 422
     default_message = _("The member has %(points)s points, fewer than needed.")
+
+
+class PurchaseLimitExceeded(LimitExceeded):
+    """A receipt above its format's sanity bounds (largest amount, most points), or a balance at its ceiling."""
+
+    default_message = _("The purchase is beyond a limit: %(limit)s")
+
+
+class PointsBalanceLimit(LimitExceeded):
+    default_message = _("The member's points balance would pass %(limit)s points; ask headquarters to check the "
+                        "account.")
 
 
 class PurchaseInvalid(ValidationFailed):

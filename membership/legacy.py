@@ -73,13 +73,14 @@ PHONE_PAIRS_PER_MEMBER = 20
 SOURCE_MAX_LENGTH = MemberIdentity._meta.get_field("source").max_length
 LEGACY_NO_MAX_LENGTH = MemberIdentity._meta.get_field("external_no").max_length
 
-_DATE = re.compile(r"^(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))$")
+_DATE = re.compile(r"^([0-9]{4})(?:[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?|([0-9]{2})([0-9]{2}))$")
 _DATETIME = re.compile(
-    r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T](\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?$"
+    r"^([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?"
+    r"(?:[ T]([0-9]{1,2})[:时]([0-9]{1,2})(?:[:分]([0-9]{1,2})(?:\.[0-9]+)?秒?)?)?$"
 )
-_WHOLE = re.compile(r"^\+?(\d+)(?:\.0*)?$")
-_NUMBER = re.compile(r"^-?\d+(?:\.\d*)?$")
-_COMPACT_DATE = re.compile(r"\d{8}")
+_WHOLE = re.compile(r"^\+?([0-9]+)(?:\.0*)?$")
+_NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]*)?$")
+_COMPACT_DATE = re.compile(r"[0-9]{8}")
 
 
 class Outcome:

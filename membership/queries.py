@@ -25,7 +25,7 @@ from membership.services import (
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _INITIALS = re.compile(r"^[a-zA-Z]{2,10}$")
-_ID_SHAPE = re.compile(r"^\d{17}[\dXx]$")
+_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9Xx]$")
 
 
 def live_members() -> QuerySet:
@@ -90,7 +90,7 @@ def classify_search(text: str) -> SearchKind:
     if member_no_is_valid(compact):
         return SearchKind("member_no", compact)
     phone = normalize_phone(text)
-    if re.fullmatch(r"1[3-9]\d{9}", phone) or re.fullmatch(r"0\d{2,3}-?\d{7,8}", phone):
+    if re.fullmatch(r"1[3-9][0-9]{9}", phone) or re.fullmatch(r"0[0-9]{2,3}-?[0-9]{7,8}", phone):
         return SearchKind("phone", phone)
     if compact.isdigit():
         return SearchKind("number", compact)

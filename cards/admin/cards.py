@@ -327,8 +327,8 @@ class SoldStoreFilter(StoreFilter):
 class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Cards are read here; every change is a service operation from the card page."""
 
-    # Store staff see the cards their stores hold in stock or sold (get_queryset).
-    store_path = "location"
+    # Store staff see the cards their stores hold in stock or sold.
+    store_path = ("location", "sold_store")
     card_no_field = "card_no"
     export_name = "cards"
     export_select_related = ["replaced_by"]
@@ -353,13 +353,6 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
     ]
     readonly_fields = ["cap", "holder", "replaced_by_link", "replaces_link", "pin_set", "pin_failures",
                        "ledger_recent", "transactions_recent", "returns_list", "events_recent"]
-
-    def get_queryset(self, request):
-        queryset = admin.ModelAdmin.get_queryset(self, request)
-        store_ids = user_store_ids(request.user)
-        if store_ids is None:
-            return queryset
-        return queryset.filter(Q(location_id__in=store_ids) | Q(sold_store_id__in=store_ids))
 
     # --- the card page -----------------------------------------------------------------------------
 

@@ -347,6 +347,8 @@ class TransferCreateForm(forms.Form):
 
 @admin.register(CardTransfer)
 class CardTransferAdmin(ServiceCallsMixin, BaseAdmin):
+    # A transfer belongs to both stores: the one sending the cards (none for headquarters) and the one receiving.
+    store_path = ("from_store", "to_store")
     change_form_template = f"{TEMPLATES}/transfer_change_form.html"
     change_list_template = f"{TEMPLATES}/transfer_change_list.html"
     list_display = ["transfer_no", "from_label", "to_store", "card_count", "status", "created_by", "created_at",
@@ -372,11 +374,8 @@ class CardTransferAdmin(ServiceCallsMixin, BaseAdmin):
         return "\n".join(lines)
 
     def get_queryset(self, request):
-        return queries.transfers_visible_to(request.user, super().get_queryset(request))
-
-    def _ensure_visible(self, request, object_id):
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
-            raise Http404
+        # The same rows as store_path, read where the stock pages read them.
+        return queries.transfers_visible_to(request.user, admin.ModelAdmin.get_queryset(self, request))
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request)

@@ -3,9 +3,9 @@
 Thin: batches are created, submitted, cancelled and their code files handed out by cards.services.vouchers;
 vouchers and their ledger are only read here. A voucher's code is its value (whoever holds it can collect the
 goods), so lists show it masked, and only headquarters sees it in full (the code file is for those who may
-change batches, and every download is kept in the batch's history). The ledger is store-scoped: store staff
-see the sales and redemptions of their own stores. The two reports (outstanding vouchers, supplier
-settlement) are headquarters' figures.
+change batches, and every download is kept in the batch's history). Vouchers and the ledger are store-scoped:
+store staff see the vouchers sold or redeemed at their own stores, and only their own stores' ledger rows. The
+two reports (outstanding vouchers, supplier settlement) are headquarters' figures.
 """
 
 from datetime import date, timedelta
@@ -289,32 +289,46 @@ def _voucher_link(voucher) -> str:
     return format_html('<a href="{}">{}</a>', url, voucher.code_masked)
 
 
+def _at_stores(store_ids) -> Exists:
+    """Whether a voucher has a ledger row at one of these stores: it was sold or redeemed there."""
+    return Exists(VoucherLedgerEntry.objects.filter(voucher=OuterRef("pk"), store_id__in=store_ids))
+
+
 @admin.register(Voucher)
-class VoucherAdmin(ExactCodeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class VoucherAdmin(ExactCodeSearchMixin, ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Vouchers are read here; they change through sale orders and redemptions at the POS.
 
-    Headquarters sees every voucher; store staff see the vouchers sold or redeemed at their stores, and any
-    voucher whose exact code they search for (a customer at the desk asking what is left on it).
+    A voucher is sold at one store (its sale order) and redeemed at any store. Headquarters sees every voucher.
+    Store staff see the vouchers sold or redeemed at their stores, as a retailer runs them: the selling store
+    answers its buyer, a redeeming store reconciles the goods it handed out. On a voucher's page they see only
+    their own stores' ledger rows, and its sale order only when their store sold it: another store's receipts,
+    cashiers and buyers are that store's business. Any voucher whose exact code they search for (a customer at
+    the desk asking what is left on it: whoever holds the code holds the voucher) shows in the list with what is
+    left on it, without a link to a page they may not open.
     """
 
+    # Every store of a voucher has a ledger row of it: the sale (issue) at the selling store, each redemption
+    # where the goods were handed out. Many rows per voucher, so get_queryset scopes with EXISTS, not a join.
+    store_path = "ledger_entries__store"
     code_field = "code"
     change_list_template = f"{TEMPLATES}/change_list.html"
     change_form_template = f"{TEMPLATES}/voucher_change_form.html"
-    list_display = ["code_masked_label", "batch", "serial", "product", "units", "remaining", "status", "expires_at",
+    list_display = ["code_link", "batch", "serial", "product", "units", "remaining", "status", "expires_at",
                     "sold_at", "issuer"]
+    list_display_links = None
     list_filter = ["status", "product__supplier", "product", ("expires_at", admin.DateFieldListFilter)]
     list_select_related = ["batch", "product", "issuer"]
     show_full_result_count = False
     paginator = CappedCountPaginator
     list_per_page = 50
-    readonly_fields = ["code_masked_label", "ledger_recent"]
+    readonly_fields = ["code_masked_label", "sale_order_shown", "ledger_recent"]
 
     def get_fieldsets(self, request, obj=None):
         # The full code only for headquarters: whoever holds it can collect the goods.
         code = "code" if user_is_hq(request.user) else "code_masked_label"
         return [
             (None, {"fields": [code, "batch", "serial", "product", "units", "remaining", "status", "expires_at"]}),
-            (_("sale"), {"fields": ["sale_order", "sold_at", "issuer"]}),
+            (_("sale"), {"fields": ["sale_order_shown", "sold_at", "issuer"]}),
             (_("voucher ledger"), {"fields": ["ledger_recent"]}),
         ]
 
@@ -322,9 +336,30 @@ class VoucherAdmin(ExactCodeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def code_masked_label(self, obj):
         return obj.code_masked
 
+    @admin.display(description=_("code"), ordering="code")
+    def code_link(self, obj):
+        if getattr(obj, "outside_user_stores", False):
+            return obj.code_masked
+        return _voucher_link(obj)
+
+    @admin.display(description=_("sale order"))
+    def sale_order_shown(self, obj):
+        order = obj.sale_order
+        if order is None:
+            return "-"
+        store_ids = getattr(obj, "shown_store_ids", frozenset())
+        if store_ids is not None and order.store_id not in store_ids:
+            return gettext("sold by another store")
+        return format_html('<a href="{}">{}</a>', reverse("admin:cards_saleorder_change", args=[order.pk]),
+                           order.order_no)
+
     @admin.display(description=_("recent entries"))
     def ledger_recent(self, obj):
-        entries = (VoucherLedgerEntry.objects.filter(voucher=obj).select_related("store", "legal_entity", "operator")
+        entries = VoucherLedgerEntry.objects.filter(voucher=obj)
+        store_ids = getattr(obj, "shown_store_ids", frozenset())
+        if store_ids is not None:
+            entries = entries.filter(store_id__in=store_ids)
+        entries = (entries.select_related("store", "legal_entity", "operator")
                    .order_by("-created_at", "-pk")[:RECENT_LEDGER_ROWS])
         return _table(
             [_("time"), _("kind"), _("units"), _("remaining after"), _("store"), _("receipt number"),
@@ -335,22 +370,31 @@ class VoucherAdmin(ExactCodeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
+        queryset = admin.ModelAdmin.get_queryset(self, request)
         store_ids = user_store_ids(request.user)
-        if store_ids is None or getattr(request, "_voucher_exact_code", False):
+        if store_ids is None:
             return queryset
-        at_my_stores = VoucherLedgerEntry.objects.filter(voucher=OuterRef("pk"), store_id__in=store_ids)
-        return queryset.filter(Exists(at_my_stores))
+        return queryset.filter(_at_stores(store_ids))
+
+    def get_object(self, request, object_id, from_field=None):
+        voucher = super().get_object(request, object_id, from_field)
+        if voucher is not None:
+            # The stores whose ledger rows and sale order the page shows (None: every store).
+            voucher.shown_store_ids = user_store_ids(request.user)
+        return voucher
 
     def get_search_results(self, request, queryset, search_term):
         term = (search_term or "").strip()
         if not term:
             return queryset, False
-        return Voucher.objects.select_related(*self.list_select_related).filter(code=term), False
+        found = Voucher.objects.select_related(*self.list_select_related).filter(code=term)
+        store_ids = user_store_ids(request.user)
+        if store_ids is not None:
+            found = found.annotate(outside_user_stores=~_at_stores(store_ids))
+        return found, False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # A store's desk opens the voucher it looked up by its exact code.
-        request._voucher_exact_code = True
+        # Another store's voucher looks like one that does not exist, also to whoever found it by its code.
         voucher = self.get_object(request, unquote(object_id))
         if voucher is None:
             raise Http404

@@ -87,7 +87,7 @@ _CODE_LENGTH = BrandProgramme._meta.get_field("code").max_length
 _NAME_LENGTH = BrandProgramme._meta.get_field("name").max_length
 _NOTE_LENGTH = BrandProgramme._meta.get_field("note").max_length
 # A barcode Excel turned into a number and shortened (6.9E+12) is lost: it cannot be read back.
-_SHORTENED_NUMBER = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
+_SHORTENED_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?[eE]\+?[0-9]+$")
 _RATE_PLACES = Decimal("0.0001")
 _PROBLEMS_SHOWN = 20
 _COPY_CHUNK = 1024 * 1024

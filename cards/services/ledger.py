@@ -9,7 +9,7 @@ refuses what `Card.TRANSITIONS` does not allow and writes a card event.
 import hashlib
 import hmac
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,6 +28,7 @@ from cards.errors import (
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRules
 from core.ledgers import cause_fields
+from core.numbers import decimal_parse
 from core.sql import insert_returning_pk
 
 __all__ = [
@@ -48,17 +49,14 @@ __all__ = [
 
 CENT = Decimal("0.01")
 MONEY_MAX = Decimal("999999999999.99")
-CARD_NO_PATTERN = re.compile(r"^\d{6,32}$")
-PIN_PATTERN = re.compile(r"^\d{6}$")
+CARD_NO_PATTERN = re.compile(r"^[0-9]{6,32}$")
+PIN_PATTERN = re.compile(r"^[0-9]{6}$")
 
 
 def money_clean(value, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
     """A positive amount of yuan with at most two decimals, as Decimal; raise CardInvalid naming the field."""
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError, TypeError):
-        amount = None
-    if amount is None or not amount.is_finite():
+    amount = decimal_parse(value)
+    if amount is None:
         raise CardInvalid(fields={field: [gettext("Write an amount such as 12.50.")]})
     if amount != amount.quantize(CENT):
         raise CardInvalid(fields={field: [gettext("An amount has at most two decimals.")]})

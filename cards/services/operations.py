@@ -66,7 +66,7 @@ CARD_RETURN = "cards.card_return"
 CARD_ADJUST = "cards.card_adjust"
 CARD_WRITE_OFF = "cards.balance_write_off"
 ENQUIRY_ENTRIES = 10
-_BANK_ACCOUNT = re.compile(r"^\d{8,30}$")
+_BANK_ACCOUNT = re.compile(r"^[0-9]{8,30}$")
 _REASON_LENGTH = CardLedgerEntry._meta.get_field("reason").max_length
 
 

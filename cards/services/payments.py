@@ -46,6 +46,7 @@ from cards.services.ledger import (
     card_post,
     money_clean,
 )
+from core.numbers import decimal_parse
 from core.sql import JoinedSelect, Part, insert_returning_pk
 from stores.models import Format, LegalEntity
 
@@ -160,11 +161,8 @@ def _line_money(value) -> Decimal | None:
 def _line_quantity(value) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         return None
-    try:
-        quantity = Decimal(str(value).strip())
-    except ArithmeticError:
-        return None
-    if not quantity.is_finite() or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):
+    quantity = decimal_parse(value)
+    if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):
         return None
     return quantity
 

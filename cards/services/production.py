@@ -81,7 +81,7 @@ MAX_TRANSFER_CARDS = 200_000
 _COPY_CHUNK = 10_000
 _PIN_CHUNK = 10_000
 _EXAMPLES = 5
-_RANGE = re.compile(r"^(\d+)\s*(?:-|~|–|\.\.)\s*(\d+)$")
+_RANGE = re.compile(r"^([0-9]+)\s*(?:-|~|–|\.\.)\s*([0-9]+)$")
 _VENDOR_LENGTH = ProductionBatch._meta.get_field("vendor").max_length
 _NOTE_LENGTH = ProductionBatch._meta.get_field("note").max_length
 
@@ -114,7 +114,7 @@ def card_no_prefix(product: CardProduct) -> str:
     """The prefix of the product's card numbers: by product code, else by kind (settings.CARD_NO_PREFIXES)."""
     prefixes = {**DEFAULT_PREFIXES, **getattr(settings, "CARD_NO_PREFIXES", {})}
     prefix = str(prefixes.get(product.code) or prefixes[product.kind])
-    if not re.fullmatch(r"\d{1,6}", prefix):
+    if not re.fullmatch(r"[0-9]{1,6}", prefix):
         raise ImproperlyConfigured(f"card number prefix {prefix!r} of {product.code} is not one to six digits")
     return prefix
 

@@ -91,9 +91,13 @@ _OTHER_ID = {
     SaleOrder.IdType.HK_MACAU: r"^[A-Z0-9]{8,11}$",
     SaleOrder.IdType.TAIWAN: r"^[A-Z0-9]{8,10}$",
 }
-_LINE = re.compile(r"^(?P<first>\d{6,32})(?:\s*(?:-|~|–|至|到)\s*(?P<last>\d{6,32}))?(?:[\s,;，；]+(?P<amount>\S+))?$")
+_LINE = re.compile(
+    r"^(?P<first>[0-9]{6,32})(?:\s*(?:-|~|–|至|到)\s*(?P<last>[0-9]{6,32}))?"
+    r"(?:[\s,;，；]+(?P<amount>\S+))?$"
+)
 _VOUCHER_LINE = re.compile(
-    r"^(?P<batch>[^\s,;，；:：]{1,20})[\s,;，；:：]+(?P<first>\d{1,7})(?:\s*(?:-|~|–|至|到)\s*(?P<last>\d{1,7}))?$"
+    r"^(?P<batch>[^\s,;，；:：]{1,20})[\s,;，；:：]+(?P<first>[0-9]{1,7})"
+    r"(?:\s*(?:-|~|–|至|到)\s*(?P<last>[0-9]{1,7}))?$"
 )
 
 

@@ -83,6 +83,16 @@ class EarnRule(models.Model):
         _("return window (days)"), default=0,
         help_text=_("Points are held as pending this many days and become usable when the window has passed."),
     )
+    # Sanity bounds against a till's typo or a hostile POS: a receipt above either is refused, not recorded.
+    max_receipt_amount = models.DecimalField(
+        _("largest receipt amount"), max_digits=14, decimal_places=2, default=Decimal("10000000.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("A purchase above this amount is refused (limit_exceeded) and earns nothing."),
+    )
+    max_points_per_receipt = models.PositiveIntegerField(
+        _("most points per receipt"), default=1_000_000, validators=[MinValueValidator(1)],
+        help_text=_("A purchase that would earn more points than this (after multipliers) is refused."),
+    )
     is_active = models.BooleanField(_("earns points"), default=True)
     history = AuditHistory()
 

@@ -33,6 +33,7 @@ from membership.errors import (
     MemberInvalid,
     MemberNotActive,
     MergeNotPossible,
+    PointsBalanceLimit,
 )
 from membership.models import (
     Member,
@@ -49,6 +50,9 @@ from membership.models import (
 MEMBER_MERGE = "membership.member_merge"
 MEMBER_MERGE_CONFLICTING_IDS = "membership.member_merge_conflicting_ids"
 LIVE_STATUSES = (Member.Status.ACTIVE, Member.Status.FROZEN)
+# The most points one member can hold: far above any real balance, safely inside the 32-bit balance column,
+# so a runaway posting is refused (limit_exceeded) instead of overflowing it.
+POINTS_BALANCE_MAX = 1_000_000_000
 _OTHER_ID = {
     # Passports and permits: letters and digits of a plausible length.
     Member.IdType.PASSPORT: r"^[A-Z0-9]{5,17}$",
@@ -462,17 +466,20 @@ def points_post(
     """Move a member's points and append the ledger row, in the caller's transaction.
 
     The balance changes by a conditional UPDATE, so concurrent postings never
-    take it below zero. Called outside a transaction, the balance and its ledger
+    take it below zero nor above POINTS_BALANCE_MAX. Called outside a transaction, the balance and its ledger
     row still commit together. The legal entity that issued or honoured the
-    points is the store's format's company unless given. Raise InsufficientPoints.
+    points is the store's format's company unless given. Raise InsufficientPoints, PointsBalanceLimit.
     """
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise ValueError("points must be a non-zero integer")
-    updated = Member.objects.filter(pk=member.pk, points__gte=-points if points < 0 else 0).update(
-        points=F("points") + points
-    )
+    if points > POINTS_BALANCE_MAX:
+        raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
+    bound = {"points__gte": -points} if points < 0 else {"points__lte": POINTS_BALANCE_MAX - points}
+    updated = Member.objects.filter(pk=member.pk, **bound).update(points=F("points") + points)
     if not updated:
         balance = Member.objects.filter(pk=member.pk).values_list("points", flat=True).first() or 0
+        if points > 0:
+            raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
         raise InsufficientPoints(points=balance)
     balance = Member.objects.filter(pk=member.pk).values_list("points", flat=True).get()
     member.points = balance

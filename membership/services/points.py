@@ -15,9 +15,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.sql import insert_returning_pk
-from membership.errors import CashOutLimitExceeded, InsufficientPoints, MemberNotActive, PurchaseInvalid
+from membership.errors import (
+    CashOutLimitExceeded,
+    InsufficientPoints,
+    MemberNotActive,
+    PointsBalanceLimit,
+    PurchaseInvalid,
+)
 from membership.models import EarnRule, Member, PointsDebtEntry, PointsEntry, PointsPolicy
-from membership.services.members import _lock_members, cause_fields, points_post
+from membership.services.members import POINTS_BALANCE_MAX, _lock_members, cause_fields, points_post
 
 __all__ = [
     "EARN_MULTIPLIERS",
@@ -165,17 +171,23 @@ def points_earn(
 def _member_points_change(member_id: int, *, points: int, debt: int = 0) -> tuple[int, int]:
     """Add to a member's points (and debt) in one statement; return (points, debt) after.
 
-    The CHECK constraints keep both at zero or above; the row stays locked until the transaction ends.
+    The CHECK constraints keep both at zero or above, the WHERE keeps points at most POINTS_BALANCE_MAX
+    (compared as `points <= max - added`, which cannot overflow the column); the row stays locked until the
+    transaction ends. Raise PointsBalanceLimit.
     """
+    if points > POINTS_BALANCE_MAX:
+        raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
     table = connection.ops.quote_name(Member._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET points = points + %s, points_debt = points_debt + %s "  # noqa: S608 - table name
-            "WHERE id = %s RETURNING points, points_debt",
-            [points, debt, member_id],
+            "WHERE id = %s AND points <= %s RETURNING points, points_debt",
+            [points, debt, member_id, POINTS_BALANCE_MAX - max(points, 0)],
         )
         row = cursor.fetchone()
     if row is None:
+        if Member.objects.filter(pk=member_id).exists():
+            raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
         raise Member.DoesNotExist(f"member {member_id}")
     return row
 

@@ -2,18 +2,20 @@
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.numbers import decimal_parse
 from core.sql import JoinedSelect, Part, insert_returning_pk
 from membership.errors import (
     MemberNotActive,
     MemberNotFound,
     PurchaseInvalid,
+    PurchaseLimitExceeded,
     PurchaseNotFound,
     ReceiptAlreadyRecorded,
     ReturnExceedsPurchase,
@@ -129,13 +131,7 @@ def _earning_member(member: Member | int | str, *, format) -> tuple[Member, Earn
 
 
 def _decimal(value) -> Decimal | None:
-    if isinstance(value, bool) or isinstance(value, float) and value != value:
-        return None
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        return None
-    return number if number.is_finite() else None
+    return decimal_parse(value)
 
 
 def _money(value, *, positive: bool) -> tuple[Decimal | None, str | None]:
@@ -240,6 +236,10 @@ def purchase_record(
         raise PurchaseInvalid(fields=errors)
     receipt_no = receipt_no.strip()
     member, rule = _earning_member(member, format=store.format)
+    if amount > rule.max_receipt_amount:
+        limit = gettext("a receipt of this format is at most %(amount)s yuan") % {
+            "amount": f"{rule.max_receipt_amount:,.2f}"}
+        raise PurchaseLimitExceeded(limit=limit, fields={"amount": [limit]})
     # No savepoint (a POS request already runs in the idempotency record's transaction): nothing is written
     # before the purchase, and a second copy of the receipt is not inserted (ON CONFLICT DO NOTHING) rather
     # than failing on the unique constraint, so every refusal leaves the caller's transaction usable.
@@ -266,6 +266,10 @@ def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, ter
         member=member, store=store, amount=amount, occurred_at=occurred_at, lines=lines,
         payment_method=payment_method, purchase=purchase, rule=rule,
     )
+    if points > rule.max_points_per_receipt:
+        limit = gettext("a receipt of this format earns at most %(points)s points") % {
+            "points": f"{rule.max_points_per_receipt:,}"}
+        raise PurchaseLimitExceeded(limit=limit, fields={"amount": [limit]})
     if insert_returning_pk(purchase, skip_on_conflict=("store_id", "receipt_no")) is None:
         return None
     available_at = occurred_at + timedelta(days=rule.pending_days)

@@ -196,7 +196,9 @@ def _decide_earned(cursor, *, today: date) -> None:
         f"""
         INSERT INTO {_DECISIONS} (member_id, reason, from_tier_id, to_tier_id, spend, old_until, new_until, note)
         WITH spend AS (
-            SELECT p.member_id, ROUND(SUM(p.amount - p.returned_amount), 2) AS spend
+            -- Capped at the largest amount a money column holds, so no member's spend can overflow it.
+            SELECT p.member_id, CASE WHEN SUM(p.amount - p.returned_amount) > 999999999999.99 THEN 999999999999.99
+                                     ELSE ROUND(SUM(p.amount - p.returned_amount), 2) END AS spend
             FROM {_table(Purchase)} p
             WHERE p.occurred_at >= %s AND p.occurred_at < %s
             GROUP BY p.member_id

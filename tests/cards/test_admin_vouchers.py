@@ -222,22 +222,62 @@ def test_hq_finds_a_voucher_by_its_exact_code_and_sees_its_ledger(client, hq_adm
     assert client.get(VOUCHERS, {"q": redeemed.code[:8]}).context["cl"].result_count == 0
 
 
-def test_store_staff_see_vouchers_of_their_stores_and_an_exact_code_masked(client, super001_manager, redeemed,
-                                                                          issued_batch, dept001, hq_admin):
+def test_store_staff_see_vouchers_of_their_stores_and_find_any_by_its_exact_code(client, super001_manager, redeemed,
+                                                                                issued_batch, dept001, hq_admin):
+    # given: a voucher sold at DEPT001 and never redeemed at SUPER001
     [other] = sold(issued_batch, store=dept001, user=hq_admin, count=1)
     client.force_login(super001_manager)
 
     listing = client.get(VOUCHERS)
     found = client.get(VOUCHERS, {"q": other.code})
-    page = client.get(f"{VOUCHERS}{other.pk}/change/")
 
     assert list(listing.context["cl"].result_list) == [redeemed]
     assert list(found.context["cl"].result_list) == [other]
-    assert page.status_code == 200
-    assert other.code.encode() not in page.content and other.code_masked.encode() in page.content
+    # what is left on it, masked, and no link to a page the store may not open
+    assert other.code_masked.encode() in found.content
+    assert f"{VOUCHERS}{other.pk}/change/".encode() not in found.content
+    assert f"{VOUCHERS}{redeemed.pk}/change/".encode() in listing.content
+
+
+def test_store_staff_cannot_open_another_stores_voucher_even_after_finding_its_code(client, super001_manager,
+                                                                                   issued_batch, dept001, hq_admin):
+    # The page used to open for any voucher: its ledger named other stores' receipts and cashiers.
+    [other] = sold(issued_batch, store=dept001, user=hq_admin, count=1)
+    client.force_login(super001_manager)
+    client.get(VOUCHERS, {"q": other.code})
+
+    page = client.get(f"{VOUCHERS}{other.pk}/change/")
+
+    assert page.status_code == 404
+    assert other.code_masked.encode() not in page.content and other.sale_order.order_no.encode() not in page.content
     assert client.get(f"{VOUCHERS}{other.pk}/history/").status_code == 403
-    assert client.post(f"{VOUCHERS}{other.pk}/change/", {"remaining": "0"}).status_code == 403
+    assert client.post(f"{VOUCHERS}{other.pk}/change/", {"remaining": "0"}).status_code == 404
     assert Voucher.objects.get(pk=other.pk).remaining == 10
+
+
+def test_a_redeeming_store_sees_only_its_own_ledger_rows_on_the_voucher_page(client, super001_manager, redeemed):
+    client.force_login(super001_manager)
+
+    page = client.get(f"{VOUCHERS}{redeemed.pk}/change/")
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "S-1" in content
+    assert "D-1" not in content and redeemed.sale_order.order_no not in content
+    assert "sold by another store" in content
+    assert redeemed.code not in content and redeemed.code_masked in content
+
+
+def test_the_selling_store_sees_its_sale_and_its_own_ledger_rows_on_the_voucher_page(client, dept001_manager,
+                                                                                     redeemed):
+    client.force_login(dept001_manager)
+
+    page = client.get(f"{VOUCHERS}{redeemed.pk}/change/")
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "D-1" in content and redeemed.sale_order.order_no in content
+    assert "S-1" not in content
 
 
 def test_store_staff_see_only_their_stores_ledger_rows(client, super001_manager, redeemed):

@@ -423,7 +423,8 @@ def test_earn_rule_per_format_is_added_in_the_admin(en_client, hq_admin, referen
 
     response = en_client.post("/admin/membership/earnrule/add/", {
         "format": supermarkets.pk, "amount_per_point": "2.00", "excluded_categories": "TOBACCO\nGIFTCARD",
-        "pending_days": "0", "is_active": "on",
+        "pending_days": "0", "max_receipt_amount": "10000000.00", "max_points_per_receipt": "1000000",
+        "is_active": "on",
     })
 
     rule = EarnRule.objects.get(format=supermarkets)

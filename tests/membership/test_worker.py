@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from celery import Celery
@@ -22,6 +21,7 @@ from kombu import Connection
 from membership.models import MergeCandidate
 from membership.tasks import merge_candidates_detect
 from tests.membership.conftest import register
+from tests.servers import current_database_url
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,17 +36,6 @@ def broker_reachable(url: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means: no broker to test against
         return False
-
-
-def current_database_url() -> str:
-    """The URL of the database this test runs in (test_<name>), for the worker process."""
-    settings = connection.settings_dict
-    user = quote(settings["USER"] or "")
-    password = f":{quote(settings['PASSWORD'])}" if settings["PASSWORD"] else ""
-    credentials = f"{user}{password}@" if user else ""
-    host = settings["HOST"] or "127.0.0.1"
-    port = f":{settings['PORT']}" if settings["PORT"] else ""
-    return f"postgres://{credentials}{host}{port}/{quote(settings['NAME'])}"
 
 
 @pytest.fixture
