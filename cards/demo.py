@@ -174,6 +174,8 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
 
 VOUCHER_BUYER = {"name": "重庆嘉禾餐饮管理有限公司", "credit_code": "91500103MA5U8XQ47Y", "phone": "02363001288",
                  "address": "重庆市渝中区民族路188号"}
+# A company's real-name order records the person who buys for it (经办人) with their ID (a made-up, valid number).
+VOUCHER_AGENT = {"name": "王经办", "id_type": "resident_id", "id_number": "500103198506120026", "phone": "13983001288"}
 VOUCHERS_SOLD = 20
 
 
@@ -220,7 +222,7 @@ def seed_brand_cards_and_vouchers() -> BrandVoucherSeedResult:
             order = sale_order_create(
                 data=SaleInput(
                     store=store, channel=SaleOrder.Channel.GROUP, buyer_type=SaleOrder.BuyerType.COMPANY,
-                    buyer=PartyInput(**VOUCHER_BUYER),
+                    buyer=PartyInput(**VOUCHER_BUYER), agent=PartyInput(**VOUCHER_AGENT),
                     voucher_lines=[VoucherLineInput(batch.batch_no, 1, VOUCHERS_SOLD)],
                     invoice_title=VOUCHER_BUYER["name"], invoice_tax_no=VOUCHER_BUYER["credit_code"],
                     note="演示数据：员工节日福利提货券",

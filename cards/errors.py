@@ -45,22 +45,39 @@ class CardLimitExceeded(LimitExceeded):
     default_message = _("This exceeds a card limit.")
 
 
-class InvalidPin(DomainError):
-    """A wrong PIN. The failure is counted after the request's own writes are rolled back (see record)."""
+class _PinCounted:
+    """A PIN refusal whose count (and the card's freeze at the limit) was written, under the card's lock, in the
+    transaction that checked the PIN; the service raises it before any write of its own (card_debit).
 
-    code = "invalid_pin"
-    status = 403
-    default_message = _("Wrong PIN; %(left)s attempts left before the card is frozen.")
+    `keep_writes`: the API commits that transaction with the answer (core.api.PosPostView), so no other request
+    checks a PIN against the old count. A caller that rolls it back calls `after_rollback()` instead.
+    """
+
+    keep_writes = True
 
     def __init__(self, message=None, *, card_id: int, **params):
         super().__init__(message, **params)
         self.card_id = card_id
 
     def after_rollback(self) -> None:
-        """Count the wrong PIN, in the transaction that stores the error answer (freezing the card at the limit)."""
+        """Count the wrong PIN (freezing the card at the limit) again, for a caller that rolled back the
+        transaction that checked it: only then."""
         from cards.services.ledger import card_pin_failure_record
 
         card_pin_failure_record(card_id=self.card_id)
+
+
+class InvalidPin(_PinCounted, DomainError):
+    """A wrong PIN, counted; the message says how many attempts are left, or that the card is now frozen."""
+
+    code = "invalid_pin"
+    status = 403
+    default_message = _("Wrong PIN; %(left)s attempts left before the card is frozen.")
+
+
+class PinLocked(_PinCounted, CardInactive):
+    """A card whose wrong PINs had reached the limit: refused without its PIN being compared, and frozen
+    (reason: PIN) in the same transaction if it was still active (a limit lowered since, a card brought over)."""
 
 
 class AlreadyReversed(DomainError):

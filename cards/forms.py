@@ -61,7 +61,8 @@ class DeskOrderForm(forms.Form):
     buyer_phone = forms.CharField(label=_("Contact phone"), max_length=30, required=False,
                                   widget=_text(inputmode="tel"))
     agent_name = forms.CharField(label=_("Agent name"), max_length=100, required=False, widget=_text(),
-                                 help_text=_("Only when someone buys on the buyer's behalf."))
+                                 help_text=_("When someone buys on the buyer's behalf, and always when a company "
+                                             "buys (经办人)."))
     agent_id_type = forms.ChoiceField(label=_("Agent ID type"), choices=ID_TYPES,
                                       initial=SaleOrder.IdType.RESIDENT_ID, required=False)
     agent_id_number = forms.CharField(label=_("Agent ID number"), max_length=30, required=False, widget=_text())

@@ -117,6 +117,7 @@ class Problem(IntFlag):
     HOLDER_NOT_FOUND = 1 << 20
     HOLDER_AMBIGUOUS = 1 << 21
     STORE_UNKNOWN = 1 << 22
+    STATUS_EXPIRED_REGISTERED = 1 << 23
 
 
 _COLUMN_OF = {  # the problem's name starts with ...: the column it is about
@@ -154,6 +155,9 @@ def _message(problem: Problem, params: dict) -> str:
         Problem.HOLDER_AMBIGUOUS: gettext(
             "The number %(value)s belongs to several members; write the member's own number."),
         Problem.STORE_UNKNOWN: gettext("No store has the code %(value)s."),
+        Problem.STATUS_EXPIRED_REGISTERED: gettext(
+            "A %(product)s card is registered (记名卡): registered cards never expire (prepaid card rules), so it "
+            "cannot be imported as %(value)s. Write active (or frozen) instead; its balance stays the holder's."),
     }
     if problem == Problem.CARD_NO_TAKEN:
         if params.get("source"):
@@ -222,6 +226,7 @@ class _Product:
     code: str
     cap: Decimal  # the product's limit, never above the rules' limit for its kind (card_cap)
     validity_months: int | None
+    registered: bool = False  # registered cards (记名卡) never expire
 
 
 @dataclass
@@ -242,7 +247,8 @@ class _Reference:
         for product in rows:
             rule_cap = rules.registered_max_balance if product.is_registered else rules.bearer_max_balance
             by_pk[product.pk] = _Product(pk=product.pk, code=product.code, cap=min(product.max_balance, rule_cap),
-                                         validity_months=product.validity_months)
+                                         validity_months=None if product.is_registered else product.validity_months,
+                                         registered=product.is_registered)
         # A code wins over another product's name.
         for product in rows:
             products[product.name.strip().upper()] = by_pk[product.pk]
@@ -331,6 +337,8 @@ def row_clean(row: TableRow, reference: _Reference) -> _Checked:
         problems |= Problem.STATUS_EMPTY
     elif status is None:
         problems |= Problem.STATUS_UNKNOWN
+    elif status == Card.Status.EXPIRED and product is not None and product.registered:
+        problems |= Problem.STATUS_EXPIRED_REGISTERED
 
     balance = None
     balance_text = get("balance", "").replace(",", "")
@@ -608,7 +616,8 @@ class _CopyImport(_Import):
     def _check(self, cursor) -> None:
         """One statement: every row's values and problems, against the reference, the file and the cards there."""
         reference = self.reference
-        products = [(key, p.pk, str(p.cap), p.validity_months) for key, p in reference.products.items()]
+        products = [(key, p.pk, str(p.cap), p.validity_months, p.registered)
+                    for key, p in reference.products.items()]
         stores = [(code, pk, legal_entity) for code, (pk, legal_entity) in reference.stores.items()]
         statuses = [(word, status, reason) for word, (status, reason) in STATUS_WORDS.items()]
         params = {
@@ -617,6 +626,7 @@ class _CopyImport(_Import):
             "source": self.source, "issued": text_array(ISSUED),
             "product_keys": text_array(p[0] for p in products), "product_ids": [p[1] for p in products],
             "product_caps": [p[2] for p in products], "product_months": [p[3] for p in products],
+            "product_registered": [p[4] for p in products],
             "store_codes": text_array(s[0] for s in stores), "store_ids": [s[1] for s in stores],
             "store_entities": [s[2] for s in stores],
             "status_words": text_array(s[0] for s in statuses), "status_values": text_array(s[1] for s in statuses),
@@ -664,7 +674,8 @@ class _CopyImport(_Import):
             GROUP BY card_no HAVING count(*) > 1
         ),
         products AS (SELECT * FROM unnest(%(product_keys)s::text[], %(product_ids)s::bigint[],
-            %(product_caps)s::numeric[], %(product_months)s::int[]) AS p(key, id, cap, months)),
+            %(product_caps)s::numeric[], %(product_months)s::int[], %(product_registered)s::boolean[])
+            AS p(key, id, cap, months, registered)),
         stores AS (SELECT * FROM unnest(%(store_codes)s::text[], %(store_ids)s::bigint[],
             %(store_entities)s::bigint[]) AS s(code, id, legal_entity_id)),
         statuses AS (SELECT * FROM unnest(%(status_words)s::text[], %(status_values)s::text[],
@@ -683,7 +694,7 @@ class _CopyImport(_Import):
                 CASE WHEN t.amount_shaped THEN t.balance::numeric END AS amount,
                 {issued_at} AS issued_at,
                 {expires_at} AS expires_at,
-                p.id AS product_id, p.cap, p.months, st.status, st.freeze_reason,
+                p.id AS product_id, p.cap, p.months, p.registered, st.status, st.freeze_reason,
                 s.id AS store_id, s.legal_entity_id, h.found, h.member_id,
                 r.first_row, e.legacy_source AS existing_source
             FROM parsed t
@@ -709,7 +720,8 @@ class _CopyImport(_Import):
                   WHEN v.existing_source <> %(source)s THEN %(CARD_NO_TAKEN)s ELSE 0 END)
             + (CASE WHEN v.product = '' THEN %(PRODUCT_EMPTY)s
                     WHEN v.product_id IS NULL THEN %(PRODUCT_UNKNOWN)s ELSE 0 END)
-            + (CASE WHEN v.word = '' THEN %(STATUS_EMPTY)s WHEN v.status IS NULL THEN %(STATUS_UNKNOWN)s ELSE 0 END)
+            + (CASE WHEN v.word = '' THEN %(STATUS_EMPTY)s WHEN v.status IS NULL THEN %(STATUS_UNKNOWN)s
+                    WHEN v.status = 'expired' AND v.registered THEN %(STATUS_EXPIRED_REGISTERED)s ELSE 0 END)
             + (CASE WHEN v.balance = '' THEN %(BALANCE_EMPTY)s
                     WHEN v.amount IS NULL THEN %(BALANCE_NOT_AMOUNT)s
                     WHEN v.amount < 0 THEN %(BALANCE_NEGATIVE)s

@@ -2,15 +2,16 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils.translation import gettext
 
-from cards.models import Card, CardProduct, CardTransfer, CardTransferItem
+from cards.models import Card, CardProduct, CardRules, CardTransfer, CardTransferItem
 from stores.models import Store
 from stores.queries import user_store_ids
 
 __all__ = [
-    "STOCK_STATUSES", "StockRow", "card_ranges", "stock_cards_visible_to", "stock_overview", "transfer_card_numbers",
+    "STOCK_STATUSES", "StockRow", "card_ranges", "cards_above_cap",
+    "stock_cards_visible_to", "stock_overview", "transfer_card_numbers",
     "transfers_visible_to",
 ]
 
@@ -37,6 +38,21 @@ class StockRow:
     @property
     def status_label(self) -> str:
         return str(Card.Status(self.status).label)
+
+
+def cards_above_cap(cards: QuerySet | None = None, *, rules: CardRules | None = None) -> QuerySet:
+    """Cards holding more than their cap today (card_cap: the product's limit, never above the rules' for its kind).
+
+    They were loaded before a cap was lowered: the ledger refuses them any further load, top-up or refund until
+    they are spent below it, and headquarters follows them up from this list.
+    """
+    rules = rules or CardRules.current()
+    cards = Card.objects.all() if cards is None else cards
+    return cards.filter(
+        Q(balance__gt=F("product__max_balance"))
+        | Q(product__kind=CardProduct.Kind.REGISTERED, balance__gt=rules.registered_max_balance)
+        | Q(product__kind=CardProduct.Kind.BEARER, balance__gt=rules.bearer_max_balance)
+    )
 
 
 def stock_cards_visible_to(user) -> QuerySet:

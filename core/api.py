@@ -131,8 +131,12 @@ class PosPostView(APIView):
     back, so a replay gets the same status and body. (The success path, the busy
     one, needs no savepoint: an error rolls back everything, the claim of the key
     included, and the error's answer is claimed and stored afresh.) An error with an `after_rollback`
-    method has it called in that second transaction: what must stay although the request failed (a wrong
-    PIN counted towards freezing the card) is written once, not again on a replay.
+    method has it called in that second transaction: what must stay although the request failed (an unknown
+    card number counted as a guess) is written once, not again on a replay. An error whose `keep_writes` is
+    true is not rolled back: it was raised after the only writes the request made besides its key, and they
+    must stay (a wrong PIN counted, and the card frozen at the limit, under the card's lock: counted after a
+    rollback, other requests would check PINs against the old count meanwhile). Its answer is stored in the
+    request's own transaction, which commits; its `after_rollback` is not called.
     """
 
     def create(self, request, *args, **kwargs) -> Response:
@@ -153,7 +157,7 @@ class PosPostView(APIView):
             except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
                 error = exc
                 response = self.handle_exception(exc)
-            if response.status_code < 400:
+            if response.status_code < 400 or getattr(error, "keep_writes", False):
                 return self._answer(record, response)
             transaction.set_rollback(True)
         with transaction.atomic():

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from approvals.admin import ApprovalHistoryInline
@@ -34,6 +34,7 @@ from cards.models import (
     CardTransaction,
     SaleOrder,
 )
+from cards.queries import cards_above_cap
 from cards.services import operations
 from cards.services.ledger import card_cap
 from core.admin import BaseAdmin, ReadOnlyAdminMixin, ScopedAdminMixin
@@ -181,9 +182,25 @@ class CardRulesAdmin(BaseAdmin):
                                                  "person_transfer_from", "split_window_days",
                                                  "group_approval_from"]}),
         (_("validity and PINs"), {"fields": ["bearer_min_validity_months", "pin_attempts"]}),
-        (_("escrow and reporting"), {"fields": ["escrow_rate", "escrow_guarantee", "revenue_alert_share",
-                                                "last_year_revenue"]}),
+        (_("escrow and reporting"), {"fields": ["issuer_type", "escrow_rate", "escrow_guarantee",
+                                                "revenue_alert_share", "last_year_revenue"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not {"registered_max_balance", "bearer_max_balance"} & set(form.changed_data):
+            return
+        # A lowered cap holds for every later load; what cards hold already stays theirs, listed for follow-up.
+        above = cards_above_cap(rules=obj).count()
+        if above:
+            url = reverse("admin:cards_card_changelist") + f"?{AboveCapFilter.parameter_name}=yes"
+            self.message_user(request, format_html(
+                '{} <a href="{}">{}</a>',
+                ngettext("%(count)d card holds more than the new cap; it takes no further loads until spent below "
+                         "it.", "%(count)d cards hold more than the new cap; they take no further loads until spent "
+                         "below it.", above) % {"count": above},
+                url, gettext("List them for follow-up"),
+            ), messages.WARNING)
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not CardRules.objects.exists()
@@ -303,12 +320,27 @@ OPERATIONS = {operation.slug: operation for operation in [
     Operation("adjust", _("Request a balance adjustment"), AdjustForm,
               lambda card: card.status not in (Card.Status.INACTIVE, Card.Status.CLOSED),
               _("Request the adjustment"), (PERMISSION_SERVE, PERMISSION_ADJUST)),
-    Operation("write-off", _("Request a write-off"), ReasonForm, _expired_with_balance, _("Request the write-off"),
+    # Registered cards never expire, so their balance is never written off (prepaid card rules: validity).
+    Operation("write-off", _("Request a write-off"), ReasonForm,
+              lambda card: not card.product.is_registered and _expired_with_balance(card), _("Request the write-off"),
               (PERMISSION_SERVE, PERMISSION_ADJUST)),
 ]}
 
 
 # --- cards ----------------------------------------------------------------------------------------
+
+
+class AboveCapFilter(admin.SimpleListFilter):
+    """Cards above today's cap (loaded before a cap was lowered), for headquarters to follow up."""
+
+    title = _("cap")
+    parameter_name = "above_cap"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("above today's cap"))]
+
+    def queryset(self, request, queryset):
+        return cards_above_cap(queryset) if self.value() == "yes" else queryset
 
 
 class LocationFilter(StoreFilter):
@@ -334,7 +366,7 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
     export_select_related = ["replaced_by"]
     list_display = ["card_no", "product", "status", "balance", "stock_status", "location", "sold_store",
                     "expires_at", "holder"]
-    list_filter = ["product", "status", "stock_status", LocationFilter, SoldStoreFilter]
+    list_filter = ["product", "status", "stock_status", LocationFilter, SoldStoreFilter, AboveCapFilter]
     list_select_related = ["product", "location", "sold_store", "member"]
     show_full_result_count = False
     paginator = CappedCountPaginator

@@ -59,11 +59,27 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
     sheet.append([gettext("Total"), "", *report.at_quarter_ends, report.outstanding, report.escrow_before_guarantee])
     sheet.append([])
     sheet.append([gettext("escrow rate"), report.escrow_rate])
+    sheet.append([gettext("card balances at the previous quarter end"), report.card_base])
+    sheet.append([gettext("pickup vouchers at the previous quarter end"), report.voucher_base])
     sheet.append([gettext("outstanding at the previous quarter end"), report.escrow_base])
     sheet.append([gettext("less guarantee"), report.guarantee])
     sheet.append([gettext("required escrow this quarter"), report.escrow])
     if report.alert:
         sheet.append([gettext("alert"), report.alert.message])
+    if report.alert_off:
+        sheet.append([gettext("alert"), report.alert_off])
+    sheet.append([gettext("pickup vouchers"), gettext(
+        "Included in the figures above at the price paid for what is left: remaining units × the batch's price per "
+        "voucher ÷ the voucher's units, expired vouchers too.")])
+    voucher_rows = [row for row in report.rows if any(row.vouchers_at_quarter_ends) or row.vouchers]
+    if voucher_rows:
+        sheet.append([])
+        sheet.append([gettext("of which pickup vouchers"), ""]
+                     + [gettext("at %(day)s") % {"day": _quarter_label(day)} for day in report.quarter_ends]
+                     + [gettext("now")])
+        for row in voucher_rows:
+            sheet.append([escape_cell(row.label), escape_cell(row.filing_no), *row.vouchers_at_quarter_ends,
+                          row.vouchers])
     return xlsx_response(workbook, f"prepaid-liability-{timezone.localdate():%Y%m%d}.xlsx")
 
 

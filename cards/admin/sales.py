@@ -17,13 +17,14 @@ from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 
 from approvals.admin import ApprovalHistoryInline
-from cards.models import SaleLine, SaleOrder, SalePayment, SaleVoucherLine
+from cards.liability import revenue_alert_off_reason
+from cards.models import CardRules, SaleLine, SaleOrder, SalePayment, SaleVoucherLine
 from cards.services import sales as services
 from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin
 from core.errors import DomainError
 from core.files import escape_cell, xlsx_response
 from core.pii import mask_phone
-from stores.queries import user_can_see_store
+from stores.queries import user_can_see_store, user_is_hq
 
 # Actions call a service per order: more than this belongs in several runs.
 MAX_ACTION_ORDERS = 200
@@ -66,11 +67,13 @@ class SaleOrderForm(forms.ModelForm):
     )
     buyer_id_number = forms.CharField(
         label=_("buyer ID number"), max_length=30, required=False,
-        help_text=_("Resident IDs are checked (GB 11643). On a saved order, leave empty to keep the one on file."),
+        help_text=_("Resident IDs are checked (GB 11643). On a saved order, leave empty to keep the one on file; "
+                    "another buyer name or ID type asks for the ID again."),
     )
     agent_id_number = forms.CharField(
         label=_("agent ID number"), max_length=30, required=False,
-        help_text=_("When someone buys on the buyer's behalf. Leave empty to keep the one on file."),
+        help_text=_("When someone buys on the buyer's behalf, and always for a company (经办人). Leave empty to keep "
+                    "the one on file; another agent name or ID type asks for the ID again."),
     )
 
     class Meta:
@@ -300,6 +303,22 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
         # The real-name record is kept at least five years (prepaid card rules): orders are cancelled, never deleted.
         return False
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "GET":
+            self._revenue_alert_off_warn(request, self.get_object(request, object_id) if object_id else None)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _revenue_alert_off_warn(self, request, order: SaleOrder | None) -> None:
+        """Headquarters is told, where it sells cards, that the issuer's revenue alert cannot fire (no revenue)."""
+        if not user_is_hq(request.user):
+            return
+        reason = revenue_alert_off_reason(CardRules.current())
+        if not reason:
+            return
+        if order is not None and order.store_id is not None:
+            issuer = order.store.format.legal_entity
+            reason = gettext("Cards sold by %(issuer)s: %(reason)s") % {"issuer": issuer.name, "reason": reason}
+        self.message_user(request, reason, messages.WARNING)
 
     def save_model(self, request, obj, form, change):
         store = form.cleaned_data.get("store") or obj.store
@@ -365,6 +384,7 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
         self._each(request, queryset, lambda order: services.sale_order_pay(order=order, actor=request.user),
                    lambda n: ngettext("%(count)d order paid; its cards are active.",
                                       "%(count)d orders paid; their cards are active.", n) % {"count": n})
+        self._revenue_alert_off_warn(request, None)
 
     @admin.action(description=_("Cancel selected unpaid orders"), permissions=["change"])
     def cancel_orders(self, request, queryset):

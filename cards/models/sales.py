@@ -59,6 +59,10 @@ class SaleOrder(models.Model):
                                        editable=False)
     buyer_id_sealed = models.TextField(_("buyer ID (sealed)"), blank=True, editable=False)
     buyer_id_masked = models.CharField(_("buyer ID"), max_length=32, blank=True, editable=False)
+    buyer_id_name = models.CharField(
+        _("name on the buyer ID"), max_length=100, blank=True, editable=False,
+        help_text=_("The buyer's name the ID was recorded with: another name or ID type asks for the ID again."),
+    )
     buyer_credit_code = models.CharField(
         _("unified social credit code"), max_length=18, blank=True, db_index=True,
     )
@@ -73,6 +77,10 @@ class SaleOrder(models.Model):
     agent_id_digest = models.CharField(_("agent ID digest"), max_length=64, blank=True, editable=False)
     agent_id_sealed = models.TextField(_("agent ID (sealed)"), blank=True, editable=False)
     agent_id_masked = models.CharField(_("agent ID"), max_length=32, blank=True, editable=False)
+    agent_id_name = models.CharField(
+        _("name on the agent ID"), max_length=100, blank=True, editable=False,
+        help_text=_("The agent's name the ID was recorded with: another name or ID type asks for the ID again."),
+    )
     agent_phone = models.CharField(_("agent phone"), max_length=20, blank=True)
     face_total = models.DecimalField(_("loaded onto cards"), **MONEY, default=Decimal("0.00"))
     voucher_total = models.DecimalField(_("pickup vouchers"), **MONEY, default=Decimal("0.00"))
@@ -83,14 +91,19 @@ class SaleOrder(models.Model):
     )
     amount_due = models.DecimalField(_("amount due"), **MONEY, default=Decimal("0.00"))
     invoice_title = models.CharField(_("invoice title"), max_length=100, blank=True)
-    invoice_tax_no = models.CharField(_("invoice taxpayer number"), max_length=20, blank=True)
+    invoice_tax_no = models.CharField(
+        _("invoice taxpayer number"), max_length=20, blank=True, db_index=True,
+        help_text=_("A buyer invoiced to a company counts as a company for the non-cash rule; orders with the same "
+                    "taxpayer number are added up for the limits."),
+    )
     invoice_item_code = models.CharField(
         _("invoice item code"), max_length=10, default="601",
         help_text=_("601 预付卡销售和充值: a not-taxable general invoice (税务总局公告2016年第53号)."),
     )
     split_suspected = models.BooleanField(
         _("looks split"), default=False,
-        help_text=_("This buyer's orders in the rules' window add up past a limit each order stays under."),
+        help_text=_("This order stays under a limit that it passes added to its buyer's earlier orders in the rules' "
+                    "window."),
     )
     note = models.CharField(_("note"), max_length=200, blank=True)
     created_by = models.ForeignKey(

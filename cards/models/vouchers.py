@@ -1,5 +1,7 @@
 """Pickup vouchers (提货券): B2B vouchers for a quantity of given goods, redeemed at any store in parts."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -105,6 +107,12 @@ class VoucherBatch(models.Model):
         return self.batch_no
 
 
+def voucher_value(*, units_left: int, price: Decimal, units: int) -> Decimal:
+    """What `units_left` units of a voucher are worth: at the price paid per unit, its batch's price per voucher
+    divided by the voucher's units. Unrounded: round a total once, not each voucher."""
+    return Decimal(price) * units_left / units
+
+
 class Voucher(models.Model):
     """One pickup voucher. `remaining` is a cache of its ledger (units still to hand out)."""
 
@@ -155,6 +163,11 @@ class Voucher(models.Model):
     @property
     def code_masked(self) -> str:
         return f"{self.code[:4]}****{self.code[-4:]}" if len(self.code) > 8 else self.code
+
+    @property
+    def outstanding_value(self) -> Decimal:
+        """The remaining units at the price paid per unit (prepaid funds still owed: DESIGN section 7)."""
+        return voucher_value(units_left=self.remaining, price=self.batch.price, units=self.units)
 
 
 class VoucherLedgerEntry(models.Model):

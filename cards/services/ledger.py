@@ -25,6 +25,7 @@ from cards.errors import (
     CardStatusChangeRefused,
     InsufficientBalance,
     InvalidPin,
+    PinLocked,
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRules
 from core.ledgers import cause_fields
@@ -121,10 +122,15 @@ def pin_hash(card_no: str, pin: str) -> str:
 
 
 def card_pin_check(card: Card, pin) -> None:
-    """Check the PIN of a card that has one. Raise CardInvalid (missing or malformed) or InvalidPin.
+    """Check the PIN of a card that has one. Raise CardInvalid (missing or malformed), InvalidPin or PinLocked.
 
-    A wrong PIN is counted by InvalidPin.after_rollback (the API calls it once the request's writes are rolled
-    back; other callers call it themselves), so the count survives the failed request.
+    Call it with the card read under its row lock, in the transaction of the request (card_debit does): the
+    check and its count are then one step, and no other request checks a PIN against a count this one has not
+    yet raised. A wrong PIN is counted here, by one UPDATE bounded by the rules' limit, and at the limit the
+    card is frozen (reason: PIN) with its event, in that same transaction; the API commits it with the answer
+    (`keep_writes`). A card whose count has reached the limit is refused without its PIN being compared, and a
+    right PIN clears the count only while it is below the limit. A caller that rolls its transaction back
+    calls the error's `after_rollback()` to count the wrong PIN again there.
     """
     if not card.pin_hash:
         return
@@ -133,30 +139,74 @@ def card_pin_check(card: Card, pin) -> None:
         raise CardInvalid(fields={"pin": [gettext("This card needs its PIN.")]})
     if not PIN_PATTERN.match(pin):
         raise CardInvalid(fields={"pin": [gettext("A PIN is six digits.")]})
-    if hmac.compare_digest(pin_hash(card.card_no, pin), card.pin_hash):
-        if card.pin_failures:
-            Card.objects.filter(pk=card.pk).update(pin_failures=0)
-            card.pin_failures = 0
-        return
     limit = CardRules.current().pin_attempts
-    left = max(limit - card.pin_failures - 1, 0)
-    if left == 0:
-        raise InvalidPin(
-            gettext("Wrong PIN; the card is now frozen. The holder can unfreeze it at a service desk."),
-            card_id=card.pk,
+    if card.pin_failures >= limit:
+        raise _pin_locked(card)
+    if hmac.compare_digest(pin_hash(card.card_no, pin), card.pin_hash):
+        # Bounded too: a count that reached the limit since the card was read (by a caller without its lock)
+        # is never cleared by a right PIN.
+        if card.pin_failures and not Card.objects.filter(pk=card.pk, pin_failures__lt=limit).update(pin_failures=0):
+            raise _pin_locked(card)
+        card.pin_failures = 0
+        return
+    counted = _pin_failure_add(card.pk, limit)
+    if counted is None:  # the limit was reached since the card was read (a caller without its lock)
+        raise _pin_locked(card)
+    card.pin_failures, status = counted
+    if card.pin_failures < limit:
+        raise InvalidPin(card_id=card.pk, left=limit - card.pin_failures)
+    if status == Card.Status.ACTIVE:
+        _pin_freeze(card)
+    raise InvalidPin(
+        gettext("Wrong PIN; the card is now frozen. The holder can unfreeze it at a service desk."),
+        card_id=card.pk,
+    )
+
+
+def _pin_failure_add(card_id: int, limit: int) -> tuple[int, str] | None:
+    """One wrong PIN more, by one UPDATE that never takes the count past the limit (and locks the card's row).
+
+    Return the count and the card's status after it, or None when the count had already reached the limit.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE cards_card SET pin_failures = pin_failures + 1 WHERE id = %s AND pin_failures < %s "
+            "RETURNING pin_failures, status",
+            [card_id, limit],
         )
-    raise InvalidPin(card_id=card.pk, left=left)
+        return cursor.fetchone()
+
+
+def _pin_freeze(card: Card) -> None:
+    card_status_change(card=card, status=Card.Status.FROZEN, event=CardEvent.Kind.PIN_LOCKED,
+                       freeze_reason=Card.FreezeReason.PIN)
+
+
+def _pin_locked(card: Card) -> PinLocked:
+    """The refusal of a card whose count is at the limit, frozen now (with its event) if it was still active.
+
+    The count reaches the limit in the transaction that freezes the card, so an active card here is one whose
+    count was raised before the limit was lowered, or one brought over with its count.
+    """
+    status = Card.objects.filter(pk=card.pk).values_list("status", flat=True).get()
+    if status == Card.Status.ACTIVE:
+        _pin_freeze(card)
+        status = Card.Status.FROZEN
+    return PinLocked(card_id=card.pk, card_no=card.card_no, status=Card.Status(status).label)
 
 
 @transaction.atomic
 def card_pin_failure_record(*, card_id: int) -> Card:
-    """Count one wrong PIN; at the rules' limit the card is frozen (reason: PIN) with an event."""
-    card = Card.objects.select_for_update().select_related("product").get(pk=card_id)
-    card.pin_failures += 1
-    Card.objects.filter(pk=card.pk).update(pin_failures=card.pin_failures)
-    if card.pin_failures >= CardRules.current().pin_attempts and card.status == Card.Status.ACTIVE:
-        card_status_change(card=card, status=Card.Status.FROZEN, event=CardEvent.Kind.PIN_LOCKED,
-                           freeze_reason=Card.FreezeReason.PIN)
+    """Count one wrong PIN, never past the rules' limit; at the limit the card is frozen (reason: PIN) with an event.
+
+    For a caller whose transaction, in which card_pin_check counted the PIN, was rolled back
+    (InvalidPin.after_rollback).
+    """
+    limit = CardRules.current().pin_attempts
+    _pin_failure_add(card_id, limit)
+    card = Card.objects.select_related("product").get(pk=card_id)
+    if card.pin_failures >= limit and card.status == Card.Status.ACTIVE:
+        _pin_freeze(card)
     return card
 
 

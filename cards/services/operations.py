@@ -32,6 +32,7 @@ from cards.errors import (
     InsufficientBalance,
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardReturn, CardRules, SaleOrder
+from cards.models.products import LEGAL_BEARER_MIN_VALIDITY_MONTHS
 from cards.services.ledger import card_cap, card_event, card_no_clean, card_post, card_status_change, money_clean
 from core.errors import Forbidden
 from core.pii import InvalidPersonalData, mask_id_number, pii_encrypt
@@ -156,10 +157,11 @@ def _holder_verify(card: Card, *, holder_name: str, id_type: str, id_number: str
 
 
 def _expiry_for(product: CardProduct, *, now: datetime, rules: CardRules) -> datetime | None:
-    """When a bearer card activated or reactivated now expires: at least the rules' minimum validity."""
+    """When a card activated or reactivated now expires: never for a registered card (the law gives it no
+    expiry, whatever its product says); a bearer card at least the rules' minimum, never under 3 years."""
     if product.is_registered:
         return None
-    months = max(product.validity_months or 0, rules.bearer_min_validity_months)
+    months = max(product.validity_months or 0, rules.bearer_min_validity_months, LEGAL_BEARER_MIN_VALIDITY_MONTHS)
     local = timezone.localtime(now)
     day = months_add(local.date(), months)
     return local.replace(year=day.year, month=day.month, day=day.day)
@@ -573,14 +575,33 @@ def _card_adjust_execute(request: ApprovalRequest) -> None:
               reason=request.reason, cause=request, cap=card_cap(card))
 
 
+def _write_off_allowed(card: Card) -> None:
+    """Only a bearer card past its expiry, with a balance, is ever written off: registered cards never expire.
+
+    Raise CardRuleBroken (registered card), CardOperationRefused (not expired, still within its validity, nothing
+    on it).
+    """
+    if card.product.is_registered:
+        raise CardRuleBroken(gettext(
+            "Card %(card_no)s is a registered card (记名卡): registered cards never expire and their balance is never "
+            "written off (prepaid card rules: validity). Reactivate the card instead."
+        ) % {"card_no": card.card_no})
+    _expired_with_balance(card)
+    if card.expires_at is not None and card.expires_at > timezone.now():
+        raise _refused(gettext("card %(card_no)s is valid until %(expires_at)s; only a card past its expiry is "
+                               "written off.")
+                       % {"card_no": card.card_no, "expires_at": timezone.localtime(card.expires_at).date()})
+
+
 @transaction.atomic
 def card_write_off_request(*, card: Card, reason: str, requested_by, store=None) -> ApprovalRequest:
-    """Ask to write off the balance of an expired card (an `expire` entry), only ever through approval.
+    """Ask to write off the balance of an expired bearer card (an `expire` entry), only ever through approval.
 
-    Raise CardOperationRefused (not expired, nothing on it), CardInvalid, ApprovalAlreadyPending.
+    Raise CardRuleBroken (a registered card), CardOperationRefused (not expired, nothing on it), CardInvalid,
+    ApprovalAlreadyPending.
     """
     card = _card_for(card)
-    _expired_with_balance(card)
+    _write_off_allowed(card)
     reason = _reason_clean(reason)
     return approval_request_submit(
         action=CARD_WRITE_OFF, subject=card, requested_by=requested_by, reason=reason, amount=card.balance,
@@ -591,7 +612,7 @@ def card_write_off_request(*, card: Card, reason: str, requested_by, store=None)
 def _card_write_off_execute(request: ApprovalRequest) -> None:
     """Write off what the approver saw; a card reactivated or changed since is refused and left as it is."""
     card = _lock_cards(int(request.payload["card_id"]))[0]
-    _expired_with_balance(card)
+    _write_off_allowed(card)
     amount = Decimal(request.payload["amount"])
     if card.balance != amount:
         raise _refused(gettext("the balance of card %(card_no)s changed from %(then)s to %(now)s since the request; "

@@ -268,8 +268,10 @@ def card_debit(
 ) -> CardTransaction:
     """Pay `amount` less any programme discount with a card, all or nothing.
 
-    Raise CardInvalid, CardNotFound, CardInactive, CardExpired, InvalidPin (whose `after_rollback()` the
-    caller calls once its transaction is rolled back: the API does), InsufficientBalance.
+    Raise CardInvalid, CardNotFound, CardInactive, CardExpired, InvalidPin or PinLocked, InsufficientBalance.
+    A wrong PIN is checked and counted under the card's lock before anything is written (card_pin_check): the
+    API commits that count with its answer (`keep_writes`); a caller whose transaction (or card_debit's own)
+    is rolled back calls the error's `after_rollback()`.
     """
     card_no = card_no_clean(card_no)
     amount = money_clean(amount)

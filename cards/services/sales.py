@@ -5,23 +5,21 @@ An order is written as a draft (cards, pickup vouchers, amounts, buyer, invoice,
 activates every voucher in one transaction. Vouchers (提货券) are sold under the same rules as cards: the
 order's whole total counts for the non-cash, approval and split limits, and a voucher order is real-name.
 The same functions serve the admin's corporate group sales and the desk's walk-in sales, so one rule holds
-everywhere. Every refusal of a rule names the rule (商务部令2012年第9号, 税务总局公告2016年第53号).
+everywhere. The rules themselves (real name, non-cash, split orders, filing number) are cards.rules; this module
+resolves the cards and vouchers, writes the orders and runs their approval and payment.
 """
 
 import calendar
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from stdnum.cn import uscc
 
 from approvals import registry
 from approvals.models import ApprovalRequest
@@ -39,23 +37,24 @@ from cards.models import (
     Voucher,
     VoucherBatch,
 )
+from cards.rules import (
+    OrderFacts,
+    PartyInput,
+    PaymentInput,
+    SaleOrderInvalid,
+    issuer_filing_check,
+    order_rules_check,
+    party_values,
+)
 from cards.services import vouchers as voucher_services
 from cards.services.ledger import card_cap, card_for_use, card_post, card_status_change, money_clean
 from core.errors import Forbidden
-from core.pii import (
-    InvalidPersonalData,
-    mask_id_number,
-    normalize_id_number,
-    phone_validate,
-    pii_digest,
-    pii_encrypt,
-    resident_id_parse,
-)
 from stores.queries import user_can_see_store
 
 __all__ = [
     "OPEN_STATUSES",
     "SALE_APPROVE",
+    "SALE_SPLIT_APPROVE",
     "PartyInput",
     "PaymentInput",
     "SaleForbidden",
@@ -79,18 +78,16 @@ __all__ = [
 ]
 
 SALE_APPROVE = "cards.sale_approve"
+# An order that passes a non-cash limit only added to its buyer's earlier orders (cards.rules) is approved under
+# its own action, so its policy and approvers can differ from those of large or discounted orders.
+SALE_SPLIT_APPROVE = "cards.sale_split_approve"
+SALE_ACTIONS = (SALE_APPROVE, SALE_SPLIT_APPROVE)
 OPEN_STATUSES = (SaleOrder.Status.DRAFT, SaleOrder.Status.PENDING, SaleOrder.Status.APPROVED)
 # One order loads at most this many cards: a larger corporate order is several orders.
 MAX_ORDER_CARDS = 10_000
 # Likewise for pickup vouchers: each is activated with its own ledger row when the order is paid.
 MAX_ORDER_VOUCHERS = 10_000
 _ZERO = Decimal("0.00")
-_OTHER_ID = {
-    # Passports and permits: letters and digits of a plausible length.
-    SaleOrder.IdType.PASSPORT: r"^[A-Z0-9]{5,17}$",
-    SaleOrder.IdType.HK_MACAU: r"^[A-Z0-9]{8,11}$",
-    SaleOrder.IdType.TAIWAN: r"^[A-Z0-9]{8,10}$",
-}
 _LINE = re.compile(
     r"^(?P<first>[0-9]{6,32})(?:\s*(?:-|~|–|至|到)\s*(?P<last>[0-9]{6,32}))?"
     r"(?:[\s,;，；]+(?P<amount>\S+))?$"
@@ -101,32 +98,11 @@ _VOUCHER_LINE = re.compile(
 )
 
 
-class SaleOrderInvalid(CardInvalid):
-    """Details of a sale order that fail validation; `fields` names each field."""
-
-    default_message = _("Some details of the card order are not valid.")
-
-
 class SaleForbidden(Forbidden):
     default_message = _("You may not sell cards for this store.")
 
 
 # --- input ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class PartyInput:
-    """A buyer or an agent as typed: a person (name, ID, phone) or a company (name, credit code, contact)."""
-
-    name: str = ""
-    id_type: str = ""
-    id_number: str = ""
-    phone: str = ""
-    credit_code: str = ""
-    address: str = ""
-
-    def is_empty(self) -> bool:
-        return not any((self.name.strip(), self.id_number.strip(), self.phone.strip(), self.credit_code.strip()))
 
 
 @dataclass
@@ -152,17 +128,6 @@ class VoucherLineInput:
     first: int
     last: int | None = None
     line: int = 0
-
-
-@dataclass
-class PaymentInput:
-    method: str
-    amount: Decimal
-    reference: str = ""
-    payer_account_name: str = ""
-    payer_account_no: str = ""
-    payee_account_name: str = ""
-    payee_account_no: str = ""
 
 
 @dataclass
@@ -202,6 +167,9 @@ class SalePlan:
     approval_required: bool
     vouchers: list[tuple[Voucher, Decimal]] = field(default_factory=list)
     voucher_total: Decimal = _ZERO
+    # The non-cash rule the order passes only with its buyer's earlier orders (`summed_orders`): approval needed.
+    split_approval_rule: str = ""
+    summed_orders: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> Decimal:
@@ -279,93 +247,6 @@ def voucher_lines_text(order: SaleOrder) -> str:
     """An order's vouchers written the way staff type them (`VB2026001 1-50`, one batch range a line)."""
     return "\n".join(f"{line.batch_no} {line.first}-{line.last}" if line.last else f"{line.batch_no} {line.first}"
                      for line in voucher_lines_of(order))
-
-
-# --- identities -------------------------------------------------------------------------------------
-
-
-def _id_number_clean(id_type: str, id_number: str) -> tuple[str, str]:
-    """(ID type, normalised number), a resident ID checked by GB 11643; raise InvalidPersonalData."""
-    number = normalize_id_number(id_number)
-    if not number:
-        return "", ""
-    id_type = id_type or SaleOrder.IdType.RESIDENT_ID
-    if id_type == SaleOrder.IdType.RESIDENT_ID:
-        return id_type, resident_id_parse(number).number
-    pattern = _OTHER_ID.get(id_type)
-    if pattern is None:
-        raise InvalidPersonalData(_("Unknown ID type."))
-    if not re.match(pattern, number):
-        raise InvalidPersonalData(_("This is not a valid number for a %(type)s.") % {
-            "type": SaleOrder.IdType(id_type).label})
-    return id_type, number
-
-
-def _party_values(party: PartyInput, *, prefix: str, company: bool, errors: dict, stored=None) -> dict:
-    """Model values of a buyer (prefix buyer) or agent (prefix agent); wrong details go into errors by field.
-
-    With no ID number typed, a stored order's sealed ID is kept: staff only ever see it masked.
-    """
-    values = {f"{prefix}_name": " ".join((party.name or "").split())[:100], f"{prefix}_phone": ""}
-    if len(" ".join((party.name or "").split())) > 100:
-        errors[f"{prefix}_name"] = [gettext("A name has at most 100 characters.")]
-    phone = (party.phone or "").strip()
-    if phone:
-        try:
-            values[f"{prefix}_phone"] = phone_validate(phone)
-        except InvalidPersonalData as error:
-            errors[f"{prefix}_phone"] = [str(error.message)]
-    if company:
-        code = (party.credit_code or "").strip().upper()
-        if code and not uscc.is_valid(code):
-            errors[f"{prefix}_credit_code"] = [gettext(
-                "%(code)s is not a valid unified social credit code (18 characters with a check character)."
-            ) % {"code": code}]
-        values.update(buyer_credit_code=code, buyer_id_type="", buyer_id_digest="", buyer_id_sealed="",
-                      buyer_id_masked="")
-        return values
-    id_fields = (f"{prefix}_id_type", f"{prefix}_id_digest", f"{prefix}_id_sealed", f"{prefix}_id_masked")
-    if not (party.id_number or "").strip() and stored is not None and getattr(stored, f"{prefix}_id_digest"):
-        values.update({name: getattr(stored, name) for name in id_fields})
-        if prefix == "buyer":
-            values["buyer_credit_code"] = ""
-        return values
-    try:
-        id_type, number = _id_number_clean(party.id_type or "", party.id_number or "")
-    except InvalidPersonalData as error:
-        errors[f"{prefix}_id_number"] = [str(error.message)]
-        id_type, number = "", ""
-    values.update({
-        f"{prefix}_id_type": id_type,
-        f"{prefix}_id_digest": pii_digest(number) if number else "",
-        f"{prefix}_id_sealed": pii_encrypt(number) if number else "",
-        f"{prefix}_id_masked": mask_id_number(number),
-    })
-    if prefix == "buyer":
-        values["buyer_credit_code"] = ""
-    return values
-
-
-def _real_name_missing(values: dict, *, company: bool, has_agent: bool) -> list[tuple[str, str]]:
-    """(field, what) of each real-name detail the order lacks."""
-    missing = []
-    if not values["buyer_name"]:
-        missing.append(("buyer_name", gettext("the company name") if company else gettext("the buyer's name")))
-    if company:
-        if not values["buyer_credit_code"]:
-            missing.append(("buyer_credit_code", gettext("the unified social credit code")))
-    elif not values["buyer_id_digest"]:
-        missing.append(("buyer_id_number", gettext("the buyer's ID type and number")))
-    if not values["buyer_phone"]:
-        missing.append(("buyer_phone", gettext("a contact phone")))
-    if has_agent:
-        if not values["agent_name"]:
-            missing.append(("agent_name", gettext("the agent's name")))
-        if not values["agent_id_digest"]:
-            missing.append(("agent_id_number", gettext("the agent's ID type and number")))
-        if not values["agent_phone"]:
-            missing.append(("agent_phone", gettext("the agent's phone")))
-    return missing
 
 
 # --- the checks -------------------------------------------------------------------------------------
@@ -525,55 +406,14 @@ def _check_card(card: Card, amount: Decimal | None, *, kind: str, channel: str, 
     return amount
 
 
-def _transfer_rule(*, data: SaleInput, total: Decimal, rules: CardRules) -> str:
-    """The non-cash rule (非现金) this order's total (cards and vouchers) falls under, as text naming it, or ""
-    when cash is allowed."""
-    if data.remote:
-        return gettext("Non-cash rule (prepaid card rules): an order made remotely or online is paid by bank "
-                       "transfer only.")
-    if data.buyer_type == SaleOrder.BuyerType.COMPANY and total >= rules.company_transfer_from:
-        return gettext("Non-cash rule (prepaid card rules): a company buying %(limit)s or more at once pays by bank "
-                       "transfer only.") % {"limit": rules.company_transfer_from}
-    if data.buyer_type == SaleOrder.BuyerType.PERSON and total >= rules.person_transfer_from:
-        return gettext("Non-cash rule (prepaid card rules): a person buying %(limit)s or more at once pays by bank "
-                       "transfer only.") % {"limit": rules.person_transfer_from}
-    return ""
-
-
-def _split_suspected(*, values: dict, buyer_type: str, total: Decimal, has_bearer: bool, rules: CardRules,
-                     order_id, now) -> bool:
-    """Whether this buyer's orders in the rules' window (cards and vouchers) pass a limit each stays under."""
-    if buyer_type == SaleOrder.BuyerType.COMPANY:
-        if not values["buyer_credit_code"]:
-            return False
-        same_buyer = Q(buyer_credit_code=values["buyer_credit_code"])
-        limits = [rules.company_transfer_from]
-    else:
-        if not values["buyer_id_digest"]:
-            return False
-        same_buyer = Q(buyer_id_digest=values["buyer_id_digest"])
-        limits = [rules.person_transfer_from]
-    if has_bearer:
-        limits.append(rules.bearer_real_name_from)
-    recent = SaleOrder.objects.filter(same_buyer, created_at__gte=now - timedelta(days=rules.split_window_days)) \
-        .exclude(status__in=(SaleOrder.Status.CANCELLED, SaleOrder.Status.REJECTED))
-    if order_id is not None:
-        recent = recent.exclude(pk=order_id)
-    totals = [cards + vouchers for cards, vouchers in recent.values_list("face_total", "voucher_total")]
-    if not totals:
-        return False
-    combined = sum(totals, total)
-    largest = max([*totals, total])
-    return any(largest < limit <= combined for limit in limits if limit > 0)
-
-
 def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
                      payments: list[PaymentInput] | None = None, now=None) -> SalePlan:
     """Check an order against its cards, its pickup vouchers and the prepaid-card rules without writing anything.
 
     `stored` is the order being changed or paid: its own cards and vouchers are not "in another open order"; its
-    sealed IDs stand in for ID numbers not typed again. Raise SaleOrderInvalid (fields), CardRuleBroken
-    (naming the rule) or CardOperationRefused.
+    sealed IDs stand in for ID numbers not typed again under the same name and ID type, and its time places it
+    among its buyer's orders. Raise SaleOrderInvalid (fields), CardRuleBroken (naming the rule) or
+    CardOperationRefused.
     """
     order_id = stored.pk if stored is not None else None
     rules = CardRules.current()
@@ -589,12 +429,11 @@ def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
         errors["store"] = [gettext("Choose the selling store.")]
     company = data.buyer_type == SaleOrder.BuyerType.COMPANY
     same_type = stored is not None and stored.buyer_type == data.buyer_type
-    values = _party_values(data.buyer, prefix="buyer", company=company, errors=errors,
-                           stored=stored if same_type else None)
+    values = party_values(data.buyer, prefix="buyer", company=company, errors=errors,
+                          stored=stored if same_type else None)
     values["buyer_address"] = (data.buyer.address or "").strip()[:200]
     has_agent = not data.agent.is_empty()
-    values.update(_party_values(data.agent, prefix="agent", company=False, errors=errors,
-                                stored=stored if (data.agent.name or "").strip() else None))
+    values.update(party_values(data.agent, prefix="agent", company=False, errors=errors, stored=stored))
     discount = _money_or_error(data.discount, "discount", errors)
     rebate = _money_or_error(data.rebate, "rebate", errors)
     invoice_tax_no = (data.invoice_tax_no or "").strip().upper()
@@ -606,6 +445,7 @@ def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
         errors["vouchers"] = [gettext("A top-up order holds cards only; sell pickup vouchers in a sale order.")]
     if errors:
         raise SaleOrderInvalid(fields=errors)
+    issuer_filing_check(data.store)
     resolved = _resolve_cards(data.lines) if data.lines else []
     busy = _cards_in_open_orders([card.pk for card, _amount in resolved], order_id=order_id)
     cards = []
@@ -627,41 +467,28 @@ def sale_order_check(*, data: SaleInput, stored: SaleOrder | None = None,
         else:
             message = gettext("The discount cannot be more than the cards' total %(total)s.")
         raise SaleOrderInvalid(fields={"discount": [message % {"total": total}]})
-    has_registered = any(card.product.is_registered for card, _amount in cards)
-    has_bearer = any(not card.product.is_registered for card, _amount in cards)
-    real_name = has_registered or bool(vouchers) or (has_bearer and face_total >= rules.bearer_real_name_from)
-    if real_name:
-        missing = _real_name_missing(values, company=company, has_agent=has_agent)
-        if missing:
-            if has_registered:
-                rule = gettext("Real-name rule (prepaid card rules): every sale or top-up of a registered card "
-                               "records the buyer's identity. Missing: %(missing)s.")
-            elif vouchers:
-                rule = gettext("Real-name rule (prepaid card rules): an order with pickup vouchers records the "
-                               "buyer's identity. Missing: %(missing)s.")
-            else:
-                rule = gettext("Real-name rule (prepaid card rules): a bearer-card order of %(limit)s or more "
-                               "records the buyer's identity. Missing: %(missing)s.")
-            message = rule % {"limit": rules.bearer_real_name_from,
-                              "missing": ", ".join(what for _name, what in missing)}
-            raise CardRuleBroken(message, fields={name: [message] for name, _what in missing})
-    transfer_rule = _transfer_rule(data=data, total=total, rules=rules)
-    if payments is not None:
-        _check_payments(payments, transfer_rule=transfer_rule)
-    split = _split_suspected(values=values, buyer_type=data.buyer_type, total=total,
-                             has_bearer=has_bearer, rules=rules, order_id=order_id, now=now)
-    approval = discount > 0 or (data.channel == SaleOrder.Channel.GROUP and total >= rules.group_approval_from)
+    outcome = order_rules_check(OrderFacts(
+        store=data.store, kind=data.kind, remote=bool(data.remote), buyer_type=data.buyer_type,
+        invoice_tax_no=invoice_tax_no, values=values, total=total,
+        has_registered=any(card.product.is_registered for card, _amount in cards),
+        has_bearer=any(not card.product.is_registered for card, _amount in cards), has_vouchers=bool(vouchers),
+        has_agent=has_agent, order_id=order_id, now=now,
+    ), payments=payments, rules=rules)
+    approval = (discount > 0 or (data.channel == SaleOrder.Channel.GROUP and total >= rules.group_approval_from)
+                or bool(outcome.approval_rule))
     values.update(
         kind=data.kind, channel=data.channel, store=data.store, remote=bool(data.remote),
         buyer_type=data.buyer_type, member=data.member, face_total=face_total, voucher_total=voucher_total,
         discount=discount, rebate=rebate, amount_due=total - discount,
         invoice_title=(data.invoice_title or "").strip()[:100], invoice_tax_no=invoice_tax_no,
-        note=(data.note or "").strip()[:200], split_suspected=split,
+        note=(data.note or "").strip()[:200], split_suspected=outcome.split_suspected,
     )
     return SalePlan(cards=cards, face_total=face_total, discount=discount, amount_due=total - discount,
-                    values=values, real_name_required=real_name, transfer_only=bool(transfer_rule),
-                    transfer_rule=transfer_rule, split_suspected=split, approval_required=approval,
-                    vouchers=vouchers, voucher_total=voucher_total)
+                    values=values, real_name_required=outcome.real_name_required,
+                    transfer_only=bool(outcome.transfer_rule), transfer_rule=outcome.transfer_rule,
+                    split_suspected=outcome.split_suspected, approval_required=approval, vouchers=vouchers,
+                    voucher_total=voucher_total, split_approval_rule=outcome.approval_rule,
+                    summed_orders=outcome.summed_orders)
 
 
 def _money_or_error(value, name: str, errors: dict) -> Decimal:
@@ -672,37 +499,6 @@ def _money_or_error(value, name: str, errors: dict) -> Decimal:
     except CardInvalid as error:
         errors.update(error.fields or {})
         return _ZERO
-
-
-def _check_payments(payments: list[PaymentInput], *, transfer_rule: str) -> list[PaymentInput]:
-    """Refuse payment lines that are malformed or break the non-cash rule."""
-    errors: dict[str, list[str]] = {}
-    for number, payment in enumerate(payments, start=1):
-        if payment.method not in SalePayment.Method.values:
-            errors.setdefault("payments", []).append(gettext("Payment %(line)d: unknown method.") % {"line": number})
-            continue
-        try:
-            payment.amount = money_clean(payment.amount, field="payments")
-        except CardInvalid:
-            errors.setdefault("payments", []).append(gettext("Payment %(line)d: the amount must be more than zero "
-                                                             "with at most two decimals.") % {"line": number})
-            continue
-        if payment.method == SalePayment.Method.BANK_TRANSFER:
-            lacking = [label for label, value in (
-                (gettext("payer account name"), payment.payer_account_name),
-                (gettext("payer account number"), payment.payer_account_no),
-                (gettext("payee account name"), payment.payee_account_name),
-                (gettext("payee account number"), payment.payee_account_no),
-            ) if not (value or "").strip()]
-            if lacking:
-                errors.setdefault("payments", []).append(gettext(
-                    "Payment %(line)d: a bank transfer records the %(missing)s (prepaid card rules)."
-                ) % {"line": number, "missing": ", ".join(lacking)})
-    if errors:
-        raise SaleOrderInvalid(fields=errors)
-    if transfer_rule and any(p.method != SalePayment.Method.BANK_TRANSFER for p in payments):
-        raise CardRuleBroken(transfer_rule, fields={"payments": [transfer_rule]})
-    return payments
 
 
 # --- writes -----------------------------------------------------------------------------------------
@@ -764,16 +560,20 @@ def _order_input(order: SaleOrder) -> SaleInput:
 def _recheck(order: SaleOrder, payments: list[PaymentInput] | None = None) -> SalePlan:
     """Check a stored order again: its cards and money now, its stored identity, its own time for the window."""
     data = _order_input(order)
-    data.buyer = PartyInput(name=order.buyer_name, phone=order.buyer_phone, credit_code=order.buyer_credit_code,
-                            address=order.buyer_address)
-    data.agent = PartyInput(name=order.agent_name, phone=order.agent_phone)
+    data.buyer = PartyInput(name=order.buyer_name, id_type=order.buyer_id_type, phone=order.buyer_phone,
+                            credit_code=order.buyer_credit_code, address=order.buyer_address)
+    data.agent = PartyInput(name=order.agent_name, id_type=order.agent_id_type, phone=order.agent_phone)
     return sale_order_check(data=data, stored=order, payments=payments, now=order.created_at)
 
 
-@transaction.atomic
-def sale_order_create(*, data: SaleInput, created_by, payments: list[PaymentInput] | None = None) -> SaleOrder:
-    """Write a draft order after checking it. Raise SaleForbidden, SaleOrderInvalid, CardRuleBroken,
-    CardOperationRefused."""
+def _payments_of(order: SaleOrder) -> list[PaymentInput]:
+    return [PaymentInput(method=p.method, amount=p.amount, reference=p.reference,
+                         payer_account_name=p.payer_account_name, payer_account_no=p.payer_account_no,
+                         payee_account_name=p.payee_account_name, payee_account_no=p.payee_account_no)
+            for p in order.payments.order_by("pk")]
+
+
+def _create(data: SaleInput, created_by, payments: list[PaymentInput] | None) -> tuple[SaleOrder, SalePlan]:
     _ensure_store(created_by, data.store)
     plan = sale_order_check(data=data, payments=payments)
     order = SaleOrder.objects.create(order_no=_order_no_new(data.kind), created_by=created_by, **plan.values)
@@ -781,13 +581,21 @@ def sale_order_create(*, data: SaleInput, created_by, payments: list[PaymentInpu
     _voucher_lines_write(order, plan)
     if payments is not None:
         _payments_write(order, payments)
-    return order
+    return order, plan
+
+
+@transaction.atomic
+def sale_order_create(*, data: SaleInput, created_by, payments: list[PaymentInput] | None = None) -> SaleOrder:
+    """Write a draft order after checking it. Raise SaleForbidden, SaleOrderInvalid, CardRuleBroken,
+    CardOperationRefused."""
+    return _create(data, created_by, payments)[0]
 
 
 @transaction.atomic
 def sale_order_update(*, order: SaleOrder, data: SaleInput, actor,
                       payments: list[PaymentInput] | None = None) -> SaleOrder:
-    """Change a draft order; an ID number left empty keeps the one on file (staff see it masked only).
+    """Change a draft order; an ID number left empty keeps the one on file (staff see it masked only) while the
+    name and ID type stay those it was recorded with.
 
     Raise CardOperationRefused when it is no longer a draft, or what the checks raise.
     """
@@ -826,7 +634,7 @@ def sale_order_payments_set(*, order: SaleOrder, payments: list[PaymentInput], a
 
 def _cancel_approval(order: SaleOrder, actor) -> None:
     content_type = ContentType.objects.get_for_model(SaleOrder)
-    pending = ApprovalRequest.objects.filter(action=SALE_APPROVE, content_type=content_type,
+    pending = ApprovalRequest.objects.filter(action__in=SALE_ACTIONS, content_type=content_type,
                                              object_id=str(order.pk), status=ApprovalRequest.Status.PENDING).first()
     if pending is None:
         return
@@ -849,7 +657,8 @@ def sale_order_submit(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder
     if order.status != SaleOrder.Status.DRAFT:
         raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s, not a draft.")
                                    % {"order_no": order.order_no, "status": order.get_status_display()})
-    plan = _recheck(order)
+    # Its payment lines too: a cash line the rules now refuse (orders summed since) is named at submission.
+    plan = _recheck(order, _payments_of(order))
     order.split_suspected = plan.split_suspected
     if not plan.approval_required:
         order.status = SaleOrder.Status.APPROVED
@@ -862,15 +671,19 @@ def sale_order_submit(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder
         why.append(gettext("discount %(discount)s") % {"discount": plan.discount})
     if order.channel == SaleOrder.Channel.GROUP and plan.total >= CardRules.current().group_approval_from:
         why.append(gettext("corporate order of %(total)s") % {"total": plan.total})
-    if plan.split_suspected:
+    if plan.split_approval_rule:
+        why.append(gettext("adds up past a non-cash limit with orders %(orders)s, bank transfer only")
+                   % {"orders": ", ".join(plan.summed_orders)})
+    elif plan.split_suspected:
         why.append(gettext("looks split"))
     text = (reason or "").strip() or gettext("Card order %(order_no)s: %(why)s.") % {
         "order_no": order.order_no, "why": ", ".join(why)}
-    approval_request_submit(action=SALE_APPROVE, subject=order, requested_by=actor, reason=text,
-                            amount=plan.total, store=order.store,
+    approval_request_submit(action=SALE_SPLIT_APPROVE if plan.split_approval_rule else SALE_APPROVE,
+                            subject=order, requested_by=actor, reason=text, amount=plan.total, store=order.store,
                             payload={"order_no": order.order_no, "discount": str(plan.discount),
                                      "amount_due": str(plan.amount_due), "cards": len(plan.cards),
-                                     "vouchers": len(plan.vouchers), "voucher_total": str(plan.voucher_total)})
+                                     "vouchers": len(plan.vouchers), "voucher_total": str(plan.voucher_total),
+                                     "summed_with": plan.summed_orders})
     order.refresh_from_db(fields=["status"])
     return order
 
@@ -892,6 +705,14 @@ def _approve_rejected(request: ApprovalRequest) -> None:
 
 registry.register(SALE_APPROVE, label=_("Card sale (large or discounted)"), execute=_approve_execute,
                   on_reject=_approve_rejected)
+registry.register(SALE_SPLIT_APPROVE, label=_("Card sale adding up past a non-cash limit (looks split)"),
+                  execute=_approve_execute, on_reject=_approve_rejected)
+
+
+def _split_approved(order: SaleOrder) -> bool:
+    return ApprovalRequest.objects.filter(
+        action=SALE_SPLIT_APPROVE, content_type=ContentType.objects.get_for_model(SaleOrder),
+        object_id=str(order.pk), status=ApprovalRequest.Status.APPROVED).exists()
 
 
 @transaction.atomic
@@ -910,16 +731,18 @@ def sale_order_pay(*, order: SaleOrder, actor, payments: list[PaymentInput] | No
         raise CardOperationRefused(reason=gettext("order %(order_no)s is %(status)s; it cannot be paid now.")
                                    % {"order_no": order.order_no, "status": order.get_status_display()})
     if payments is None:
-        payments = [PaymentInput(method=p.method, amount=p.amount, reference=p.reference,
-                                 payer_account_name=p.payer_account_name, payer_account_no=p.payer_account_no,
-                                 payee_account_name=p.payee_account_name, payee_account_no=p.payee_account_no)
-                    for p in order.payments.order_by("pk")]
+        payments = _payments_of(order)
     # Cards, then vouchers, locked in primary-key order, so two orders never wait on each other's cards or vouchers.
     card_ids = list(order.lines.values_list("card_id", flat=True))
     list(Card.objects.select_for_update().filter(pk__in=card_ids).order_by("pk").values_list("pk", flat=True))
     list(Voucher.objects.select_for_update().filter(pk__in=SaleVoucherLine.objects.filter(order=order)
                                                     .values("voucher_id")).order_by("pk").values_list("pk", flat=True))
     plan = _recheck(order, payments)
+    if plan.split_approval_rule and not _split_approved(order):
+        raise CardRuleBroken(gettext(
+            "%(rule)s Order %(order_no)s was approved before it added up so: cancel it and write it again to submit "
+            "it for approval."
+        ) % {"rule": plan.split_approval_rule, "order_no": order.order_no})
     if plan.voucher_total != order.voucher_total:
         raise CardOperationRefused(reason=gettext(
             "the vouchers of order %(order_no)s now cost %(now)s, not %(then)s as written and approved; cancel it "
@@ -1004,9 +827,14 @@ def sale_order_cancel(*, order: SaleOrder, actor, reason: str = "") -> SaleOrder
 def sale_walk_in(*, data: SaleInput, payments: list[PaymentInput], actor) -> SaleOrder:
     """A sale or top-up at the desk, paid at once: created, submitted and paid in one transaction.
 
-    Raise CardOperationRefused when the order needs approval (a discount), or what the steps raise.
+    Raise CardOperationRefused when the order needs approval (a discount), CardRuleBroken when it adds up with
+    the buyer's earlier orders past a non-cash limit (approval in the back office), or what the steps raise.
     """
-    order = sale_order_create(data=data, created_by=actor, payments=payments)
+    order, plan = _create(data, actor, payments)
     if order.discount > 0:
         raise CardOperationRefused(reason=gettext("a discounted order needs approval; enter it in the back office."))
+    if plan.split_approval_rule:
+        message = gettext("%(rule)s Enter it in the back office to submit it for approval.") % {
+            "rule": plan.split_approval_rule}
+        raise CardRuleBroken(message, fields={"payments": [message]})
     return sale_order_pay(order=order, actor=actor)

@@ -285,6 +285,20 @@ def test_a_write_off_through_its_form_asks_for_approval(ops_client, card_factory
     assert Card.objects.get(pk=card.pk).balance == Decimal("80.00")
 
 
+def test_a_registered_card_marked_expired_offers_reactivation_and_no_write_off(ops_client, dept_card):
+    # given: a registered card marked expired, as a legacy import once let in
+    Card.objects.filter(pk=dept_card.pk).update(status=Card.Status.EXPIRED)
+
+    page = ops_client.get(card_url(dept_card))
+    refused = ops_client.post(operation_url(dept_card, "write-off"), {"reason": "unclaimed for five years"})
+
+    offered = [operation["url"] for operation in page.context["card_operations"]]
+    assert operation_url(dept_card, "reactivate") in offered and operation_url(dept_card, "write-off") not in offered
+    assert any("registered cards never expire" in message for message in messages_of(refused))
+    assert not ApprovalRequest.objects.filter(action=operations.CARD_WRITE_OFF).exists()
+    assert Card.objects.get(pk=dept_card.pk).balance == Decimal("300.00")
+
+
 def test_an_unknown_operation_is_refused(ops_client, dept_card):
     assert ops_client.get(operation_url(dept_card, "top-up-for-free")).status_code == 403
 
@@ -393,6 +407,17 @@ def test_a_bearer_product_needs_the_minimum_validity(ops_client, card_rules):
     })
 
     assert "validity_months" in page.context["adminform"].form.errors
+
+
+def test_a_registered_product_with_a_validity_is_refused_on_the_form(ops_client, card_rules):
+    page = ops_client.post(reverse("admin:cards_cardproduct_add"), {
+        "code": "REG12", "name": "一年储值卡", "kind": "registered", "medium": "physical", "max_balance": "2000.00",
+        "face_values": '["100.00"]', "validity_months": "12", "is_active": "on",
+    })
+
+    assert page.status_code == 200
+    assert "no expiry" in " ".join(page.context["adminform"].form.errors["validity_months"])
+    assert not CardProduct.objects.filter(code="REG12").exists()
 
 
 def test_a_valid_product_is_saved(ops_client, card_rules):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from cards import api as cards_api
 from cards import discounts
 from cards.models import Brand, Card, CardLedgerEntry, CardTransaction
+from cards.services.ledger import card_post
 from core.models import IdempotencyRecord
 from stores.services import terminal_create
 
@@ -392,6 +393,39 @@ def test_reverse_of_a_refund(api, card):
 
     assert response.status_code == 201 and response.json()["balance"] == "150.00"
     assert CardTransaction.objects.get(transaction_id=payment_id).refunded == D("0.00")
+
+
+def test_reverse_of_a_payment_onto_a_card_back_at_its_cap_is_limit_exceeded(api, stored_product, card_factory,
+                                                                            dept001, ledgers_balanced):
+    # given: a registered card (cap 5,000.00) pays 100.00 and is then topped up to its cap again
+    card = card_factory(stored_product, balance="5000.00", store=dept001)
+    payment_id = debit(api, card, "100.00").json()["transaction_id"]
+    card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=D("100.00"), store=dept001, cap=D("5000.00"),
+              reason="top-up")
+
+    # when: the till reverses the payment
+    response = reverse(api, payment_id)
+
+    # then: the money would take the card past its cap: refused, nothing moves
+    assert_error(response, 422, "limit_exceeded")
+    assert "5000.00" in response.json()["error"]["message"]
+    assert balance(card) == D("5000.00")
+    assert not CardTransaction.objects.filter(kind="reverse").exists()
+    assert CardTransaction.objects.get(transaction_id=payment_id).reversed_at is None
+    ledgers_balanced()
+
+
+def test_reverse_of_a_refund_onto_a_card_at_its_cap_takes_the_money_off(api, stored_product, card_factory, dept001,
+                                                                        ledgers_balanced):
+    card = card_factory(stored_product, balance="5000.00", store=dept001)
+    payment_id = debit(api, card, "100.00").json()["transaction_id"]
+    refund_id = refund(api, card, payment_id, "100.00").json()["transaction_id"]
+    assert balance(card) == D("5000.00")
+
+    response = reverse(api, refund_id)
+
+    assert response.status_code == 201 and response.json()["balance"] == "4900.00"
+    ledgers_balanced()
 
 
 def test_get_on_a_post_route_and_unknown_card_routes_use_the_envelope(api, card):

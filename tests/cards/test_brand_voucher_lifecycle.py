@@ -37,6 +37,7 @@ from cards.services.sales import (
 from cards.services.vouchers import voucher_batch_create, voucher_batch_submit
 from core.ledgers import ledgers_check
 from stores.services import terminal_create
+from tests.cards.test_voucher_sales import resident_id
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -143,6 +144,9 @@ def test_a_voucher_sold_to_a_company_is_redeemed_in_two_parts_at_two_stores(
         store=reference_stores.get(code="DEPT001"), channel=SaleOrder.Channel.GROUP,
         buyer_type=SaleOrder.BuyerType.COMPANY,
         buyer=PartyInput(name="重庆嘉禾餐饮管理有限公司", credit_code="91500103MA5U8XQ47Y", phone="02363001288"),
+        # A company's real-name order records the person who buys for it (经办人) with their ID.
+        agent=PartyInput(name="李经办", id_type="resident_id", id_number=resident_id("50010319800101001"),
+                         phone="13900139000"),
         voucher_lines=[VoucherLineInput(batch.batch_no, 1, 2)],
     ), created_by=dept001_manager)
     order = sale_order_submit(order=order, actor=dept001_manager)

@@ -210,6 +210,22 @@ def test_a_closed_or_unsold_card_with_money_is_rejected(products, tmp_path, stat
     assert counts() == (0, 0)
 
 
+@pytest.mark.parametrize("status", ["expired", "已过期"])
+def test_a_registered_card_marked_expired_is_rejected_naming_the_rule(products, holder, tmp_path, status):
+    # given: a legacy row of a registered card (STORED) with money on it, marked expired
+    path = write_csv(tmp_path / "one.csv", EN, [
+        ["6222000000000011", "STORED", "300.00", status, "2019-05-01", "", holder.member_no, "DEPT001"]])
+
+    # when
+    with pytest.raises(CommandError) as raised:
+        run(path)
+
+    # then: refused with the rule, and no card could be written off later: nothing is imported
+    message = str(raised.value)
+    assert "row 2, status:" in message and "registered cards never expire" in message
+    assert counts() == (0, 0)
+
+
 def test_a_bearer_card_above_its_cap_and_an_expiry_before_the_issue_are_rejected(products, tmp_path):
     path = write_csv(tmp_path / "two.csv", EN, [
         ["6222000000000011", "BEARER", "1000.01", "active", "", "", "", ""],

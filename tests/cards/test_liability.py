@@ -6,13 +6,17 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
 from cards.liability import day_end, escrow_required, liability_report, outstanding_at_days, quarter_ends
-from cards.models import Card, CardLedgerEntry, CardRules
+from cards.models import Card, CardLedgerEntry, CardRules, SaleOrder, Voucher, VoucherLedgerEntry
+from cards.models.vouchers import voucher_value
 from cards.services.ledger import card_post
+from cards.services.vouchers import voucher_post
 from stores.models import LegalEntity, StaffProfile
+from tests.cards.test_vouchers import batch_issued, oil, supplier  # noqa: F401 (fixtures)
 
 PAGE = "/admin/cards/liability/"
 TODAY = date(2025, 5, 10)  # quarter ends: 2024-06-30, 2024-09-30, 2024-12-31, 2025-03-31
@@ -139,6 +143,7 @@ def test_escrow_is_the_rate_of_the_balance_less_the_guarantee_never_below_zero()
 
 
 def test_report_escrow_uses_the_previous_quarter_end_and_the_rules(ledger_over_a_year, card_rules):
+    card_rules.issuer_type = CardRules.IssuerType.SCALE  # 20% is the least only a scale issuer may hold
     card_rules.escrow_rate = Decimal("0.20")
     card_rules.escrow_guarantee = Decimal("120.00")
     card_rules.save()
@@ -276,3 +281,130 @@ def test_excel_export_has_every_issuer_quarter_end_and_the_escrow(client, hq_adm
     assert rows["less guarantee"] == 100
     assert rows["required escrow this quarter"] == 500
     assert "limit 400.00" in rows["alert"]
+
+
+# --- pickup vouchers in the escrow base ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def voucher_batch(oil, hq_admin, hq_approver):
+    """Two vouchers of 10 units sold at 300.00 each: 30.00 a unit."""
+    return batch_issued(oil, requested_by=hq_admin, approver=hq_approver, quantity=2, units=10, price="300.00")
+
+
+def sell(voucher: Voucher, company: LegalEntity, when: datetime) -> None:
+    """A sale at a past moment: the voucher active, issued by the company, its units on it with the ledger."""
+    Voucher.objects.filter(pk=voucher.pk).update(status=Voucher.Status.ACTIVE, issuer=company, sold_at=when)
+    voucher_post(voucher=voucher, kind=VoucherLedgerEntry.Kind.ISSUE, quantity=voucher.units, legal_entity=company,
+                 created_at=when)
+
+
+def test_pickup_vouchers_count_in_the_outstanding_balance_and_the_escrow_base(ledger_over_a_year, dept_company,
+                                                                              voucher_batch, card_rules):
+    # given: a voucher sold 2024-12-01 and 4 of its units handed out on 2025-04-02; another sold 2024-07-15 and
+    # since expired with its 10 units left
+    first, second = voucher_batch.vouchers.order_by("serial")
+    sell(first, dept_company, at(2024, 12, 1, 10))
+    voucher_post(voucher=first, kind=VoucherLedgerEntry.Kind.REDEEM, quantity=-4, legal_entity=dept_company,
+                 created_at=at(2025, 4, 2, 10))
+    sell(second, dept_company, at(2024, 7, 15, 10))
+    Voucher.objects.filter(pk=second.pk).update(status=Voucher.Status.EXPIRED)
+
+    # when
+    report = liability_report(today=TODAY, rules=card_rules)
+
+    # then: valued at 30.00 a unit left, beside the card balances (1000.00, 800.00, 800.00, 700.00; 650.00 now)
+    dept = report.rows[0]
+    assert dept.vouchers_at_quarter_ends == (Decimal("0.00"), Decimal("300.00"), Decimal("600.00"),
+                                             Decimal("600.00"))
+    assert dept.vouchers == Decimal("480.00")  # 6 + 10 units left
+    assert dept.at_quarter_ends == (Decimal("1000.00"), Decimal("1100.00"), Decimal("1400.00"), Decimal("1300.00"))
+    assert dept.outstanding == Decimal("1130.00") and report.outstanding == Decimal("1930.00")
+    assert (report.card_base, report.voucher_base, report.escrow_base) == (
+        Decimal("1500.00"), Decimal("600.00"), Decimal("2100.00"))
+    assert report.escrow == Decimal("630.00")  # 30% of 2,100.00
+
+
+def test_a_voucher_is_valued_at_the_price_paid_for_what_is_left():
+    assert voucher_value(units_left=2, price=Decimal("100.00"), units=3).quantize(Decimal("0.01")) == Decimal("66.67")
+    assert voucher_value(units_left=0, price=Decimal("100.00"), units=3) == 0
+
+
+def test_the_page_shows_the_vouchers_and_states_their_valuation(client, hq_admin, dept_company, voucher_batch,
+                                                                card_rules):
+    first = voucher_batch.vouchers.order_by("serial").first()
+    sell(first, dept_company, timezone.now())
+    client.force_login(hq_admin)
+
+    page = client.get(PAGE)
+    export = client.get(PAGE, {"export": "xlsx"})
+
+    assert page.context["report"].vouchers == Decimal("300.00")
+    assert 'id="voucher-valuation"' in page.content.decode() and "remaining units" in page.content.decode()
+    values = list(load_workbook(io.BytesIO(export.content), read_only=True).active.values)
+    assert values[3][6] == 300  # outstanding now, of LE_DEPT
+    assert any(row and row[0] == f"LE_DEPT {dept_company.name}" and row[-1] == 300 for row in values[8:])
+
+
+# --- the revenue alert while last year's revenue is unknown ------------------------------------------------------
+
+
+def test_the_report_says_why_the_alert_is_off_without_last_years_revenue(ledger_over_a_year, card_rules):
+    off = liability_report(today=TODAY, rules=card_rules)
+    card_rules.last_year_revenue = Decimal("3000.00")
+    on = liability_report(today=TODAY, rules=card_rules)
+
+    assert off.alert is None and "The revenue alert is off" in off.alert_off and "0.00" in off.alert_off
+    assert on.alert is not None and on.alert_off == ""
+
+
+def test_the_page_and_its_export_say_the_alert_is_off(client, hq_admin, card_factory, stored_product, dept_company,
+                                                      card_rules):
+    card = card_factory(stored_product, issuer=dept_company)
+    post(card, "2000.00", timezone.now())
+    client.force_login(hq_admin)
+
+    page = client.get(PAGE).content.decode()
+    export = client.get(PAGE, {"export": "xlsx"})
+
+    assert 'id="revenue-alert-off"' in page and "The revenue alert is off" in page
+    rows = {row[0]: row[1] for row in load_workbook(io.BytesIO(export.content), read_only=True).active.values
+            if row and row[0]}
+    assert "The revenue alert is off" in rows["alert"]
+
+
+@pytest.fixture
+def dept_order(dept001, hq_admin):
+    return SaleOrder.objects.create(order_no="SOT000001", channel=SaleOrder.Channel.GROUP, store=dept001,
+                                    buyer_type=SaleOrder.BuyerType.COMPANY, buyer_name="重庆某某有限公司",
+                                    created_by=hq_admin)
+
+
+def page_messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_card_sales_warn_headquarters_while_the_issuer_has_no_revenue(client, hq_admin, dept_order, dept_company,
+                                                                      card_rules):
+    client.force_login(hq_admin)
+
+    change = client.get(reverse("admin:cards_saleorder_change", args=[dept_order.pk]))
+    add = client.get(reverse("admin:cards_saleorder_add"))
+
+    [warning] = [message for message in page_messages(change) if "revenue alert is off" in message]
+    assert dept_company.name in warning
+    assert any("revenue alert is off" in message for message in page_messages(add))
+
+
+def test_no_warning_once_the_revenue_is_known_nor_for_store_staff(client, hq_admin, dept001_manager, dept_order,
+                                                                  card_rules):
+    url = reverse("admin:cards_saleorder_change", args=[dept_order.pk])
+    client.force_login(dept001_manager)
+    store_page = client.get(url)
+    card_rules.last_year_revenue = Decimal("5000000.00")
+    card_rules.save()
+    client.force_login(hq_admin)
+    hq_page = client.get(url)
+
+    assert store_page.status_code == hq_page.status_code == 200
+    assert not any("revenue alert" in message for message in page_messages(store_page) + page_messages(hq_page))

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from approvals.errors import ApprovalAlreadyPending, SelfApprovalForbidden
 from approvals.models import ApprovalRequest
-from approvals.services import approval_request_approve, approval_request_reject
+from approvals.services import approval_request_approve, approval_request_reject, approval_request_submit
 from cards.errors import (
     CardInvalid,
     CardLimitExceeded,
@@ -599,9 +599,58 @@ def test_a_write_off_of_an_expired_balance_needs_approval(card_factory, bearer_p
     ledgers_balanced()
 
 
-def test_an_active_card_is_not_written_off(registered_card, clerk):
+def test_an_active_card_is_not_written_off(card_factory, bearer_product, clerk):
     with pytest.raises(CardOperationRefused):
-        operations.card_write_off_request(card=registered_card, reason="x", requested_by=clerk)
+        operations.card_write_off_request(card=card_factory(bearer_product, balance="80.00"), reason="x",
+                                          requested_by=clerk)
+
+
+def test_a_registered_card_marked_expired_is_never_written_off(registered_card, clerk):
+    # given: a registered card marked expired, as a legacy import once let in
+    Card.objects.filter(pk=registered_card.pk).update(status=Card.Status.EXPIRED)
+
+    # when / then: refused naming the rule, and nothing is asked for
+    with pytest.raises(CardRuleBroken, match="registered cards never expire"):
+        operations.card_write_off_request(card=registered_card, reason="unclaimed", requested_by=clerk)
+    assert balance(registered_card) == Decimal("300.00")
+    assert not ApprovalRequest.objects.filter(action=operations.CARD_WRITE_OFF).exists()
+
+
+def test_a_write_off_of_a_registered_card_asked_before_the_rule_moves_nothing_when_approved(
+        registered_card, clerk, hq_approver, ledgers_balanced):
+    # given: a request filed for a registered card marked expired (before the service refused it)
+    Card.objects.filter(pk=registered_card.pk).update(status=Card.Status.EXPIRED)
+    approval = approval_request_submit(
+        action=operations.CARD_WRITE_OFF, subject=registered_card, requested_by=clerk, reason="unclaimed",
+        amount=Decimal("300.00"), payload={"card_id": registered_card.pk, "card_no": registered_card.card_no,
+                                           "amount": "300.00"})
+
+    # when: another person approves it
+    with pytest.raises(CardRuleBroken):
+        approval_request_approve(approval_request=approval, approver=hq_approver)
+
+    # then: the balance stays the holder's
+    assert balance(registered_card) == Decimal("300.00")
+    assert not registered_card.ledger_entries.filter(kind=CardLedgerEntry.Kind.EXPIRE).exists()
+    ledgers_balanced()
+
+
+def test_a_bearer_card_marked_expired_within_its_validity_is_not_written_off(card_factory, bearer_product, clerk):
+    card = card_factory(bearer_product, balance="80.00", status=Card.Status.EXPIRED,
+                        expires_at=timezone.now() + timedelta(days=30))
+
+    with pytest.raises(CardOperationRefused, match="valid until"):
+        operations.card_write_off_request(card=card, reason="x", requested_by=clerk)
+
+
+def test_a_registered_card_marked_expired_is_reactivated_without_an_expiry(registered_card, clerk):
+    Card.objects.filter(pk=registered_card.pk).update(status=Card.Status.EXPIRED,
+                                                      expires_at=timezone.now() - timedelta(days=1))
+
+    operations.card_reactivate(card=registered_card, actor=clerk)
+
+    card = Card.objects.get(pk=registered_card.pk)
+    assert (card.status, card.expires_at, card.balance) == (Card.Status.ACTIVE, None, Decimal("300.00"))
 
 
 def test_the_nightly_schedules_expire_bearer_cards():

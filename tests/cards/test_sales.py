@@ -243,17 +243,28 @@ def test_a_bank_transfer_records_both_accounts(dept001, bearer_product, hq_admin
     assert "payee account name" in error.value.fields["payments"][0]
 
 
-def test_orders_split_below_a_limit_are_flagged_not_refused(dept001, bearer_product, hq_admin):
+def test_orders_split_below_a_limit_are_refused_in_cash_and_wait_for_approval(dept001, bearer_product, hq_admin,
+                                                                             hq_approver):
+    # This test used to assert that the second order was paid in cash, only flagged: the audit found that illegal.
     cards = [stock_card(bearer_product, store=dept001, face_value="1000.00") for _ in range(6)]
     buyer = dict(buyer_type="company", buyer=company())
-
     first = sale_walk_in(data=walk_in(dept001, cards[:3], amount="1000.00", **buyer),
                          payments=[cash("3000.00")], actor=hq_admin)
-    second = sale_walk_in(data=walk_in(dept001, cards[3:5], amount="1000.00", **buyer),
-                          payments=[cash("2000.00")], actor=hq_admin)
+
+    with pytest.raises(CardRuleBroken, match=f"Non-cash rule.*{first.order_no}.*5000.00"):
+        sale_walk_in(data=walk_in(dept001, cards[3:5], amount="1000.00", **buyer), payments=[cash("2000.00")],
+                     actor=hq_admin)
+    assert SaleOrder.objects.count() == 1
+    second = sale_order_create(data=walk_in(dept001, cards[3:5], amount="1000.00", **buyer), created_by=hq_admin,
+                               payments=[transfer("2000.00")])
+    second = sale_order_submit(order=second, actor=hq_admin)
 
     assert not first.split_suspected
-    assert second.split_suspected and second.status == SaleOrder.Status.COMPLETED
+    assert second.split_suspected and second.status == SaleOrder.Status.PENDING
+    request = ApprovalRequest.objects.get(object_id=str(second.pk), status=ApprovalRequest.Status.PENDING)
+    assert request.action == "cards.sale_split_approve" and first.order_no in request.reason
+    approval_request_approve(approval_request=request, approver=hq_approver)
+    assert sale_order_pay(order=second, actor=hq_admin).status == SaleOrder.Status.COMPLETED
 
 
 def test_orders_of_a_buyer_outside_the_window_are_not_added_up(dept001, bearer_product, hq_admin):

@@ -70,6 +70,12 @@ def company(**fields) -> PartyInput:
     return PartyInput(**{"name": "重庆某某有限公司", "credit_code": USCC, "phone": "023-68881234", **fields})
 
 
+def agent() -> PartyInput:
+    """The person who buys for a company (经办人): a company's real-name order records them with their ID."""
+    return PartyInput(name="李经办", id_type="resident_id", id_number=resident_id("50010319800101001"),
+                      phone="13900139000")
+
+
 def cash(amount) -> PaymentInput:
     return PaymentInput(method=SalePayment.Method.CASH, amount=Decimal(amount))
 
@@ -212,7 +218,7 @@ def test_a_corporate_order_with_cards_and_vouchers_goes_through_approval_and_pay
     batch = make_batch(quantity=40, price="300.00")
     data = SaleInput(
         store=dept001, channel=SaleOrder.Channel.GROUP, buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company(),
-        lines=[SaleLineInput(first=card.card_no) for card in cards], voucher_lines=voucher_lines_parse(
+        agent=agent(), lines=[SaleLineInput(first=card.card_no) for card in cards], voucher_lines=voucher_lines_parse(
             "VB2026001 1-40"), invoice_title="重庆某某有限公司", invoice_tax_no=USCC,
     )
 
@@ -249,7 +255,7 @@ def test_a_corporate_order_with_cards_and_vouchers_goes_through_approval_and_pay
 def test_vouchers_count_toward_the_bank_transfer_threshold(dept001, bearer_product, batch, clerk):
     # given: a company buying 3,000.00 of cards (cash allowed alone) and 2,100.00 of vouchers
     cards = [stock_card(bearer_product, store=dept001, face_value="1000.00") for _ in range(3)]
-    data = SaleInput(store=dept001, buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company(),
+    data = SaleInput(store=dept001, buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company(), agent=agent(),
                      lines=[SaleLineInput(first=card.card_no) for card in cards],
                      voucher_lines=voucher_lines_parse("VB2026001 1-7"))
     cards_only = SaleInput(store=dept001, buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company(),
@@ -308,17 +314,21 @@ def test_a_discount_may_cover_vouchers_but_not_more_than_the_whole_total(dept001
 def test_split_orders_are_flagged_counting_their_vouchers(dept001, bearer_product, batch, clerk):
     # given: 3,000.00 of cards, then 1,000.00 of cards and 1,800.00 of vouchers: each under 5,000.00, together past
     cards = [stock_card(bearer_product, store=dept001, face_value="1000.00") for _ in range(4)]
-    buyer = dict(buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company())
+    buyer = dict(buyer_type=SaleOrder.BuyerType.COMPANY, buyer=company(), agent=agent())
     first = sale_walk_in(data=SaleInput(store=dept001, lines=[SaleLineInput(first=c.card_no) for c in cards[:3]],
                                         **buyer), payments=[cash("3000.00")], actor=clerk)
+    second = SaleInput(store=dept001, lines=[SaleLineInput(first=cards[3].card_no, amount=Decimal("1000.00"))],
+                       voucher_lines=voucher_lines_parse("VB2026001 1-6"), **buyer)
 
-    second = sale_walk_in(data=SaleInput(store=dept001, lines=[SaleLineInput(first=cards[3].card_no,
-                                                                             amount=Decimal("1000.00"))],
-                                         voucher_lines=voucher_lines_parse("VB2026001 1-6"), **buyer),
-                          payments=[cash("2800.00")], actor=clerk)
+    # when / then: the second is refused in cash (the non-cash rule, summed), and by transfer waits for approval
+    with pytest.raises(CardRuleBroken, match=f"Non-cash rule.*{first.order_no}"):
+        sale_walk_in(data=second, payments=[cash("2800.00")], actor=clerk)
+    order = sale_order_submit(order=sale_order_create(data=second, created_by=clerk,
+                                                      payments=[transfer("2800.00")]), actor=clerk)
 
     assert not first.split_suspected
-    assert second.split_suspected and second.voucher_total == Decimal("1800.00")
+    assert order.split_suspected and order.voucher_total == Decimal("1800.00")
+    assert order.status == SaleOrder.Status.PENDING and _pending_request(order).action == "cards.sale_split_approve"
 
 
 def test_an_order_needs_cards_or_vouchers(dept001):
@@ -480,8 +490,9 @@ def order_form(store, **overrides) -> dict:
     data = {
         "kind": "sale", "channel": "group", "store": str(store.pk), "buyer_type": "company",
         "buyer_name": "重庆某某有限公司", "buyer_id_type": "", "buyer_id_number": "", "buyer_credit_code": USCC,
-        "buyer_phone": "023-68881234", "buyer_address": "", "member": "", "agent_name": "", "agent_id_type": "",
-        "agent_id_number": "", "agent_phone": "", "cards": "", "vouchers": "VB2026001 1-10", "discount": "0.00",
+        "buyer_phone": "023-68881234", "buyer_address": "", "member": "", "agent_name": "李经办",
+        "agent_id_type": "resident_id", "agent_id_number": resident_id("50010319800101001"),
+        "agent_phone": "13900139000", "cards": "", "vouchers": "VB2026001 1-10", "discount": "0.00",
         "rebate": "0.00", "invoice_title": "重庆某某有限公司", "invoice_tax_no": USCC, "note": "",
     }
     data.update(overrides)
@@ -535,7 +546,7 @@ def test_a_voucher_order_is_written_in_the_admin_and_paid(ops_client, dept001, b
 
 def test_a_draft_shows_its_vouchers_as_typed_and_can_be_changed(ops_client, dept001, batch, card_ops):
     order = sale_order_create(data=voucher_order(dept001, "VB2026001 1-3\nVB2026001 5", buyer_type="company",
-                                                 buyer=company()), created_by=card_ops)
+                                                 buyer=company(), agent=agent()), created_by=card_ops)
     url = reverse("admin:cards_saleorder_change", args=[order.pk])
 
     form = ops_client.get(url).context["adminform"].form
