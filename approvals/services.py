@@ -103,7 +103,12 @@ def _ensure_may_decide(approval_request: ApprovalRequest, user) -> None:
         raise ApproverNotPermitted()
     if policy.hq_only and not user_is_hq(user):
         raise ApproverNotPermitted()
-    if approval_request.store_id is not None and not user_can_see_store(user, approval_request.store):
+    if approval_request.store_id is None:
+        # A request that concerns no store (a member merge, ...) is headquarters' to decide: no store's staff
+        # may decide it, even on a level open to store staff.
+        if not user_is_hq(user):
+            raise ApproverNotPermitted()
+    elif not user_can_see_store(user, approval_request.store):
         raise ApproverNotPermitted()
 
 

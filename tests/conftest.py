@@ -1,10 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group, User
 from django.utils import translation
 
 from stores import demo
 from stores.models import StaffProfile, Store
 from stores.services import terminal_create
+from tests.factories import StaffFactory
 
 
 def pytest_collection_modifyitems(config, items):
@@ -80,37 +80,29 @@ def super001(reference_stores):
     return Store.objects.get(code="SUPER001")
 
 
-def _staff(username: str, *, group: str, scope: str, stores=()):
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    profile = StaffProfile.objects.create(user=user, scope=scope)
-    profile.stores.set(stores)
-    return user
-
-
 @pytest.fixture
 def make_staff(db):
     """Create a staff user in a role group, tied to HQ or to stores: make_staff("name", group=..., stores=[...])."""
 
     def make(username: str, *, group: str, scope: str = StaffProfile.Scope.STORES, stores=()):
-        return _staff(username, group=group, scope=scope, stores=stores)
+        return StaffFactory(username=username, group=group, scope=scope, stores=stores)
 
     return make
 
 
 @pytest.fixture
 def hq_admin(db):
-    return _staff("hq_admin", group="总部管理员", scope=StaffProfile.Scope.HQ)
+    return StaffFactory(username="hq_admin", group="总部管理员", scope=StaffProfile.Scope.HQ)
 
 
 @pytest.fixture
 def hq_approver(db):
-    return _staff("hq_approver", group="总部管理员", scope=StaffProfile.Scope.HQ)
+    return StaffFactory(username="hq_approver", group="总部管理员", scope=StaffProfile.Scope.HQ)
 
 
 @pytest.fixture
 def dept001_manager(dept001):
-    return _staff("dept001_manager", group="门店店长", scope=StaffProfile.Scope.STORES, stores=[dept001])
+    return StaffFactory(username="dept001_manager", group="门店店长", stores=[dept001])
 
 
 @pytest.fixture
@@ -129,12 +121,12 @@ def api(client, terminal_with_key):
 @pytest.fixture
 def hq_finance(db):
     """Headquarters staff in the finance role: sees approval requests, holds no approve permission."""
-    return _staff("hq_finance", group="财务", scope=StaffProfile.Scope.HQ)
+    return StaffFactory(username="hq_finance", group="财务", scope=StaffProfile.Scope.HQ)
 
 
 @pytest.fixture
 def super001_manager(super001):
-    return _staff("super001_manager", group="门店店长", scope=StaffProfile.Scope.STORES, stores=[super001])
+    return StaffFactory(username="super001_manager", group="门店店长", stores=[super001])
 
 
 @pytest.fixture

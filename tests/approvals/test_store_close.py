@@ -28,6 +28,7 @@ from approvals.services import (
 from stores.errors import InvalidClosingDate, StoreAlreadyClosed
 from stores.models import StaffProfile, Store, Terminal
 from stores.services import STORE_CLOSE, store_close_request, terminal_create
+from tests.factories import StaffFactory
 
 INBOX = "/admin/approvals/approvalrequest/"
 
@@ -741,10 +742,8 @@ def levels(db):
 
 
 def _hq_user_with(username, *codenames):
-    user = User.objects.create_user(username, password="pw-for-tests-123", is_staff=True)
-    StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.HQ)
-    user.user_permissions.add(*(_permission(codename) for codename in codenames))
-    return User.objects.get(pk=user.pk)
+    return StaffFactory(username=username, scope=StaffProfile.Scope.HQ,
+                        permissions=[f"stores.{codename}" for codename in codenames])
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,12 @@
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from cards.models import Card, CardLedgerEntry, SaleOrder
 from core.pii import resident_id_check_digit
-from stores.models import StaffProfile
+from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +22,8 @@ def stock_card(product, *, store, card_no, face_value="500.00") -> Card:
 
 def _clerk(username: str, *, stores, card_permissions=("sell_card",)) -> User:
     """A desk user of those stores holding only the desk permission and the card permissions given."""
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="membership", codename="use_service_desk"),
-        *Permission.objects.filter(content_type__app_label="cards", codename__in=card_permissions),
-    )
-    profile = StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.STORES)
-    profile.stores.set(stores)
-    return user
+    return StaffFactory(username=username, stores=stores,
+                        permissions=["membership.use_service_desk", *(f"cards.{name}" for name in card_permissions)])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from cards.services.sales import (
 from core.ledgers import ledgers_check
 from core.pii import pii_digest, resident_id_check_digit
 from stores.models import LegalEntity, StaffProfile
+from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -141,21 +141,11 @@ def _messages(response) -> list[str]:
 # --- the desk ----------------------------------------------------------------------------------------------
 
 
-def _clerk(username: str, *, stores) -> User:
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="membership", codename="use_service_desk"),
-        *Permission.objects.filter(content_type__app_label="cards", codename__in=("sell_card", "serve_card")),
-    )
-    profile = StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.STORES)
-    profile.stores.set(stores)
-    return user
-
-
 @pytest.fixture
 def desk(client, dept001):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(_clerk("dept001_rules_desk", stores=[dept001]))
+    client.force_login(StaffFactory(username="dept001_rules_desk", stores=[dept001], permissions=[
+        "membership.use_service_desk", "cards.sell_card", "cards.serve_card"]))
     return client
 
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -30,6 +29,7 @@ from membership.models import (
 )
 from membership.services import gift_stock_receive, paid_tier_buy, points_post, purchase_record, purchase_return
 from stores.models import Format, StaffProfile, Store
+from tests.factories import StaffFactory
 from tests.membership.conftest import register
 
 pytestmark = pytest.mark.django_db
@@ -89,14 +89,6 @@ def super001_shopper(super001):
     purchase_record(store=super001, member=member, receipt_no="S-0002", amount=Decimal("88.80"),
                     occurred_at=timezone.now() - timedelta(days=2))
     return member
-
-
-def _staff(username: str, *, group: str, stores=(), scope=StaffProfile.Scope.STORES) -> User:
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    profile = StaffProfile.objects.create(user=user, scope=scope)
-    profile.stores.set(stores)
-    return user
 
 
 # --- the member page ----------------------------------------------------------------------------
@@ -563,10 +555,10 @@ def test_points_expiring_list_is_scoped_to_the_store(en_client, super001_manager
 
 
 def test_roles_grant_what_each_job_needs(db):
-    desk = _staff("desk_role", group="服务台")
-    manager = _staff("manager_role", group="门店店长")
-    finance = _staff("finance_role", group="财务", scope=StaffProfile.Scope.HQ)
-    operations = _staff("operations_role", group="会员运营", scope=StaffProfile.Scope.HQ)
+    desk = StaffFactory(username="desk_role", group="服务台")
+    manager = StaffFactory(username="manager_role", group="门店店长")
+    finance = StaffFactory(username="finance_role", group="财务", scope=StaffProfile.Scope.HQ)
+    operations = StaffFactory(username="operations_role", group="会员运营", scope=StaffProfile.Scope.HQ)
 
     assert desk.has_perms(["membership.redeem_gift", "membership.sell_paid_tier", "membership.view_gift",
                            "membership.view_tier"])

@@ -4,7 +4,7 @@ import re
 from datetime import date
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -12,6 +12,7 @@ from core.models import PersonalDataAccess
 from membership.models import Member, MemberCard, MemberEvent, PointsEntry
 from membership.services import points_post
 from stores.models import StaffProfile
+from tests.factories import StaffFactory
 from tests.membership.conftest import register, resident_id
 
 LIST = "/admin/membership/member/"
@@ -39,10 +40,7 @@ def en_client(client):
 @pytest.fixture
 def hq_marketing(db):
     """Headquarters marketing: may view members, may not see or export full personal data."""
-    user = User.objects.create_user(username="hq_marketing", password="pw-for-tests-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="市场营销"))
-    StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.HQ)
-    return user
+    return StaffFactory(username="hq_marketing", group="市场营销", scope=StaffProfile.Scope.HQ)
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connections
 
 from membership.models import Member
-from stores.models import StaffProfile, Store
+from stores.models import Store
+from tests.factories import StaffFactory
 from tests.membership.conftest import resident_id
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync code.
@@ -57,12 +57,8 @@ def desk_clerk(transactional_db):
     from stores import demo
 
     demo.seed_stores()
-    user = User.objects.create_user(username="desk_clerk", password="pw-for-tests-123", is_staff=True,
-                                    first_name="解放碑服务台")
-    user.groups.add(Group.objects.get(name="服务台"))
-    profile = StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.STORES)
-    profile.stores.set([Store.objects.get(code="DEPT001")])
-    return user
+    return StaffFactory(username="desk_clerk", first_name="解放碑服务台", group="服务台",
+                        stores=[Store.objects.get(code="DEPT001")])
 
 
 def _focused(page) -> str:

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from membership.models import (
@@ -18,23 +18,15 @@ from membership.models import (
     TierSubscription,
 )
 from membership.services import gift_stock_receive, paid_tier_buy, purchase_record
-from stores.models import StaffProfile
+from tests.factories import StaffFactory
 from tests.membership.conftest import register
 
 pytestmark = pytest.mark.django_db
 
 
-def _clerk(username: str, *, stores, group: str = "服务台") -> User:
-    user = User.objects.create_user(username=username, password="pw-for-tests-123", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    profile = StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.STORES)
-    profile.stores.set(stores)
-    return user
-
-
 @pytest.fixture
 def dept001_clerk(dept001):
-    return _clerk("dept001_desk", stores=[dept001])
+    return StaffFactory(username="dept001_desk", group="服务台", stores=[dept001])
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ def clerk_without_loyalty(dept001):
     group.permissions.add(*Permission.objects.filter(
         content_type__app_label="membership", codename__in=["use_service_desk", "view_member", "add_member"]
     ))
-    return _clerk("registration_only", stores=[dept001], group="registration only")
+    return StaffFactory(username="registration_only", group="registration only", stores=[dept001])
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from stores.models import StaffProfile, Store, Terminal
 from stores.queries import scope_queryset, user_store_ids
 from stores.resources import StoreResource
 from stores.services import terminal_create
+from tests.factories import StaffFactory
 
 STORE_CHANGELIST = "/admin/stores/store/"
 TERMINAL_CHANGELIST = "/admin/stores/terminal/"
@@ -312,8 +313,7 @@ def test_staff_user_without_a_profile_sees_nothing(reference_stores):
 
 
 def test_store_profile_without_stores_sees_nothing(reference_stores):
-    user = User.objects.create_user("lonely", password="pw-for-tests-123", is_staff=True)
-    StaffProfile.objects.create(user=user, scope=StaffProfile.Scope.STORES)
+    user = StaffFactory(username="lonely", scope=StaffProfile.Scope.STORES)
 
     assert user_store_ids(user) == frozenset()
     assert not scope_queryset(Store.objects.all(), user, "").exists()
