@@ -48,6 +48,8 @@ from membership.services import (
     member_no_new,
     paid_tier_buy,
     points_for_purchase,
+    points_history_append,
+    points_opening_entries_write,
     tiers_evaluate,
 )
 from stores.models import Format, Store
@@ -339,11 +341,8 @@ def _create(people: list[DemoPerson], *, tiers: dict, tags: dict, today: date) -
             cards.append(MemberCard(card_no=person.card_no, member=member, issued_at=person.registered_at,
                                     issued_store=person.store))
         if person.points:
-            entries.append(PointsEntry(
-                member=member, kind=PointsEntry.Kind.MIGRATION, points=person.points,
-                balance_after=person.points, store=person.store, reason="演示数据期初积分",
-                created_at=person.registered_at,
-            ))
+            entries.append((member.pk, person.points, person.points, person.store.pk if person.store else None,
+                            "演示数据期初积分", person.registered_at))
         imported = person.channel == Member.Channel.IMPORT
         events.append(MemberEvent(
             member=member, kind=MemberEvent.Kind.IMPORTED if imported else MemberEvent.Kind.REGISTERED,
@@ -360,7 +359,7 @@ def _create(people: list[DemoPerson], *, tiers: dict, tags: dict, today: date) -
     # A legacy number already imported for someone else stays theirs; the demo identity is new by construction.
     MemberIdentity.objects.bulk_create(identities, batch_size=1000, ignore_conflicts=True)
     MemberCard.objects.bulk_create(cards, batch_size=1000)
-    PointsEntry.objects.bulk_create(entries, batch_size=1000)
+    points_opening_entries_write(entries, operator_id=None)
     MemberEvent.objects.bulk_create(events, batch_size=1000)
     MemberTag.objects.bulk_create(member_tags, batch_size=1000)
     return len(entries)
@@ -618,31 +617,21 @@ def _purchases_create(member_ids: list[int], *, stores: dict, rules: dict, today
             reason = gettext("pending points of receipt %(receipt_no)s released") % {"receipt_no": purchase.receipt_no}
         else:
             reason = gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": purchase.receipt_no}
-        entry = PointsEntry(
-            member=purchase.member, kind=PointsEntry.Kind.EARN, points=purchase.points_earned, balance_after=0,
-            store=purchase.store, receipt_no=purchase.receipt_no, legal_entity_id=purchase.legal_entity_id,
-            reason=reason, cause_type=purchase_type, cause_id=str(purchase.pk), created_at=available_at,
-        )
-        entries.append(entry)
+        entries.append({
+            "member": purchase.member, "kind": PointsEntry.Kind.EARN, "points": purchase.points_earned,
+            "store": purchase.store, "receipt_no": purchase.receipt_no, "legal_entity_id": purchase.legal_entity_id,
+            "reason": reason, "cause_type": purchase_type, "cause_id": str(purchase.pk), "created_at": available_at,
+        })
         if window:
-            releases.append((purchase, entry, available_at))
-    # Appended in time order per member: the last entry of a member carries the balance.
-    entries.sort(key=lambda entry: (entry.member.pk, entry.created_at))
-    balances = {member.pk: member.points for member in members}
-    for entry in entries:
-        balances[entry.member.pk] += entry.points
-        entry.balance_after = balances[entry.member.pk]
-    PointsEntry.objects.bulk_create(entries, batch_size=1000)
+            releases.append((purchase, len(entries) - 1, available_at))
+    entries = points_history_append(entries=entries, balances={member.pk: member.points for member in members})
     _fill_entry_pks(entries)
     PointsHold.objects.bulk_create(held, batch_size=1000)
     PointsHold.objects.bulk_create([
         PointsHold(member=purchase.member, purchase=purchase, points=purchase.points_earned, available_at=moment,
-                   status=PointsHold.Status.RELEASED, released_entry=entry)
-        for purchase, entry, moment in releases
+                   status=PointsHold.Status.RELEASED, released_entry=entries[index])
+        for purchase, index, moment in releases
     ], batch_size=1000)
-    for member in members:
-        if balances[member.pk] != member.points:
-            Member.objects.filter(pk=member.pk).update(points=balances[member.pk])
     return len(purchases), len(entries), len(held)
 
 

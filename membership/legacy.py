@@ -53,6 +53,7 @@ from core.tabular import Column, Rejection, TableRow
 from membership.errors import MemberInvalid
 from membership.models import Member, MemberEvent, MemberIdentity, MergeCandidate, PointsEntry, Tier
 from membership.services import member_values_clean
+from membership.services.ledger import points_opening_balances_update, points_opening_entries_write
 from stores.models import Store
 
 MEMBER_COLUMNS = (
@@ -316,8 +317,6 @@ def _member_copy_row(target: "_Target", now_text: str) -> list:
     row[-1] = now_text  # updated_at
     return row
 _IDENTITY_COLUMNS = ("member_id", "kind", "source", "external_no", "created_at")
-_LEDGER_COLUMNS = ("member_id", "kind", "points", "balance_after", "store_id", "receipt_no", "operator_id", "reason",
-                   "cause_id", "created_at")
 _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), one encoder for all rows
 _EVENT_COLUMNS = ("member_id", "kind", "actor_id", "store_id", "data", "created_at")
 
@@ -523,6 +522,8 @@ class _Import:
         }
         for target in created:
             target.values.update(common)
+        # A new member is inserted with its opening balance (COPY in _insert_related on PostgreSQL); the entries that
+        # balance is the sum of are written through the points ledger (points_opening_entries_write).
         if self.copy:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -548,7 +549,7 @@ class _Import:
             for name in _FILL_FIELDS:
                 setattr(member, name, target.values[name])
             members.append(member)
-        Member.objects.bulk_update(members, ["points", *_FILL_FIELDS, "updated_at"], batch_size=1000)
+        points_opening_balances_update(members, fields=[*_FILL_FIELDS, "updated_at"])
 
     def _insert_related(self, created: list[_Target], landed: list[tuple[_Valid, _Target, int]]) -> None:
         # COPY takes times as text: the run's time is written out once, not adapted again for every row.
@@ -557,9 +558,8 @@ class _Import:
         legacy = MemberIdentity.Kind.LEGACY.value
         reason = gettext("opening balance from %(source)s") % {"source": source}
         identities = [(target.pk, legacy, source, item.legacy_no, now) for item, target, _balance in landed]
-        migration = PointsEntry.Kind.MIGRATION.value
-        ledger = [(target.pk, migration, item.points, balance, item.values["registered_store_id"], "", actor_id,
-                   f"{reason} {item.legacy_no}"[:200], "", now)
+        ledger = [(target.pk, item.points, balance, item.values["registered_store_id"],
+                   f"{reason} {item.legacy_no}"[:200], now)
                   for item, target, balance in landed if item.points]
         # A member this import creates has its story on its own page already: registered through an import, by
         # whom, at which store, the legacy identity (source, number, time of the import) and the opening points.
@@ -574,7 +574,7 @@ class _Import:
                 self._copy(cursor, "membership_member", ("id", "points", *_MEMBER_VALUES),
                            [_member_copy_row(t, now) for t in created])
                 self._copy(cursor, "membership_memberidentity", _IDENTITY_COLUMNS, identities)
-                self._copy(cursor, "membership_pointsentry", _LEDGER_COLUMNS, ledger)
+                points_opening_entries_write(ledger, operator_id=actor_id, cursor=cursor)
                 self._copy(cursor, "membership_memberevent", _EVENT_COLUMNS, events)
             return
         MemberIdentity.objects.bulk_create(
@@ -582,8 +582,7 @@ class _Import:
         # auto_now_add stamps each row with its own time; the run's stamp is what tells this file's numbers apart.
         MemberIdentity.objects.filter(source=self.source, external_no__in=[row[3] for row in identities]).update(
             created_at=now)
-        PointsEntry.objects.bulk_create(
-            [PointsEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in ledger], batch_size=1000)
+        points_opening_entries_write(ledger, operator_id=actor_id)
         MemberEvent.objects.bulk_create(
             [MemberEvent(**dict(zip(_EVENT_COLUMNS[:4], row[:4], strict=True)), data=json.loads(row[4]),
                          created_at=row[5])

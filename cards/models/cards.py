@@ -1,14 +1,13 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cards.models.products import MONEY, CardProduct
+from core.models import LedgerEntry, ledger_field
 
 
 class Card(models.Model):
@@ -186,7 +185,7 @@ class CardTransaction(models.Model):
         return self.transaction_id
 
 
-class CardLedgerEntry(models.Model):
+class CardLedgerEntry(LedgerEntry):
     """One movement of a card's balance; append-only (DESIGN section 3)."""
 
     class Kind(models.TextChoices):
@@ -207,36 +206,15 @@ class CardLedgerEntry(models.Model):
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     amount = models.DecimalField(_("amount"), **MONEY, help_text=_("Positive adds, negative takes away."))
     balance_after = models.DecimalField(_("balance after"), **MONEY)
-    store = models.ForeignKey(
-        "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("store"),
-        db_index=False,
-    )
-    terminal = models.ForeignKey(
-        "stores.Terminal", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("terminal"), db_index=False,
-    )
-    receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
-    legal_entity = models.ForeignKey(
+    legal_entity = ledger_field(models.ForeignKey(
         "stores.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("legal entity"), db_index=False,
         help_text=_("The company that took the money in (loads) or honoured the card (payments), for settlement."),
-    )
-    operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("operator"), db_index=False,
-    )
-    transaction = models.ForeignKey(
+    ), replaces="legal_entity")
+    transaction = ledger_field(models.ForeignKey(
         CardTransaction, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries",
         verbose_name=_("POS transaction"), db_index=False,
-    )
-    reason = models.CharField(_("reason"), max_length=200, blank=True)
-    cause_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("cause type"), db_index=False,
-    )
-    cause_id = models.CharField(_("cause id"), max_length=64, blank=True)
-    cause = GenericForeignKey("cause_type", "cause_id")
-    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    ), after="operator")
 
     class Meta:
         verbose_name = _("card ledger entry")

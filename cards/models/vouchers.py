@@ -3,8 +3,6 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -12,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cards.models.products import MONEY
 from core.history import AuditHistory
+from core.models import LedgerEntry, ledger_field
 
 
 class Supplier(models.Model):
@@ -170,7 +169,7 @@ class Voucher(models.Model):
         return voucher_value(units_left=self.remaining, price=self.batch.price, units=self.units)
 
 
-class VoucherLedgerEntry(models.Model):
+class VoucherLedgerEntry(LedgerEntry):
     """One movement of a voucher's remaining units; append-only (DESIGN section 3)."""
 
     class Kind(models.TextChoices):
@@ -184,24 +183,11 @@ class VoucherLedgerEntry(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     quantity = models.IntegerField(_("units"), help_text=_("Positive adds, negative hands out."))
     remaining_after = models.PositiveIntegerField(_("remaining after"))
-    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                              verbose_name=_("store"), db_index=False)
-    terminal = models.ForeignKey("stores.Terminal", on_delete=models.PROTECT, null=True, blank=True,
-                                 related_name="+", verbose_name=_("terminal"), db_index=False)
-    receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
-    legal_entity = models.ForeignKey(
+    legal_entity = ledger_field(models.ForeignKey(
         "stores.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("legal entity"), db_index=False,
         help_text=_("The company that sold (issue) or handed out the goods (redeem), for settlement."),
-    )
-    operator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                 related_name="+", verbose_name=_("operator"), db_index=False)
-    reason = models.CharField(_("reason"), max_length=200, blank=True)
-    cause_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                                   verbose_name=_("cause type"), db_index=False)
-    cause_id = models.CharField(_("cause id"), max_length=64, blank=True)
-    cause = GenericForeignKey("cause_type", "cause_id")
-    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    ), replaces="legal_entity")
 
     class Meta:
         verbose_name = _("voucher ledger entry")

@@ -1,8 +1,6 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -10,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.history import AuditHistory
+from core.models import LedgerEntry, ledger_field
 from core.pii import mask_phone
 
 
@@ -298,7 +297,7 @@ class MemberCard(models.Model):
         return self.card_no
 
 
-class PointsEntry(models.Model):
+class PointsEntry(LedgerEntry):
     """One movement of a member's points; append-only (DESIGN section 3)."""
 
     class Kind(models.TextChoices):
@@ -319,31 +318,19 @@ class PointsEntry(models.Model):
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     points = models.IntegerField(_("points"), help_text=_("Positive adds, negative takes away."))
     balance_after = models.IntegerField(_("balance after"))
-    store = models.ForeignKey(
+    # This ledger's store and time columns are indexed, the other ledgers' are not; its legal entity's help text
+    # says what the company did with points.
+    store = ledger_field(models.ForeignKey(
         "stores.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("store")
-    )
-    terminal = models.ForeignKey(
-        "stores.Terminal", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("terminal"), db_index=False,
-    )
-    receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
-    legal_entity = models.ForeignKey(
+    ), replaces="store")
+    legal_entity = ledger_field(models.ForeignKey(
         "stores.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         verbose_name=_("legal entity"), db_index=False,
         help_text=_("The company that issued (earned) or honoured (spent) these points, for settlement."),
+    ), replaces="legal_entity")
+    created_at = ledger_field(
+        models.DateTimeField(_("time"), default=timezone.now, db_index=True), replaces="created_at"
     )
-    operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("operator"), db_index=False,
-    )
-    reason = models.CharField(_("reason"), max_length=200, blank=True)
-    cause_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("cause type"), db_index=False,
-    )
-    cause_id = models.CharField(_("cause id"), max_length=64, blank=True)
-    cause = GenericForeignKey("cause_type", "cause_id")
-    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
 
     class Meta:
         verbose_name = _("points entry")

@@ -1,6 +1,6 @@
 """Manual points adjustments: asked for by one person, posted only when another approves (DESIGN section 4)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils.translation import gettext
@@ -11,8 +11,9 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
 from membership.errors import InsufficientPoints, PointsAdjustmentInvalid
 from membership.models import Member, PointsDebtEntry, PointsEntry, PointsPolicy
-from membership.services.members import _ensure_live, _lock_members, points_post
-from membership.services.points import points_debt_move
+from membership.services.ledger import _lock_members, points_debt_move, points_post
+from membership.services.members import _ensure_live
+from membership.services.points import cash_value_of
 
 __all__ = ["POINTS_ADJUST", "POINTS_ADJUST_LIMIT", "POINTS_DEBT_WAIVE", "points_adjust_request",
            "points_debt_waive_request"]
@@ -41,11 +42,9 @@ def _adjustment_errors(*, points, reason: str) -> dict[str, list[str]]:
 
 
 def _cash_value(points: int) -> Decimal:
-    """What the points are worth at the points-to-cash rate: the amount approval levels are set by."""
-    policy = PointsPolicy.current()
-    return (Decimal(abs(points)) * policy.cash_value / policy.cash_points).quantize(
-        Decimal("0.01"), rounding=ROUND_HALF_UP
-    )
+    """What the points are worth at the points-to-cash rate, as a till pays them: the amount approval levels are
+    set by."""
+    return cash_value_of(abs(points), PointsPolicy.current())
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.utils.translation import gettext
 
 from membership.errors import GiftInvalid, GiftNotAvailable, GiftOutOfStock, InsufficientPoints, MemberNotActive
 from membership.models import Gift, GiftRedemption, GiftStock, GiftStockMovement, Member, PointsEntry
-from membership.services.members import _lock_members, points_post
+from membership.services.ledger import _lock_members, points_post
 
 __all__ = ["GIFT_QUANTITY_LIMIT", "GIFT_REDEEM_LIMIT", "gift_redeem", "gift_stock_adjust", "gift_stock_receive"]
 

@@ -1,4 +1,4 @@
-"""Every write that changes a member, their identities, tags or points."""
+"""Every write that changes a member, their identities or tags; their points move through ledger.py."""
 
 import re
 import secrets
@@ -8,7 +8,7 @@ from datetime import date
 from functools import lru_cache
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +17,6 @@ from pypinyin import Style, lazy_pinyin, pinyin
 from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
-from core.ledgers import cause_fields
 from core.pii import (
     InvalidPersonalData,
     mask_id_number,
@@ -28,12 +27,10 @@ from core.pii import (
     resident_id_parse,
 )
 from membership.errors import (
-    InsufficientPoints,
     MemberAlreadyRegistered,
     MemberInvalid,
     MemberNotActive,
     MergeNotPossible,
-    PointsBalanceLimit,
 )
 from membership.models import (
     Member,
@@ -46,13 +43,11 @@ from membership.models import (
     Tag,
     Tier,
 )
+from membership.services.ledger import POINTS_BALANCE_MAX, _lock_members, points_post  # noqa: F401 (a test imports it)
 
 MEMBER_MERGE = "membership.member_merge"
 MEMBER_MERGE_CONFLICTING_IDS = "membership.member_merge_conflicting_ids"
 LIVE_STATUSES = (Member.Status.ACTIVE, Member.Status.FROZEN)
-# The most points one member can hold: far above any real balance, safely inside the 32-bit balance column,
-# so a runaway posting is refused (limit_exceeded) instead of overflowing it.
-POINTS_BALANCE_MAX = 1_000_000_000
 _OTHER_ID = {
     # Passports and permits: letters and digits of a plausible length.
     Member.IdType.PASSPORT: r"^[A-Z0-9]{5,17}$",
@@ -434,71 +429,9 @@ def member_status_set(*, member: Member, status: str, actor, reason: str) -> Mem
     return member
 
 
-# --- locking and points ---------------------------------------------------------------------
-
-
-def _lock_members(*pks: int) -> list[Member]:
-    """Lock member rows in primary-key order, so two transactions never deadlock."""
-    locked = {m.pk: m for m in Member.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
-    return [locked[pk] for pk in pks]
-
-
 def _ensure_live(member: Member) -> None:
     if member.status not in LIVE_STATUSES:
         raise MemberNotActive(member_no=member.member_no, status=member.get_status_display())
-
-
-@transaction.atomic
-def points_post(
-    *,
-    member: Member,
-    points: int,
-    kind: str,
-    store=None,
-    terminal=None,
-    receipt_no: str = "",
-    operator=None,
-    reason: str = "",
-    cause=None,
-    legal_entity=None,
-    created_at=None,
-) -> PointsEntry:
-    """Move a member's points and append the ledger row, in the caller's transaction.
-
-    The balance changes by a conditional UPDATE, so concurrent postings never
-    take it below zero nor above POINTS_BALANCE_MAX. Called outside a transaction, the balance and its ledger
-    row still commit together. The legal entity that issued or honoured the
-    points is the store's format's company unless given. Raise InsufficientPoints, PointsBalanceLimit.
-    """
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise ValueError("points must be a non-zero integer")
-    if points > POINTS_BALANCE_MAX:
-        raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
-    bound = {"points__gte": -points} if points < 0 else {"points__lte": POINTS_BALANCE_MAX - points}
-    updated = Member.objects.filter(pk=member.pk, **bound).update(points=F("points") + points)
-    if not updated:
-        balance = Member.objects.filter(pk=member.pk).values_list("points", flat=True).first() or 0
-        if points > 0:
-            raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
-        raise InsufficientPoints(points=balance)
-    balance = Member.objects.filter(pk=member.pk).values_list("points", flat=True).get()
-    member.points = balance
-    if legal_entity is None and store is not None:
-        legal_entity = store.format.legal_entity
-    return PointsEntry.objects.create(
-        member=member,
-        kind=kind,
-        points=points,
-        balance_after=balance,
-        store=store,
-        terminal=terminal,
-        receipt_no=receipt_no,
-        legal_entity=legal_entity,
-        operator=operator,
-        reason=reason[:200],
-        **cause_fields(cause),
-        **({"created_at": created_at} if created_at is not None else {}),
-    )
 
 
 # --- tags -----------------------------------------------------------------------------------

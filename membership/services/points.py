@@ -1,7 +1,8 @@
-"""How purchases earn points, how points become cash at a till, and how points owed are paid off.
+"""How many points a purchase earns, what points are worth in cash, and turning them into cash at a till.
 
 Points are integers and every step of a calculation rounds down, so a member
-is never credited a point the rules did not give in full.
+is never credited a point the rules did not give in full. The balances move
+in ledger.py.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -9,21 +10,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.sql import insert_returning_pk
 from membership.errors import (
     CashOutLimitExceeded,
     InsufficientPoints,
     MemberNotActive,
-    PointsBalanceLimit,
     PurchaseInvalid,
 )
-from membership.models import EarnRule, Member, PointsDebtEntry, PointsEntry, PointsPolicy
-from membership.services.members import POINTS_BALANCE_MAX, _lock_members, cause_fields, points_post
+from membership.models import EarnRule, Member, PointsEntry, PointsPolicy
+from membership.services.ledger import _lock_members, points_post
 
 __all__ = [
     "EARN_MULTIPLIERS",
@@ -35,8 +34,6 @@ __all__ = [
     "earn_rule_for",
     "member_points_multiplier",
     "points_cash_out",
-    "points_debt_move",
-    "points_earn",
     "points_for_purchase",
 ]
 
@@ -125,93 +122,6 @@ def points_for_purchase(
     return min(max(int(points), 0), POINTS_MAX)
 
 
-@transaction.atomic(savepoint=False)
-def points_earn(
-    *,
-    member: Member,
-    points: int,
-    store=None,
-    terminal=None,
-    receipt_no: str = "",
-    reason: str = "",
-    cause=None,
-    legal_entity_id: int | None = None,
-    operator=None,
-) -> PointsEntry:
-    """Credit earned points with an `earn` entry, then pay off any points the member owes from the balance.
-
-    Runs on every POS purchase, inside the caller's transaction (no savepoint of its own). The credit is
-    one UPDATE ... RETURNING that also reads what the member owes, so the member needs no lock beforehand
-    and a debt a concurrent return recorded is seen. The pay-off is a `reversal` entry and a `repaid` row
-    in the points debt ledger. `legal_entity_id` is the company that issued the points.
-    Return the earn entry.
-    """
-    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
-        raise ValueError("points must be a positive integer")
-    balance, debt = _member_points_change(member.pk, points=points)
-    values = {
-        "member": member, "store": store, "terminal": terminal, "receipt_no": receipt_no,
-        "legal_entity_id": legal_entity_id, "operator": operator, **cause_fields(cause),
-    }
-    entry = PointsEntry(kind=PointsEntry.Kind.EARN, points=points, balance_after=balance, reason=reason[:200],
-                        **values)
-    insert_returning_pk(entry)
-    member.points, member.points_debt = balance, debt
-    if debt > 0 and balance > 0:
-        pay = min(balance, debt)
-        note = gettext("paid off points owed")
-        member.points, member.points_debt = _member_points_change(member.pk, points=-pay, debt=-pay)
-        PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay, balance_after=member.points,
-                                   reason=note, **values)
-        PointsDebtEntry.objects.create(member=member, kind=PointsDebtEntry.Kind.REPAID, points=-pay,
-                                       debt_after=member.points_debt, reason=note, **cause_fields(cause))
-    return entry
-
-
-def _member_points_change(member_id: int, *, points: int, debt: int = 0) -> tuple[int, int]:
-    """Add to a member's points (and debt) in one statement; return (points, debt) after.
-
-    The CHECK constraints keep both at zero or above, the WHERE keeps points at most POINTS_BALANCE_MAX
-    (compared as `points <= max - added`, which cannot overflow the column); the row stays locked until the
-    transaction ends. Raise PointsBalanceLimit.
-    """
-    if points > POINTS_BALANCE_MAX:
-        raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
-    table = connection.ops.quote_name(Member._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET points = points + %s, points_debt = points_debt + %s "  # noqa: S608 - table name
-            "WHERE id = %s AND points <= %s RETURNING points, points_debt",
-            [points, debt, member_id, POINTS_BALANCE_MAX - max(points, 0)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        if Member.objects.filter(pk=member_id).exists():
-            raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
-        raise Member.DoesNotExist(f"member {member_id}")
-    return row
-
-
-@transaction.atomic(savepoint=False)
-def points_debt_move(*, member: Member, points: int, kind: str, reason: str, cause=None) -> PointsDebtEntry:
-    """Change what a member owes and append the debt ledger row, in the caller's transaction.
-
-    A conditional UPDATE keeps the debt from going below zero; `member` must be locked by the caller.
-    """
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise ValueError("points must be a non-zero integer")
-    updated = Member.objects.filter(pk=member.pk, points_debt__gte=max(-points, 0)).update(
-        points_debt=F("points_debt") + points
-    )
-    if not updated:
-        raise RuntimeError(f"points owed by member {member.pk} changed under a transaction that did not lock it")
-    member.points_debt += points
-    return PointsDebtEntry.objects.create(
-        member=member, kind=kind, points=points, debt_after=member.points_debt, reason=reason[:200],
-        **cause_fields(cause),
-    )
-
-
 @dataclass(frozen=True)
 class CashOut:
     entry: PointsEntry
@@ -220,7 +130,11 @@ class CashOut:
 
 
 def cash_value_of(points: int, policy: PointsPolicy) -> Decimal:
-    """What points are worth in cash: points x cash value / points per unit, rounded down to the cent."""
+    """What points are worth in cash: points x cash value / points per unit, rounded down to the cent.
+
+    The one points-to-cash rounding: a till pays it out (CONTRACT, points/redeem), and an adjustment's
+    approval level is set by it.
+    """
     cents = points * _cents(policy.cash_value) // policy.cash_points
     return Decimal(cents).scaleb(-2).quantize(Decimal("0.01"))
 

@@ -31,8 +31,9 @@ from membership.models import (
     PurchaseReturn,
     Tier,
 )
-from membership.services.members import _lock_members, merge_mover, points_post, survivor_pk
-from membership.services.points import _cents, earn_rule_default, points_debt_move, points_earn, points_for_purchase
+from membership.services.ledger import _lock_members, points_debt_move, points_earn, points_post
+from membership.services.members import merge_mover, survivor_pk
+from membership.services.points import _cents, earn_rule_default, points_for_purchase
 
 __all__ = [
     "LINES_MAX",

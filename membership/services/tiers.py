@@ -24,7 +24,8 @@ from django.utils.translation import gettext
 from core.errors import ValidationFailed
 from membership.errors import PaidTierConflict, PaidTierNotForSale
 from membership.models import Member, PointsPolicy, Purchase, Tier, TierChange, TierSubscription
-from membership.services.members import LIVE_STATUSES, _ensure_live, _lock_members, merge_mover
+from membership.services.ledger import _lock_members
+from membership.services.members import LIVE_STATUSES, _ensure_live, merge_mover
 
 __all__ = [
     "TierEvaluation",
