@@ -13,10 +13,10 @@ Idempotency-Key (a replay is not a new guess).
 import time
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, serializers, throttling
 from rest_framework.response import Response
@@ -25,9 +25,18 @@ from rest_framework.views import APIView
 from cards.errors import CardNotFound
 from cards.models import CardTransaction
 from cards.services import payments, vouchers
-from core.api import ErrorEnvelopeSerializer, PosPostView
+from cards.services.ledger import CARD_NO_PATTERN
+from core.api import NOT_BLANK_PATTERN, ErrorEnvelopeSerializer, PosPostView
 from core.limits import counter_get, counter_hit
-from membership.api import IDEMPOTENCY_PARAMETER, WRITE_ERRORS, MoneyField, ReceiptField
+from membership.api import (
+    IDEMPOTENCY_PARAMETER,
+    WRITE_ERRORS,
+    MoneyField,
+    PositiveMoneyField,
+    QuantityField,
+    ReceiptField,
+    SkuField,
+)
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
 
@@ -35,7 +44,8 @@ CARD_GUESS_LIMIT = 20
 CARD_GUESS_WINDOW = 300
 
 CARD_NO_PARAMETER = OpenApiParameter(
-    name="card_no", location=OpenApiParameter.PATH, type=str, description="The card number (6-32 digits).",
+    name="card_no", location=OpenApiParameter.PATH, type={"type": "string", "pattern": CARD_NO_PATTERN.pattern},
+    description=_("The card number (6-32 digits)."),
 )
 CARD_ERRORS = {**WRITE_ERRORS, 403: ErrorEnvelopeSerializer, 429: ErrorEnvelopeSerializer}
 
@@ -161,16 +171,21 @@ class CardView(APIView):
 
 
 class CardLineSerializer(serializers.Serializer):
-    sku = serializers.CharField(max_length=64)
+    sku = SkuField()
     amount = MoneyField(help_text=_("What the line costs, 0 or more."))
-    quantity = serializers.DecimalField(
-        max_digits=12, decimal_places=3, help_text=_("Greater than 0, at most three decimals (weighed goods).")
-    )
+    quantity = QuantityField(help_text=_(
+        "Greater than 0: whole units as a JSON integer, or a string with at most three decimals (weighed goods)."
+    ))
 
 
 @extend_schema_field(CardLineSerializer(many=True))
 class CardLinesField(serializers.Field):
     """The basket's lines, each checked (sku, amount, quantity) with a message naming the line."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # The schema's maxItems; a longer list is refused first, by card_debit_lines_clean, naming the limit.
+        self.validators.append(MaxLengthValidator(payments.LINES_MAX))
 
     def to_internal_value(self, data) -> list[dict]:
         lines, problems = payments.card_debit_lines_clean(data)
@@ -183,7 +198,9 @@ class CardLinesField(serializers.Field):
 
 
 class DebitInputSerializer(serializers.Serializer):
-    amount = MoneyField(help_text=_("What the basket costs, greater than 0; the card is charged amount - discount."))
+    amount = PositiveMoneyField(
+        help_text=_("What the basket costs, greater than 0; the card is charged amount - discount.")
+    )
     receipt_no = ReceiptField()
     pin = serializers.CharField(
         required=False, allow_blank=True, max_length=32, trim_whitespace=True,
@@ -195,12 +212,16 @@ class DebitInputSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field({"type": "string", "maxLength": 32, "pattern": NOT_BLANK_PATTERN})
+class TransactionIdField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=32, **kwargs)
+
+
 class RefundInputSerializer(serializers.Serializer):
-    amount = MoneyField(help_text=_("What goes back onto the card, greater than 0."))
+    amount = PositiveMoneyField(help_text=_("What goes back onto the card, greater than 0."))
     receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
-    original_transaction_id = serializers.CharField(
-        max_length=32, help_text=_("The transaction_id of the card payment being refunded.")
-    )
+    original_transaction_id = TransactionIdField(help_text=_("The transaction_id of the card payment being refunded."))
 
 
 class PaymentOutputSerializer(serializers.Serializer):
@@ -287,8 +308,9 @@ class ReverseOutputSerializer(serializers.Serializer):
     request=None,
     responses={201: ReverseOutputSerializer, **CARD_ERRORS},
     parameters=[
-        OpenApiParameter(name="transaction_id", location=OpenApiParameter.PATH, type=str,
-                         description="A card payment or refund of this store."),
+        OpenApiParameter(name="transaction_id", location=OpenApiParameter.PATH,
+                         type={"type": "string", "pattern": r"^[\x21-\x7e]{1,32}$"},
+                         description=_("A card payment or refund of this store (its transaction_id).")),
         IDEMPOTENCY_PARAMETER,
     ],
     description=(
@@ -319,7 +341,7 @@ def _valid(serializer_class, request) -> dict:
 # --- pickup vouchers ----------------------------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.INT)
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": vouchers.MAX_REDEEM_QUANTITY})
 class VoucherQuantityField(serializers.Field):
     """Whole units as a JSON integer of at least 1: 1.5, "2", true and 0 are refused."""
 
@@ -351,8 +373,9 @@ class VoucherRedeemOutputSerializer(serializers.Serializer):
     request=VoucherRedeemInputSerializer,
     responses={201: VoucherRedeemOutputSerializer, **CARD_ERRORS},
     parameters=[
-        OpenApiParameter(name="code", location=OpenApiParameter.PATH, type=str,
-                         description="The code printed on the pickup voucher."),
+        OpenApiParameter(name="code", location=OpenApiParameter.PATH,
+                         type={"type": "string", "pattern": r"^[\x21-\x7e]{1,32}$"},
+                         description=_("The code printed on the pickup voucher (1-32 printable ASCII characters).")),
         IDEMPOTENCY_PARAMETER,
     ],
     description=(

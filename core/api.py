@@ -21,7 +21,16 @@ from core import services
 from core.errors import DomainError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,64}$")
+# The schema's patterns (JSON Schema: ECMA 262, unanchored unless ^...$) and the checks use the same text.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,64}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+# Whitespace as Python sees it (str.strip(), re's \s): what DRF's trimmed fields and the services drop around a
+# value. ECMA's \s, which a schema pattern would mean, is another set (\x1c-\x1f and \x85 are only Python's).
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The part of it a query value may hold (core.middleware refuses control characters there).
+QUERY_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# A value with one character that is not whitespace: a trimmed field refuses any other as blank.
+NOT_BLANK_PATTERN = rf"[^{SPACE}]"
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -198,7 +207,7 @@ class PosPostView(APIView):
             raise exceptions.ValidationError(
                 {IDEMPOTENCY_HEADER: [_("This header is required on every POST.")]}
             )
-        if not _IDEMPOTENCY_KEY.match(key):
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
             raise exceptions.ValidationError(
                 {IDEMPOTENCY_HEADER: [_("Use 1 to 64 printable ASCII characters.")]}
             )

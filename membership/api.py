@@ -3,20 +3,29 @@
 import re
 from decimal import Decimal
 
+from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import IDEMPOTENCY_HEADER, ErrorEnvelopeSerializer, OffsetDateTimeField, PosPostView
+from core.api import (
+    IDEMPOTENCY_HEADER,
+    NOT_BLANK_PATTERN,
+    QUERY_SPACE,
+    ErrorEnvelopeSerializer,
+    OffsetDateTimeField,
+    PosPostView,
+)
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
+from core.schema import idempotency_key_schema
 from membership import queries, services
 from membership.models import Member
 from membership.services.points import POINTS_MAX
-from membership.services.purchases import LINES_MAX
+from membership.services.purchases import LINES_MAX, QUANTITY_MAX
 
 # A family may share one phone, a legacy number may exist in several old systems:
 # a till never needs more than a short list to pick from.
@@ -41,6 +50,53 @@ _RESIDENT_ID_LIKE = re.compile(r"^[0-9]{14,}[0-9X]$")
 def member_lookup(*, field: str, value: str) -> QuerySet:
     """The members a till may mean by one lookup value, oldest first, at most LOOKUP_LIMIT."""
     return LOOKUPS[field](value).only(*LOOKUP_COLUMNS).order_by(*LOOKUP_ORDER)[:LOOKUP_LIMIT]
+
+
+# The lookup's parameters as the schema states them (ECMA 262 patterns); LookupQuerySerializer is what the server
+# checks. A value is read as the serializer reads it: empty is not given, spaces around it are dropped and what is
+# left has at most max_length characters; phones and ID numbers may hold spaces (and phones brackets) inside too.
+_S = f"[{QUERY_SPACE}]*"
+_P = f"[{QUERY_SPACE}()]*"
+
+
+def _query_value(core: str, *, max_length: int) -> str:
+    return rf"^(?:{_S}(?=[\s\S]{{1,{max_length}}}{_S}$)(?:{core}){_S})?$"
+
+
+# A mobile: 1, then ten digits (the first 3-9) with at most two dashes among them; a landline: 0, a two- or
+# three-digit area code, an optional dash, seven or eight digits, an optional dash and extension. Either may
+# follow +86 or 0086 (what is left is then read without another prefix).
+_MOBILE = rf"1(?=[^-]*(?:-[^-]*){{0,2}}$)[{QUERY_SPACE}()-]*[3-9](?:[{QUERY_SPACE}()-]*[0-9]){{9}}[{QUERY_SPACE}()-]*"
+_LANDLINE = (rf"0(?:{_P}[0-9]){{2,3}}(?:{_P}-)?(?:{_P}[0-9]){{7,8}}(?:{_P}-(?:{_P}[0-9]){{1,6}})?")
+_PHONE = rf"(?:{_MOBILE}|{_LANDLINE})"
+PHONE_PATTERN = _query_value(
+    rf"{_P}(?:\+{_P}8{_P}6{_P}{_PHONE}|0{_P}0{_P}8{_P}6{_P}{_PHONE}|(?!0{_P}0{_P}8{_P}6){_PHONE}){_P}", max_length=32
+)
+# An 18-character resident ID (17 digits, then a digit or X), or 5-17 letters and digits that are not a resident ID
+# with digits missing (15-17 digits).
+_RESIDENT_ID = rf"[0-9](?:{_S}[0-9]){{16}}{_S}[0-9Xx]"
+_OTHER_ID = rf"(?!(?:[0-9]{_S}){{14,16}}[0-9Xx]{_S}$)[A-Za-z0-9](?:{_S}[A-Za-z0-9]){{4,16}}"
+ID_NUMBER_PATTERN = _query_value(rf"{_RESIDENT_ID}|{_OTHER_ID}", max_length=32)
+LOOKUP_PARAMETERS = [
+    OpenApiParameter(
+        "phone", type={"type": "string", "pattern": PHONE_PATTERN},
+        description=_("Mobile (11 digits, 13x to 19x) or landline with area code (010-12345678, an extension "
+                      "after a dash); +86 or 0086 in front is dropped, and so are spaces and brackets."),
+    ),
+    OpenApiParameter(
+        "member_no", type={"type": "string", "pattern": _query_value(r"[\x21-\x7e]+", max_length=64)},
+        description=_("Our member number or a number from a legacy member system (printable ASCII)."),
+    ),
+    OpenApiParameter(
+        "card_no", type={"type": "string", "pattern": _query_value(r"[0-9A-Za-z-]+", max_length=32)},
+        description=_("Member card number: letters, digits and dashes."),
+    ),
+    OpenApiParameter(
+        "id_number", type={"type": "string", "pattern": ID_NUMBER_PATTERN},
+        description=_("Resident ID number (18 characters, a final x is read as X; its province, birth date and "
+                      "check digit must be right) or a passport or permit number (5-17 letters and digits)."),
+    ),
+]
 
 
 class LookupQuerySerializer(serializers.Serializer):
@@ -78,6 +134,11 @@ class LookupQuerySerializer(serializers.Serializer):
         return value
 
     def validate_id_number(self, value: str) -> str:
+        # Before upper case: "ß" and "ſ" would become ASCII letters there.
+        if not "".join(value.split()).isascii():
+            raise serializers.ValidationError(
+                _("Give an 18-character resident ID number or a passport or permit number (5-17 letters and digits).")
+            )
         number = normalize_id_number(value)
         # A long run of digits is a resident ID with a typo, not a passport: say what is wrong with it.
         if _RESIDENT_ID_LIKE.match(number):
@@ -127,13 +188,15 @@ class MemberLookupView(APIView):
 
     @extend_schema(
         operation_id="members_lookup",
-        parameters=[LookupQuerySerializer],
+        parameters=LOOKUP_PARAMETERS,
         responses={200: LookupOutputSerializer, 400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer},
-        description=(
-            "Exactly one parameter. A phone shared by a family lists every member using it (as their phone "
-            "or as their family contact phone); a merged member's number leads to the member it was merged "
-            f"into. At most {LOOKUP_LIMIT} results, oldest registration first; no match is an empty list."
-        ),
+        description=format_lazy(_(
+            "Exactly one of phone, member_no, card_no or id_number, given once (an empty one counts as not "
+            "given); none, two or a repeated one is 400 validation_error. A phone shared by a family lists every "
+            "member using it (as their phone or as their family contact phone); a merged member's number leads to "
+            "the member it was merged into. At most {limit} results, oldest registration first; no match is an "
+            "empty list."
+        ), limit=LOOKUP_LIMIT),
     )
     def get(self, request):
         query = LookupQuerySerializer(data=request.query_params)
@@ -145,12 +208,18 @@ class MemberLookupView(APIView):
 
 # --- POS writes: purchases, returns, points to cash ---------------------------------------------------------
 
-_MONEY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
-_RECEIPT = re.compile(r"^[\x20-\x7e]{1,64}$")
-_QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?$")
+MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+# The same, with a digit other than 0 somewhere: more than zero.
+POSITIVE_MONEY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,12}(\.[0-9]{1,2})?$"
+_MONEY = re.compile(MONEY_PATTERN)
+# A line's quantity as a string: at most nine digits and three decimals (the schema's: and more than 0).
+_QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
+POSITIVE_QUANTITY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,9}(\.[0-9]{1,3})?$"
+# Printable ASCII with one character other than a space (\Z: "$" would let a final newline through).
+_RECEIPT = re.compile(r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*\Z")
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=str,
+    name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=idempotency_key_schema(),
     description="1-64 printable characters. The same key with the same body returns the first answer again and "
                 "moves nothing; with a different body it is 409 idempotency_conflict.",
 )
@@ -160,7 +229,7 @@ WRITE_ERRORS = {
 }
 
 
-@extend_schema_field({"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$", "example": "12.50"})
+@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"})
 class MoneyField(serializers.Field):
     """Money as a string with at most two decimals ("12.50"): never a JSON number, which a till may round."""
 
@@ -169,7 +238,7 @@ class MoneyField(serializers.Field):
     }
 
     def to_internal_value(self, data) -> Decimal:
-        if not isinstance(data, str) or not _MONEY.match(data):
+        if not isinstance(data, str) or not _MONEY.fullmatch(data):
             self.fail("invalid")
         return Decimal(data)
 
@@ -177,7 +246,12 @@ class MoneyField(serializers.Field):
         return f"{value:.2f}"
 
 
-@extend_schema_field(OpenApiTypes.INT)
+@extend_schema_field({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "example": "12.50"})
+class PositiveMoneyField(MoneyField):
+    """Money greater than 0; the service refuses 0 and names the field."""
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": POINTS_MAX})
 class PointsField(serializers.Field):
     """A whole number of points greater than 0, as a JSON integer: 1.5, "10", true and 0 are refused."""
 
@@ -193,36 +267,60 @@ class PointsField(serializers.Field):
 
 
 class ReceiptField(serializers.RegexField):
+    """Taken as sent, not trimmed: a tab or an ideographic space around the number is refused, not dropped."""
+
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", _("The till's receipt number, 1-64 printable characters."))
-        super().__init__(_RECEIPT, error_messages={"invalid": _("Use 1 to 64 printable ASCII characters.")},
-                         **kwargs)
+        kwargs.setdefault("help_text", _("The till's receipt number, 1-64 printable ASCII characters, not only "
+                                         "spaces (spaces around it are dropped)."))
+        super().__init__(_RECEIPT, max_length=64, trim_whitespace=False,
+                         error_messages={"invalid": _("Use 1 to 64 printable ASCII characters.")}, **kwargs)
+
+
+@extend_schema_field({"type": "string", "maxLength": 64, "pattern": NOT_BLANK_PATTERN})
+class SkuField(serializers.CharField):
+    """A line's SKU (documentation of a line; the lines are checked by their own field)."""
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "integer", "minimum": 1, "maximum": int(QUANTITY_MAX)},
+    {"type": "string", "pattern": POSITIVE_QUANTITY_PATTERN, "example": "1.5"},
+]})
+class QuantityField(serializers.Field):
+    """A line's quantity (documentation of a line; the lines are checked by their own field)."""
 
 
 class PurchaseLineSerializer(serializers.Serializer):
-    sku = serializers.CharField(max_length=64)
+    sku = SkuField()
     category = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default="",
         help_text=_("The format's category code; the format's earn rule may exclude some (tobacco, gold ...)."),
     )
     amount = MoneyField(help_text=_("What the line costs, 0 or more."))
-    quantity = serializers.DecimalField(
-        max_digits=12, decimal_places=3, help_text=_("Greater than 0, at most three decimals (weighed goods).")
-    )
+    quantity = QuantityField(help_text=_(
+        "Greater than 0: whole units as a JSON integer, or a string with at most three decimals (weighed goods)."
+    ))
 
 
 @extend_schema_field(PurchaseLineSerializer(many=True))
 class LinesField(serializers.Field):
     """The receipt's lines: their shape is checked here, every value by purchase_record, which names the line.
 
-    Checking each line once, in the service, keeps the busiest POS call from validating everything twice.
+    Checking each line once, in the service, keeps the busiest POS call from validating everything twice; only
+    the spelling of amounts and quantities is checked here (money as strings, not 12 or "1e1").
     """
 
     default_error_messages = {
         "invalid": _("Give the lines as a list of objects with sku, category, amount and quantity."),
         "too_many": _("A receipt has at most {max} lines."),
-        "amount": _('Line {n}: give the amount as a string, e.g. "12.50".'),
+        "amount": _('Line {n}: give the amount as a string in yuan with at most two decimals, e.g. "12.50".'),
+        "quantity": _('Line {n}: give the quantity as a whole number or as a string with at most three decimals, '
+                      'e.g. "1.5".'),
     }
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # The schema's maxItems; a longer list is refused first, by to_internal_value, naming the limit.
+        self.validators.append(MaxLengthValidator(LINES_MAX))
 
     def to_internal_value(self, data) -> list:
         if not isinstance(data, list) or not all(isinstance(line, dict) for line in data):
@@ -230,18 +328,28 @@ class LinesField(serializers.Field):
         if len(data) > LINES_MAX:
             self.fail("too_many", max=LINES_MAX)
         for number, line in enumerate(data, start=1):
-            if not isinstance(line.get("amount"), str):
+            amount, quantity = line.get("amount"), line.get("quantity")
+            if not isinstance(amount, str) or not _MONEY.fullmatch(amount):
                 self.fail("amount", n=number)
+            if not (type(quantity) is int or isinstance(quantity, str) and _QUANTITY.fullmatch(quantity)):
+                self.fail("quantity", n=number)
         return data
 
 
+@extend_schema_field({"type": "string", "maxLength": 64, "pattern": NOT_BLANK_PATTERN})
+class MemberNoField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _("Our member number or a number from a legacy member system."))
+        super().__init__(max_length=64, **kwargs)
+
+
 class PurchaseInputSerializer(serializers.Serializer):
-    member_no = serializers.CharField(
-        max_length=64, help_text=_("Our member number or a number from a legacy member system.")
-    )
+    member_no = MemberNoField()
     receipt_no = ReceiptField()
-    amount = MoneyField(help_text=_("What the member paid, greater than 0."))
-    occurred_at = OffsetDateTimeField(help_text=_("Time of sale, ISO 8601 with offset."))
+    amount = PositiveMoneyField(help_text=_("What the member paid, greater than 0."))
+    occurred_at = OffsetDateTimeField(
+        help_text=_("Time of sale, ISO 8601 with offset; not in the future (five minutes' clock difference allowed).")
+    )
     payment_method = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     lines = LinesField(required=False, default=list)
 
@@ -287,9 +395,11 @@ class PurchaseCreateView(PosPostView):
 class ReturnInputSerializer(serializers.Serializer):
     original_receipt_no = ReceiptField(help_text=_("The receipt of the sale, at this same store."))
     receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
-    amount = MoneyField(help_text=_("The part of the purchase brought back, greater than 0."))
+    amount = PositiveMoneyField(help_text=_("The part of the purchase brought back, greater than 0."))
     occurred_at = OffsetDateTimeField(
-        required=False, help_text=_("Time of the return, ISO 8601 with offset; now if left out.")
+        required=False,
+        help_text=_("Time of the return, ISO 8601 with offset; not before the sale, not in the future; now if left "
+                    "out."),
     )
 
 
@@ -336,9 +446,7 @@ class PurchaseReturnCreateView(PosPostView):
 
 
 class RedeemInputSerializer(serializers.Serializer):
-    member_no = serializers.CharField(
-        max_length=64, help_text=_("Our member number or a number from a legacy member system.")
-    )
+    member_no = MemberNoField()
     points = PointsField(help_text=_("Points to turn into cash, a whole number greater than 0."))
     receipt_no = ReceiptField()
 

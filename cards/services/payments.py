@@ -17,6 +17,7 @@ reverse tells them (`discounts.follow_up`) so they give back their share in the 
 """
 
 import base64
+import re
 import secrets
 from contextlib import nullcontext
 from datetime import datetime
@@ -67,6 +68,8 @@ RECEIPT_MAX = 64
 QUANTITY_MAX = Decimal("999999999.999")
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
+_LINE_MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+_LINE_QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 # A refund lands on the card that paid whatever its state, except where no money may sit: a card never sold
 # (inactive) or closed. A frozen (lost) or expired card keeps it for its holder, as the rules require.
 REFUNDABLE = {Card.Status.ACTIVE, Card.Status.FROZEN, Card.Status.EXPIRED}
@@ -150,16 +153,17 @@ def _receipt_clean(receipt_no) -> str:
 
 
 def _line_money(value) -> Decimal | None:
-    if not isinstance(value, (str, int, Decimal)) or isinstance(value, bool):
+    # Money is a string (CONTRACT section 3), written plainly: not 12, "1e2", " 12.5" or "+12".
+    if not isinstance(value, str) or not _LINE_MONEY.fullmatch(value):
         return None
-    try:
-        return money_clean(value, allow_zero=True)
-    except CardInvalid:
-        return None
+    return Decimal(value).quantize(CENT)
 
 
 def _line_quantity(value) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+    # Whole units as a JSON integer, or a plain decimal string (weighed goods).
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    if isinstance(value, str) and not _LINE_QUANTITY.fullmatch(value):
         return None
     quantity = decimal_parse(value)
     if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):
@@ -185,7 +189,7 @@ def card_debit_lines_clean(lines) -> tuple[list[dict], list[str]]:
             errors.append(gettext("Line %(n)s: give sku, amount and quantity.") % {"n": number})
             continue
         sku = line.get("sku")
-        if not isinstance(sku, str) or not sku.strip() or len(sku.strip()) > 64:
+        if not isinstance(sku, str) or not sku.strip() or len(sku) > 64:
             errors.append(gettext("Line %(n)s: give the SKU (1 to 64 characters).") % {"n": number})
         amount = _line_money(line.get("amount"))
         if amount is None:

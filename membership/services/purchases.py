@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -407,8 +406,10 @@ def purchase_return(
             raise
         raise _receipt_taken(receipt_no, gettext("return"), existing) from None
 
+    # The sum is computed here, exactly: SQLite would add binary floats (0.10 + 0.20 stored as 0.30000000000000004),
+    # and the next return's conditional update would then match no row.
     updated = Purchase.objects.filter(pk=purchase.pk, returned_amount=purchase.returned_amount).update(
-        returned_amount=F("returned_amount") + amount
+        returned_amount=returned_after
     )
     if not updated:
         raise RuntimeError(f"purchase {purchase.pk} changed under its lock")
