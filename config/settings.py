@@ -125,8 +125,8 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_COOLOFF_MESSAGE = _("Too many failed logins from this address: logins from it are refused for a while. "
                          "Try again later, or ask headquarters to unlock it.")
-# A successful login forgets only that user's failures at that address, not the whole address's (core/http.py).
-AXES_HANDLER = "core.http.LoginLockoutHandler"
+# A successful login forgets only that user's failures at that address, not the whole address's (core/lockout.py).
+AXES_HANDLER = "core.lockout.LoginLockoutHandler"
 # The client address for axes and the personal-data audit log (core/http.py). No proxy is trusted by default:
 # REMOTE_ADDR is the client and a client's own X-Forwarded-For is ignored. Behind the reverse proxy set
 # TRUSTED_PROXY_COUNT to the number of proxies that append to TRUSTED_PROXY_HEADER (docs/deployment.md, section 5);

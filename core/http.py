@@ -1,18 +1,16 @@
 """Who the client is: its address, for the login lockout (django-axes) and the personal-data audit log alike.
 
 django-axes asks `client_ip` through AXES_CLIENT_IP_CALLABLE, so a lockout and an audit row always name the same
-address. Behind the reverse proxy every connection comes from the proxy; only the entries the trusted proxies
-appended to their header (counted from the right) say who the client is. Whatever a client wrote into that header
-itself stands further left and is never read, so forging X-Forwarded-For changes nothing.
+address (the lockout handler is core/lockout.py: this module needs nothing of axes). Behind the reverse proxy
+every connection comes from the proxy; only the entries the trusted proxies appended to their header (counted
+from the right) say who the client is. Whatever a client wrote into that header itself stands further left and
+is never read, so forging X-Forwarded-For changes nothing.
 """
 
 import ipaddress
 import logging
 from functools import lru_cache
 
-from axes.handlers.database import AxesDatabaseHandler
-from axes.helpers import get_client_username
-from axes.models import AccessAttempt
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -51,18 +49,3 @@ def _from_trusted_proxy(remote_addr: str | None) -> bool:
 @lru_cache(maxsize=8)
 def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip())
-
-
-class LoginLockoutHandler(AxesDatabaseHandler):
-    """axes' database handler, except that a successful login forgets only that user's failures at that address.
-
-    Failures are counted per client address over all usernames (AXES_LOCKOUT_PARAMETERS). The stock handler would
-    clear every failure of the address on any successful login, so whoever holds one valid account could keep
-    guessing other accounts' passwords from the same address without ever being locked.
-    """
-
-    def reset_user_attempts(self, request, credentials: dict | None = None) -> int:
-        deleted, _ = AccessAttempt.objects.filter(
-            username=get_client_username(request, credentials), ip_address=request.axes_ip_address,
-        ).delete()
-        return deleted
