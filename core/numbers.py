@@ -1,6 +1,12 @@
 """Numbers from the outside world (POS bodies, files, forms), read one way."""
 
+import re
 from decimal import Decimal, InvalidOperation
+
+# How a POS writes money and quantities as text (CONTRACT section 3), checked with fullmatch: ASCII digits,
+# at most two decimals for yuan, at most three for a quantity (weighed goods); no sign, exponent or spaces.
+MONEY_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+QUANTITY_TEXT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 
 
 def decimal_parse(value) -> Decimal | None:

@@ -20,6 +20,7 @@ from core.api import (
     OffsetDateTimeField,
     PosPostView,
 )
+from core.numbers import MONEY_TEXT, QUANTITY_TEXT
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
 from core.schema import idempotency_key_schema
 from membership import queries, services
@@ -211,9 +212,7 @@ class MemberLookupView(APIView):
 MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
 # The same, with a digit other than 0 somewhere: more than zero.
 POSITIVE_MONEY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,12}(\.[0-9]{1,2})?$"
-_MONEY = re.compile(MONEY_PATTERN)
 # A line's quantity as a string: at most nine digits and three decimals (the schema's: and more than 0).
-_QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 POSITIVE_QUANTITY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,9}(\.[0-9]{1,3})?$"
 # Printable ASCII with one character other than a space (\Z: "$" would let a final newline through).
 _RECEIPT = re.compile(r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*\Z")
@@ -238,7 +237,7 @@ class MoneyField(serializers.Field):
     }
 
     def to_internal_value(self, data) -> Decimal:
-        if not isinstance(data, str) or not _MONEY.fullmatch(data):
+        if not isinstance(data, str) or not MONEY_TEXT.fullmatch(data):
             self.fail("invalid")
         return Decimal(data)
 
@@ -329,9 +328,9 @@ class LinesField(serializers.Field):
             self.fail("too_many", max=LINES_MAX)
         for number, line in enumerate(data, start=1):
             amount, quantity = line.get("amount"), line.get("quantity")
-            if not isinstance(amount, str) or not _MONEY.fullmatch(amount):
+            if not isinstance(amount, str) or not MONEY_TEXT.fullmatch(amount):
                 self.fail("amount", n=number)
-            if not (type(quantity) is int or isinstance(quantity, str) and _QUANTITY.fullmatch(quantity)):
+            if not (type(quantity) is int or isinstance(quantity, str) and QUANTITY_TEXT.fullmatch(quantity)):
                 self.fail("quantity", n=number)
         return data
 

@@ -17,7 +17,6 @@ reverse tells them (`discounts.follow_up`) so they give back their share in the 
 """
 
 import base64
-import re
 import secrets
 from contextlib import nullcontext
 from datetime import datetime
@@ -47,7 +46,7 @@ from cards.services.ledger import (
     card_post,
     money_clean,
 )
-from core.numbers import decimal_parse
+from core.numbers import MONEY_TEXT, QUANTITY_TEXT, decimal_parse
 from core.sql import JoinedSelect, Part, insert_returning_pk
 from stores.models import Format, LegalEntity
 
@@ -68,8 +67,6 @@ RECEIPT_MAX = 64
 QUANTITY_MAX = Decimal("999999999.999")
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
-_LINE_MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
-_LINE_QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 # A refund lands on the card that paid whatever its state, except where no money may sit: a card never sold
 # (inactive) or closed. A frozen (lost) or expired card keeps it for its holder, as the rules require.
 REFUNDABLE = {Card.Status.ACTIVE, Card.Status.FROZEN, Card.Status.EXPIRED}
@@ -154,7 +151,7 @@ def _receipt_clean(receipt_no) -> str:
 
 def _line_money(value) -> Decimal | None:
     # Money is a string (CONTRACT section 3), written plainly: not 12, "1e2", " 12.5" or "+12".
-    if not isinstance(value, str) or not _LINE_MONEY.fullmatch(value):
+    if not isinstance(value, str) or not MONEY_TEXT.fullmatch(value):
         return None
     return Decimal(value).quantize(CENT)
 
@@ -163,7 +160,7 @@ def _line_quantity(value) -> Decimal | None:
     # Whole units as a JSON integer, or a plain decimal string (weighed goods).
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
-    if isinstance(value, str) and not _LINE_QUANTITY.fullmatch(value):
+    if isinstance(value, str) and not QUANTITY_TEXT.fullmatch(value):
         return None
     quantity = decimal_parse(value)
     if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):

@@ -21,11 +21,6 @@ REDIS_URL = os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/14")
 LIMIT = 20
 
 
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("the server processes cannot see SQLite's in-memory test database; run on PostgreSQL")
-
-
 def _unknown_card_calls(base: str, key: str, count: int, *, parallel: int) -> list[int]:
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -42,7 +37,6 @@ def _unknown_card_calls(base: str, key: str, count: int, *, parallel: int) -> li
 @pytest.mark.parametrize("parallel", [1, 6], ids=["one after another", "six at once"])
 def test_the_card_number_guessing_limit_holds_across_three_workers(reference_stores, parallel):
     # given: the default (per-process) cache, so the count lives in the database; three worker processes
-    _needs_postgres()
     _terminal, key = terminal_create(store_code="DEPT001", name="T1")
     env = {"CARD_GUESS_LIMIT": str(LIMIT), "CARD_GUESS_WINDOW": "86400", "CACHE_URL": "locmemcache://"}
     with gunicorn(database_url=current_database_url(), workers=3, env=env) as base:
@@ -57,7 +51,6 @@ def test_the_card_number_guessing_limit_holds_across_three_workers(reference_sto
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_card_number_guessing_limit_holds_across_workers_sharing_redis(reference_stores):
-    _needs_postgres()
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
     except redis.RedisError:
@@ -78,7 +71,6 @@ def test_the_card_number_guessing_limit_holds_across_workers_sharing_redis(refer
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_first_request_after_a_database_restart_does_not_fail(reference_stores):
     # given: a worker holding a persistent connection
-    _needs_postgres()
     _terminal, key = terminal_create(store_code="DEPT001", name="T1")
     headers = {"Authorization": f"Bearer {key}"}
     with gunicorn(database_url=current_database_url(), workers=1, env={"CONN_MAX_AGE": "600"}) as base:
