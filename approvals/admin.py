@@ -5,15 +5,21 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from approvals import registry, services
+from approvals import queries, registry, services
 from approvals.models import ApprovalPolicy, ApprovalRequest
-from core.admin import BaseAdmin, DefaultStatusFilter, ReadOnlyAdminMixin, ScopedAdminMixin
+from approvals.store_closing import store_close_request
+from core.admin import DefaultStatusFilter, ReadOnlyAdminMixin
 from core.errors import DomainError
+from stores.admin import StoreAdmin as StoreBaseAdmin
+from stores.admin_base import BaseAdmin, ScopedAdminMixin
+from stores.models import Store
 from stores.roles import PROJECT_APPS
 
 
@@ -105,7 +111,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmi
         if obj is not None:
             extra_context["can_decide"] = (
                 obj.status == ApprovalRequest.Status.PENDING
-                and services.can_decide(approval_request=obj, user=request.user)
+                and queries.can_decide(approval_request=obj, user=request.user)
             )
             extra_context["is_own_pending"] = (
                 obj.status == ApprovalRequest.Status.PENDING and obj.requested_by_id == request.user.pk
@@ -181,3 +187,90 @@ class ApprovalHistoryInline(GenericTabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("requested_by", "decided_by")
 
+
+def approval_request_url(approval: ApprovalRequest) -> str:
+    return reverse("admin:approvals_approvalrequest_change", args=[approval.pk])
+
+
+def approval_outcome_message(model_admin, request, approval: ApprovalRequest, *, pending: str, done: str) -> bool:
+    """Say what became of a request just made, linked to it: `pending` (a warning) while it waits for another
+    person's approval, `done` when it was carried out at once. Return whether it waits."""
+    url = approval_request_url(approval)
+    if approval.status == ApprovalRequest.Status.PENDING:
+        model_admin.message_user(request, format_html(
+            '{} <a href="{}">{}</a>', pending, url, gettext("Approval request #%(id)s") % {"id": approval.pk},
+        ), messages.WARNING)
+        return True
+    model_admin.message_user(request, format_html(
+        '{} <a href="{}">{}</a>', done, url, gettext("Request #%(id)s") % {"id": approval.pk},
+    ), messages.SUCCESS)
+    return False
+
+
+# --- the store's page: its approval history, and the request to close it (approvals/store_closing.py) ---------
+
+
+class StoreCloseForm(forms.Form):
+    closed_on = forms.DateField(label=_("closing date"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+class StoreAdmin(StoreBaseAdmin):
+    """The stores app's Store admin with what approvals adds to it (stores does not import approvals): the page
+    lists the store's approval requests and offers to request its closing, which a second person approves."""
+
+    inlines = [*StoreBaseAdmin.inlines, ApprovalHistoryInline]
+    change_form_template = "admin/stores/store/change_form.html"
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/close/", self.admin_site.admin_view(self.close_view), name="stores_store_close"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        obj = self.get_object(request, unquote(object_id))
+        extra_context["can_request_close"] = (
+            obj is not None and obj.status != Store.Status.CLOSED and self.has_change_permission(request, obj)
+        )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def close_view(self, request, object_id):
+        store = self.get_object(request, unquote(object_id))
+        if store is None:
+            raise Http404
+        if not self.has_change_permission(request, store):
+            raise PermissionDenied
+        change_url = reverse("admin:stores_store_change", args=[store.pk])
+        form = StoreCloseForm(request.POST or None, initial={"closed_on": timezone.localdate()})
+        if request.method == "POST" and form.is_valid():
+            try:
+                approval = store_close_request(
+                    store=store,
+                    requested_by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    closed_on=form.cleaned_data["closed_on"],
+                )
+            except DomainError as error:
+                form.add_error(None, str(error))
+            else:
+                if approval.status == approval.Status.PENDING:
+                    message = gettext("Closing %(store)s is waiting for approval (request #%(id)s).")
+                else:
+                    message = gettext("%(store)s is closed.")
+                self.message_user(request, message % {"store": store, "id": approval.pk}, messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Request to close %(store)s") % {"store": store},
+            "opts": self.opts,
+            "original": store,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/stores/store/close.html", context)
+
+
+admin.site.unregister(Store)
+admin.site.register(Store, StoreAdmin)

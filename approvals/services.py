@@ -12,10 +12,9 @@ from approvals.errors import (
     ApproverNotPermitted,
     DecisionCommentRequired,
     ReasonRequired,
-    SelfApprovalForbidden,
 )
 from approvals.models import ApprovalPolicy, ApprovalRequest
-from stores.queries import user_can_see_store, user_is_hq
+from approvals.queries import ensure_may_decide, pending_request
 
 
 def policy_for(*, action: str, amount: Decimal | None) -> ApprovalPolicy | None:
@@ -50,9 +49,7 @@ def approval_request_submit(
     if not reason or not reason.strip():
         raise ReasonRequired()
     content_type = ContentType.objects.get_for_model(subject)
-    pending = ApprovalRequest.objects.filter(
-        action=action, content_type=content_type, object_id=str(subject.pk), status=ApprovalRequest.Status.PENDING
-    ).first()
+    pending = pending_request(subject, actions=[action])
     if pending is not None:
         raise ApprovalAlreadyPending(request_id=pending.pk)
     policy = policy_for(action=action, amount=amount)
@@ -83,35 +80,6 @@ def _lock_pending(approval_request: ApprovalRequest) -> ApprovalRequest:
     return locked
 
 
-def can_decide(*, approval_request: ApprovalRequest, user) -> bool:
-    """Whether a user may approve or reject this request (not theirs, right permission and scope)."""
-    try:
-        _ensure_may_decide(approval_request, user)
-    except (SelfApprovalForbidden, ApproverNotPermitted):
-        return False
-    return True
-
-
-def _ensure_may_decide(approval_request: ApprovalRequest, user) -> None:
-    if approval_request.requested_by_id == user.pk:
-        raise SelfApprovalForbidden()
-    policy = approval_request.policy
-    if policy is None:
-        raise ApproverNotPermitted()
-    permission = policy.approver_permission
-    if not user.has_perm(f"{permission.content_type.app_label}.{permission.codename}"):
-        raise ApproverNotPermitted()
-    if policy.hq_only and not user_is_hq(user):
-        raise ApproverNotPermitted()
-    if approval_request.store_id is None:
-        # A request that concerns no store (a member merge, ...) is headquarters' to decide: no store's staff
-        # may decide it, even on a level open to store staff.
-        if not user_is_hq(user):
-            raise ApproverNotPermitted()
-    elif not user_can_see_store(user, approval_request.store):
-        raise ApproverNotPermitted()
-
-
 @transaction.atomic
 def approval_request_approve(*, approval_request: ApprovalRequest, approver, comment: str = "") -> ApprovalRequest:
     """Approve and carry out the action in this transaction.
@@ -119,7 +87,7 @@ def approval_request_approve(*, approval_request: ApprovalRequest, approver, com
     Raise ApprovalNotPending, SelfApprovalForbidden, ApproverNotPermitted, or what the action raises.
     """
     request = _lock_pending(approval_request)
-    _ensure_may_decide(request, approver)
+    ensure_may_decide(request, approver)
     # Set before the action runs, so what it writes (ledger operator, events) names the approver.
     request.decided_by = approver
     registry.get(request.action).execute(request)
@@ -138,7 +106,7 @@ def approval_request_reject(*, approval_request: ApprovalRequest, approver, comm
     if not comment or not comment.strip():
         raise DecisionCommentRequired()
     request = _lock_pending(approval_request)
-    _ensure_may_decide(request, approver)
+    ensure_may_decide(request, approver)
     handler = registry.get(request.action)
     if handler.on_reject is not None:
         handler.on_reject(request)

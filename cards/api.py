@@ -14,7 +14,6 @@ import time
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -22,21 +21,21 @@ from rest_framework import exceptions, serializers, throttling
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cards.errors import CardNotFound
-from cards.models import CardTransaction
+from cards.errors import CardNotFound, VoucherNotFound
 from cards.services import payments, vouchers
 from cards.services.ledger import CARD_NO_PATTERN
-from core.api import NOT_BLANK_PATTERN, ErrorEnvelopeSerializer, PosPostView
-from core.limits import counter_get, counter_hit
-from membership.api import (
-    IDEMPOTENCY_PARAMETER,
-    WRITE_ERRORS,
+from core.api import NOT_BLANK_PATTERN, WRITE_ERRORS, ErrorEnvelopeSerializer, PosPostView, validated
+from core.fields import (
+    LocalTimeField,
     MoneyField,
     PositiveMoneyField,
     QuantityField,
     ReceiptField,
     SkuField,
+    WholeNumberField,
 )
+from core.limits import counter_get, counter_hit
+from core.schema import IDEMPOTENCY_PARAMETER
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
 
@@ -121,29 +120,28 @@ def _counting_unknown(request, call, **kwargs):
 # --- enquiry ------------------------------------------------------------------------------------------------
 
 
+class ShownStatusField(serializers.ChoiceField):
+    """A card's status as a till sees it (payments.card_status_shown), not as stored."""
+
+    def get_attribute(self, card):
+        return payments.card_status_shown(card)
+
+
+# A card (with its product and brand) as a balance enquiry answers it. (A docstring would be the schema's text.)
 class CardOutputSerializer(serializers.Serializer):
     card_no = serializers.CharField()
-    product = serializers.CharField(help_text=_("The card product's code, e.g. STORED or BEARER."))
-    status = serializers.ChoiceField(
+    product = serializers.CharField(
+        source="product.code", help_text=_("The card product's code, e.g. STORED or BEARER.")
+    )
+    status = ShownStatusField(
         choices=["active", "inactive", "frozen", "expired", "closed"],
         help_text=_("An active card past its expiry date is shown as expired: it can no longer pay."),
     )
     balance = MoneyField()
-    expires_at = serializers.DateTimeField(allow_null=True, help_text=_("Empty for cards that never expire."))
-    brand = serializers.CharField(allow_null=True, help_text=_("The co-branding brand's code, if any."))
-
-
-def _time(moment) -> str | None:
-    return timezone.localtime(moment).isoformat() if moment is not None else None
-
-
-def card_body(card) -> dict:
-    brand = card.product.brand
-    return {
-        "card_no": card.card_no, "product": card.product.code, "status": payments.card_status_shown(card),
-        "balance": f"{card.balance:.2f}", "expires_at": _time(card.expires_at),
-        "brand": brand.code if brand is not None else None,
-    }
+    expires_at = LocalTimeField(allow_null=True, help_text=_("Empty for cards that never expire."))
+    brand = serializers.CharField(
+        source="product.brand.code", allow_null=True, help_text=_("The co-branding brand's code, if any.")
+    )
 
 
 class CardView(APIView):
@@ -164,7 +162,7 @@ class CardView(APIView):
     )
     def get(self, request, card_no: str):
         card = _counting_unknown(request, payments.card_enquiry, card_no=card_no)
-        return Response(card_body(card))
+        return Response(CardOutputSerializer(card).data)
 
 
 # --- debit and refund ---------------------------------------------------------------------------------------
@@ -224,21 +222,14 @@ class RefundInputSerializer(serializers.Serializer):
     original_transaction_id = TransactionIdField(help_text=_("The transaction_id of the card payment being refunded."))
 
 
+# A debit or refund (a CardTransaction) as the till gets it.
 class PaymentOutputSerializer(serializers.Serializer):
     transaction_id = serializers.CharField(help_text=_("Quote it to refund or reverse this transaction."))
-    card_no = serializers.CharField()
+    card_no = serializers.CharField(source="card.card_no")
     amount = MoneyField(help_text=_("Debit: what the basket cost; refund: what went back onto the card."))
     discount = MoneyField(help_text=_("Brand-card discount; the card was charged amount - discount."))
-    balance = MoneyField(help_text=_("The card's balance afterwards."))
-    created_at = serializers.DateTimeField()
-
-
-def payment_body(record: CardTransaction, card_no: str) -> dict:
-    return {
-        "transaction_id": record.transaction_id, "card_no": card_no, "amount": f"{record.amount:.2f}",
-        "discount": f"{record.discount:.2f}", "balance": f"{record.balance_after:.2f}",
-        "created_at": _time(record.created_at),
-    }
+    balance = MoneyField(source="balance_after", help_text=_("The card's balance afterwards."))
+    created_at = LocalTimeField()
 
 
 @extend_schema_view(post=extend_schema(
@@ -259,12 +250,12 @@ class CardDebitView(PosPostView):
     throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
 
     def create(self, request, card_no: str):
-        data = _valid(DebitInputSerializer, request)
+        data = validated(DebitInputSerializer, request)
         record = _counting_unknown(
             request, payments.card_debit, card_no=card_no, amount=data["amount"], receipt_no=data["receipt_no"],
             store=request.auth.store, terminal=request.auth, pin=data.get("pin"), lines=data["lines"],
         )
-        return Response(payment_body(record, card_no), status=201)
+        return Response(PaymentOutputSerializer(record).data, status=201)
 
 
 @extend_schema_view(post=extend_schema(
@@ -285,22 +276,23 @@ class CardRefundView(PosPostView):
     throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
 
     def create(self, request, card_no: str):
-        data = _valid(RefundInputSerializer, request)
+        data = validated(RefundInputSerializer, request)
         record = _counting_unknown(
             request, payments.card_refund, card_no=card_no, amount=data["amount"], receipt_no=data["receipt_no"],
             original_transaction_id=data["original_transaction_id"], store=request.auth.store,
             terminal=request.auth,
         )
-        return Response(payment_body(record, card_no), status=201)
+        return Response(PaymentOutputSerializer(record).data, status=201)
 
 
 # --- reverse ------------------------------------------------------------------------------------------------
 
 
+# A reversal (a CardTransaction of kind reverse) as the till gets it.
 class ReverseOutputSerializer(serializers.Serializer):
     transaction_id = serializers.CharField(help_text=_("The reversal's own id."))
-    reversed_transaction_id = serializers.CharField()
-    balance = MoneyField(help_text=_("The card's balance afterwards."))
+    reversed_transaction_id = serializers.CharField(source="original.transaction_id")
+    balance = MoneyField(source="balance_after", help_text=_("The card's balance afterwards."))
 
 
 @extend_schema_view(post=extend_schema(
@@ -326,39 +318,23 @@ class TransactionReverseView(PosPostView):
         record = payments.card_transaction_reverse(
             transaction_id=transaction_id, store=request.auth.store, terminal=request.auth,
         )
-        return Response({
-            "transaction_id": record.transaction_id, "reversed_transaction_id": record.original.transaction_id,
-            "balance": f"{record.balance_after:.2f}",
-        }, status=201)
-
-
-def _valid(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+        return Response(ReverseOutputSerializer(record).data, status=201)
 
 
 # --- pickup vouchers ----------------------------------------------------------------------------------------
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": vouchers.MAX_REDEEM_QUANTITY})
-class VoucherQuantityField(serializers.Field):
+class VoucherQuantityField(WholeNumberField):
     """Whole units as a JSON integer of at least 1: 1.5, "2", true and 0 are refused."""
 
     default_error_messages = {"invalid": _("Give the quantity as a whole number of units, at least 1.")}
 
-    def to_internal_value(self, data) -> int:
-        if type(data) is not int or not 1 <= data <= vouchers.MAX_REDEEM_QUANTITY:
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value) -> int:
-        return value
-
 
 class VoucherRedeemInputSerializer(serializers.Serializer):
     receipt_no = ReceiptField()
-    quantity = VoucherQuantityField(help_text=_("How many units of the voucher's goods are handed out now."))
+    quantity = VoucherQuantityField(
+        maximum=vouchers.MAX_REDEEM_QUANTITY, help_text=_("How many units of the voucher's goods are handed out now.")
+    )
 
 
 class VoucherRedeemOutputSerializer(serializers.Serializer):
@@ -391,13 +367,15 @@ class VoucherRedeemView(PosPostView):
     throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
 
     def create(self, request, code: str):
-        data = _valid(VoucherRedeemInputSerializer, request)
+        data = validated(VoucherRedeemInputSerializer, request)
         try:
             voucher, entry = vouchers.voucher_redeem(code=code, quantity=data["quantity"],
                                                      receipt_no=data["receipt_no"], store=request.auth.store,
                                                      terminal=request.auth)
-        except vouchers.VoucherNotFound as error:
+        except VoucherNotFound as error:
             _guess_counted(request, error)
             raise
-        return Response({"voucher_code": voucher.code, "sku": voucher.product.sku,
-                         "quantity_redeemed": -entry.quantity, "remaining": entry.remaining_after}, status=201)
+        return Response(VoucherRedeemOutputSerializer({
+            "voucher_code": voucher.code, "sku": voucher.product.sku, "quantity_redeemed": -entry.quantity,
+            "remaining": entry.remaining_after,
+        }).data, status=201)

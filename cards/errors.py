@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import DomainError, LimitExceeded, NotFound, ValidationFailed
+from core.errors import DomainError, Forbidden, LimitExceeded, NotFound, ValidationFailed
 
 
 class CardInvalid(ValidationFailed):
@@ -104,3 +104,131 @@ class CardOperationRefused(DomainError):
     code = "validation_error"
     status = 409
     default_message = _("This cannot be done: %(reason)s")
+
+
+# --- POS payments (cards.services.payments, cards.services.brand_discounts) -----------------------------
+
+
+class CardPaymentNotFound(CardTransactionNotFound):
+    """The payment a refund names is not a payment of this card (or does not exist: the same answer)."""
+
+    default_message = _("No payment %(transaction_id)s of card %(card_no)s.")
+
+
+class RefundExceedsPayment(CardLimitExceeded):
+    default_message = _(
+        "Payment %(transaction_id)s charged %(charged)s to the card and %(refunded)s of it is already refunded: "
+        "at most %(left)s can still be refunded."
+    )
+
+
+class BrandLinesAboveAmount(CardInvalid):
+    """The lines of the brand's SKUs add up to more than the basket: the POS sent an inconsistent receipt."""
+
+    default_message = _(
+        "The brand's lines add up to %(eligible)s, more than the amount %(amount)s of the basket."
+    )
+
+
+# --- service operations at the desk (cards.services.operations) ----------------------------------------
+
+
+class HolderMismatch(Forbidden):
+    """The name and ID shown at the desk are not those of the card's holder."""
+
+    default_message = _("The name and ID number do not match the holder of card %(card_no)s.")
+
+
+# --- sales (cards.rules, cards.services.sales) -----------------------------------------------------------
+
+
+class SaleOrderInvalid(CardInvalid):
+    """Details of a sale order that fail validation; `fields` names each field."""
+
+    default_message = _("Some details of the card order are not valid.")
+
+
+class SaleForbidden(Forbidden):
+    default_message = _("You may not sell cards for this store.")
+
+
+# --- production and stock (cards.services.production) ----------------------------------------------------
+
+
+class BatchInvalid(ValidationFailed):
+    default_message = _("Some details of the production batch are not valid.")
+
+
+class TransferInvalid(ValidationFailed):
+    default_message = _("Some details of the card transfer are not valid.")
+
+
+class StockForbidden(Forbidden):
+    default_message = _("You may not do this with card stock.")
+
+
+class PrinterFileAlreadyHandedOut(DomainError):
+    code = "validation_error"
+    status = 409
+    default_message = _(
+        "The printer file of batch %(batch_no)s was already handed out on %(at)s to %(user)s; it can be "
+        "downloaded only once."
+    )
+
+
+# --- pickup vouchers (cards.services.vouchers) -----------------------------------------------------------
+
+
+class VoucherInvalid(ValidationFailed):
+    default_message = _("Some details of the voucher operation are not valid.")
+
+
+class VoucherBatchInvalid(ValidationFailed):
+    default_message = _("Some details of the voucher batch are not valid.")
+
+
+class VoucherNotFound(NotFound):
+    default_message = _("No pickup voucher with code %(code)s.")
+
+
+class VoucherInactive(CardInactive):
+    default_message = _("Voucher %(code)s is %(status)s and cannot be redeemed.")
+
+
+class VoucherExpired(CardExpired):
+    default_message = _("Voucher %(code)s expired on %(expires_on)s.")
+
+
+class VoucherInsufficient(InsufficientBalance):
+    default_message = _("Voucher %(code)s has %(remaining)s %(unit)s left, less than the %(quantity)s asked for.")
+
+
+class VoucherOverfilled(CardLimitExceeded):
+    default_message = _("Voucher %(code)s is good for %(units)s units; it cannot hold more.")
+
+
+class VoucherBatchRefused(DomainError):
+    code = "validation_error"
+    status = 409
+    default_message = _("Voucher batch %(batch_no)s is %(status)s; %(reason)s")
+
+
+class VoucherBatchForbidden(Forbidden):
+    default_message = _("You may not do this with voucher batches.")
+
+
+# --- brand card programmes (cards.services.brands) -------------------------------------------------------
+
+
+class ProgrammeInvalid(ValidationFailed):
+    default_message = _("Some details of the brand card programme are not valid.")
+
+
+class SkuListInvalid(ValidationFailed):
+    """An SKU file refused whole; `fields["file"]` lists the rows and what is wrong with each."""
+
+    default_message = _("The SKU list was not imported; nothing was saved.")
+
+
+class ProgrammeForbidden(Forbidden):
+    default_message = _("Brand card programmes are managed at headquarters by staff allowed to change them.")

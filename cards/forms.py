@@ -32,18 +32,6 @@ def _text(**attrs) -> forms.TextInput:
     return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", **attrs})
 
 
-def add_service_error(form, error: DomainError) -> None:
-    """A service's refusal next to the fields it names, or above the form when it names none."""
-    named = False
-    for name, texts in (error.fields or {}).items():
-        target = SERVICE_FIELDS.get(name, name)
-        if target in form.fields:
-            form.add_error(target, texts)
-            named = True
-    if not named:
-        form.add_error(None, str(error))
-
-
 class DeskOrderForm(forms.Form):
     """The buyer, agent and payment parts shared by a sale and a top-up."""
 

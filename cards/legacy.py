@@ -30,7 +30,6 @@ Like the member import, a card the import creates gets no CardEvent: its
 page says where it came from (the legacy source, the migration ledger entry).
 """
 
-import calendar
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from django.utils.translation import gettext
 
 from cards.errors import CardInvalid
 from cards.models import Card, CardLedgerEntry, CardProduct, CardRules
+from core.dates import moment_months_add
 from core.sql import secondary_indexes_drop, settings_local, text_array
 from core.tabular import Column, Rejection, TableReader, TableRow
 from membership.models import Member, MemberIdentity
@@ -276,14 +276,6 @@ def holders_resolve(numbers: Iterable[str]) -> dict[str, set[int]]:
 # --- one row, in Python -------------------------------------------------------------------------------------
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
-    """As PostgreSQL adds months: the same day of the month, or the month's last day when it has fewer."""
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
 def _moment_parse(text: str, tz: tzinfo, *, end_of_day: bool) -> datetime:
     """A date or date and time in the local time zone; a bare date that ends a validity means its end."""
     if _COMPACT_DATE_RE.match(text):
@@ -393,7 +385,7 @@ def row_clean(row: TableRow, reference: _Reference) -> _Checked:
     if not problems:
         issued = status in ISSUED
         if expires_at is None and issued and issued_at is not None and product.validity_months is not None:
-            expires_at = _add_months(issued_at.astimezone(reference.tz), product.validity_months)
+            expires_at = moment_months_add(issued_at.astimezone(reference.tz), product.validity_months)
         store_id, legal_entity_id = store or (None, None)
         values = {
             "card_no": card_no, "product_id": product.pk, "status": status, "freeze_reason": freeze_reason,

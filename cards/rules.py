@@ -24,7 +24,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from stdnum.cn import uscc
 
-from cards.errors import CardInvalid, CardRuleBroken
+from cards.errors import CardInvalid, CardRuleBroken, SaleOrderInvalid
 from cards.models import CardRules, SaleOrder, SalePayment
 from core.pii import (
     InvalidPersonalData,
@@ -63,12 +63,6 @@ _OTHER_ID = {
     SaleOrder.IdType.HK_MACAU: r"^[A-Z0-9]{8,11}$",
     SaleOrder.IdType.TAIWAN: r"^[A-Z0-9]{8,10}$",
 }
-
-
-class SaleOrderInvalid(CardInvalid):
-    """Details of a sale order that fail validation; `fields` names each field."""
-
-    default_message = _("Some details of the card order are not valid.")
 
 
 @dataclass

@@ -12,20 +12,17 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from cards.forms import DESK_PAYMENT_METHODS, CardSaleForm, TopUpForm, add_service_error
+from cards.forms import DESK_PAYMENT_METHODS, SERVICE_FIELDS, CardSaleForm, TopUpForm
 from cards.models import SaleOrder
 from cards.services.sales import SalePlan, sale_order_check, sale_walk_in
 from core.errors import DomainError
+from core.forms import add_service_error
 from core.pii import mask_name
 from membership.models import Member
-from membership.views import desk_view
+from stores.desk import desk_view, forbidden
 
 SELL_PERMISSION = "cards.sell_card"
 TOP_UP_PERMISSIONS = ("cards.sell_card", "cards.serve_card")
-
-
-def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
-    return render(request, "desk/forbidden.html", {"reason": reason}, status=403)
 
 
 def card_desk_view(*permissions: str):
@@ -36,8 +33,8 @@ def card_desk_view(*permissions: str):
         @desk_view
         def wrapper(request: HttpRequest, *args, **kwargs):
             if not any(request.user.has_perm(permission) for permission in permissions):
-                return _forbidden(request, _("Your account may not sell cards. "
-                                             "Ask your store manager for the card sales permission."))
+                return forbidden(request, _("Your account may not sell cards. "
+                                            "Ask your store manager for the card sales permission."))
             return function(request, *args, **kwargs)
 
         return wrapper
@@ -99,7 +96,7 @@ def _check_or_confirm(request, form, data, *, template: str) -> HttpResponse:
     try:
         plan = _plan(form, data)
     except DomainError as error:
-        add_service_error(form, error)
+        add_service_error(form, error, field_names=SERVICE_FIELDS, only_form_fields=True)
         return _page(request, template, form, status=_status(error))
     if request.POST.get("confirm") != "1":
         return _page(request, template, form, plan=plan)
@@ -107,7 +104,7 @@ def _check_or_confirm(request, form, data, *, template: str) -> HttpResponse:
         order = sale_walk_in(data=data, payments=[form.payment(plan.amount_due)], actor=request.user)
     except DomainError as error:
         # A card sold at another desk a moment ago, a rule changed: nothing was written.
-        add_service_error(form, error)
+        add_service_error(form, error, field_names=SERVICE_FIELDS, only_form_fields=True)
         return _page(request, template, form, status=_status(error))
     return redirect("cards:receipt", order_no=order.order_no)
 

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "cards",
     "campaigns",
     "reports",
+    # Last: the project's own commands (seed_demo, ensure_admin), which use every app.
+    "config",
 ]
 
 MIDDLEWARE = [

@@ -1,147 +1,84 @@
-"""The admin base every screen of the project uses.
+"""The admin pieces every screen of the project shares, knowing nothing of stores or any domain app.
 
-`store_path` names the lookup from a row to its store ("store",
-"terminal__store"; "" for stores themselves; None for master data everyone may
-read), or a tuple of lookups for a row that belongs to more than one store (a
-card to the store holding it and the store that sold it). Store staff then see
-and change only their stores' rows: in lists, change pages, history, choices of
-related rows and exports. tests/core/test_admin_scope.py tries every admin
-screen with another store's objects.
+The store-scoped base every screen is built on (`BaseAdmin`, `store_path`, the
+store list filter) is in stores/admin_base.py.
 """
 
-import operator
-from functools import partial, reduce
+from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import connections
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.translation import gettext
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
-from import_export.admin import ImportExportModelAdmin
-from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
 from core.files import escape_cell
-from stores.queries import scope_queryset, user_can_see_store
 
 
-def store_paths(store_path: str | tuple[str, ...]) -> tuple[str, ...]:
-    """The lookups of a `store_path`, one or several."""
-    return (store_path,) if isinstance(store_path, str) else tuple(store_path)
+class CappedCountPaginator(Paginator):
+    """Counting 25 million rows takes seconds on PostgreSQL: count at most `cap` rows.
+
+    An unfiltered list on PostgreSQL shows the planner's row estimate instead;
+    a filtered list beyond the cap shows the cap (staff narrow it with search).
+    """
+
+    cap = 10_000
+
+    @cached_property
+    def count(self):
+        counted = self.object_list[: self.cap + 1].count()
+        if counted <= self.cap:
+            return counted
+        query = self.object_list.query
+        connection = connections[self.object_list.db]
+        if connection.vendor == "postgresql" and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [self.object_list.model._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] > counted:
+                return row[0]
+        return counted
 
 
-def _scope(queryset, user, store_path: str | tuple[str, ...]):
-    # A row is the user's when any of the lookups leads to one of their stores. Through foreign keys only: a
-    # lookup across a one-to-many relation repeats rows, so an admin with one scopes in its own get_queryset.
-    return reduce(operator.or_, (scope_queryset(queryset, user, path) for path in store_paths(store_path)))
+def local_time(moment, *, seconds: bool = False) -> str:
+    """A time as staff read it: in the project's time zone (Asia/Shanghai), to the minute or the second; "" for
+    none."""
+    if moment is None:
+        return ""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-class ScopedAdminMixin:
-    store_path: str | tuple[str, ...] | None = None
+def summary_table(headers, rows, *, css_class: str, footer=None, empty=None):
+    """A small read-only table on a change page (the cells are escaped unless already safe).
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if self.store_path is None:
-            return queryset
-        return _scope(queryset, request.user, self.store_path)
-
-    def _related_queryset(self, request, model, queryset):
-        related_admin = self.admin_site._registry.get(model)
-        if isinstance(related_admin, ScopedAdminMixin) and related_admin.store_path is not None:
-            return _scope(queryset if queryset is not None else model._default_manager.all(),
-                          request.user, related_admin.store_path)
-        return queryset
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if formfield is not None and hasattr(formfield, "queryset"):
-            formfield.queryset = self._related_queryset(request, db_field.related_model, formfield.queryset)
-        return formfield
-
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
-        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
-        if formfield is not None and hasattr(formfield, "queryset"):
-            formfield.queryset = self._related_queryset(request, db_field.related_model, formfield.queryset)
-        return formfield
-
-    def save_model(self, request, obj, form, change):
-        if self.store_path and not any(user_can_see_store(request.user, self._store_of(obj, path))
-                                       for path in store_paths(self.store_path)):
-            raise PermissionDenied
-        super().save_model(request, obj, form, change)
-
-    def _store_of(self, obj, path: str):
-        for part in path.split("__") if path else ():
-            obj = getattr(obj, part, None)
-            if obj is None:
-                return None
-        return obj
-
-    def _ensure_visible(self, request, object_id):
-        try:
-            pk = self.model._meta.pk.to_python(unquote(object_id))
-        except ValidationError:
-            raise Http404 from None
-        if self.store_path is None:
-            return
-        if not self.get_queryset(request).filter(pk=pk).exists():
-            raise Http404
-
-    def history_view(self, request, object_id, extra_context=None):
-        self._ensure_visible(request, object_id)
-        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
-            # A model without a history table of its own (ledgers, purchases, ...): the admin's log of the changes
-            # made through its screens.
-            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
-        return super().history_view(request, object_id, extra_context)
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        self._ensure_visible(request, object_id)
-        return super().history_form_view(request, object_id, version_id, extra_context)
+    `empty`, when given, stands in for a table without rows.
+    """
+    rows = list(rows)
+    if not rows and empty is not None:
+        return format_html("<p>{}</p>{}", empty, footer or "")
+    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+    body = format_html_join("", "<tr>{}</tr>", (
+        (format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows
+    ))
+    table = format_html('<table class="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+                        css_class, head, body)
+    return format_html("{}<p>{}</p>", table, footer) if footer else table
 
 
-class BaseAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
-    """Scoped, with change history."""
-
-    list_per_page = 50
-
-
-class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmin):
-    """Scoped, with change history and Excel/CSV import and export (preview before writing)."""
-
-    list_per_page = 50
-
-    def write_to_tmp_storage(self, import_file, input_format):
-        if input_format.is_binary():
-            return super().write_to_tmp_storage(import_file, input_format)
-        # CSV may come as UTF-8, UTF-8 with BOM or GBK (what Chinese Excel saves); kept as UTF-8.
-        data = b"".join(import_file.chunks())
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("gb18030", errors="replace")
-        tmp_storage = self.get_tmp_storage_class()(
-            encoding=self.from_encoding, read_mode=input_format.get_read_mode(), **self.get_tmp_storage_class_kwargs()
-        )
-        tmp_storage.save(text.encode(self.from_encoding))
-        return tmp_storage
-
-    def get_import_data_kwargs(self, **kwargs):
-        # A file with a bad row writes nothing, also when it went bad between the preview and the
-        # confirmation (a code or region changed meanwhile): the confirmed import is rolled back whole.
-        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
-
-    def process_result(self, result, request):
-        if result.has_errors() or result.has_validation_errors():
-            self.message_user(
-                request,
-                gettext("Nothing was imported: the file no longer passes the checks. Upload it again to see why."),
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
-        return super().process_result(result, request)
+def copy_saved(obj, saved) -> None:
+    """Make the admin form's unsaved `obj` the row a service has just saved (`saved`): the admin then logs the
+    addition and leads to that row's page as if it had saved it itself."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
 
 
 class DefaultStatusFilter(admin.SimpleListFilter):
@@ -195,8 +132,8 @@ class ReadOnlyAdminMixin:
 
 
 __all__ = [
-    "BaseAdmin", "DefaultStatusFilter", "ImportExportBaseAdmin", "ReadOnlyAdminMixin", "SafeExportMixin",
-    "ScopedAdminMixin", "admin", "store_paths",
+    "CappedCountPaginator", "DefaultStatusFilter", "ReadOnlyAdminMixin", "SafeExportMixin", "ServiceCallsMixin",
+    "ServiceRefusalMixin", "admin", "admin_page_add", "change_page", "copy_saved", "local_time", "summary_table",
 ]
 
 

@@ -2,6 +2,7 @@
 
 Every error leaves as
 ``{"error": {"code": ..., "message": ..., "fields": {...}}}`` (CONTRACT section 3).
+The fields that read POS bodies and write answers are in core/fields.py.
 """
 
 import re
@@ -9,9 +10,7 @@ import re
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.response import Response
@@ -104,26 +103,6 @@ def api_not_found(request, *args, **kwargs):
         error_body("not_found", _("No such API operation: %(path)s") % {"path": request.path}),
         status=404,
     )
-
-
-# --- shared fields ------------------------------------------------------------------------------------------
-
-class OffsetDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time with its UTC offset ("2026-12-06T10:30:00+08:00"): a time without one is refused,
-    since the zone of the till's clock cannot be guessed."""
-
-    default_error_messages = {
-        "offset": gettext_lazy('Give the time in ISO 8601 with its UTC offset, e.g. "2026-12-06T10:30:00+08:00".'),
-    }
-
-    def to_internal_value(self, value):
-        try:
-            parsed = parse_datetime(value.strip()) if isinstance(value, str) and value.isascii() else None
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
-            self.fail("offset")
-        return super().to_internal_value(value)
 
 
 class IdempotencyConflict(DomainError):
@@ -222,3 +201,17 @@ class ErrorSerializer(serializers.Serializer):
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     error = ErrorSerializer()
+
+
+# The errors a POS write may answer with, for the schema (core.schema adds the frame's 400, 401, 429 and 503).
+WRITE_ERRORS = {
+    400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer, 404: ErrorEnvelopeSerializer,
+    409: ErrorEnvelopeSerializer, 422: ErrorEnvelopeSerializer,
+}
+
+
+def validated(serializer_class, request) -> dict:
+    """The request's body read by its input serializer (core.fields): typed values, or 400 validation_error."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -45,3 +45,9 @@ class LimitExceeded(DomainError):
     code = "limit_exceeded"
     status = 422
     default_message = _("A limit was exceeded.")
+
+
+class TableInvalid(ValidationFailed):
+    """A file that cannot be read as a table (core.tabular): wrong format, encoding or headers."""
+
+    default_message = _("The file cannot be read.")

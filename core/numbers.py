@@ -7,6 +7,31 @@ from decimal import Decimal, InvalidOperation
 # at most two decimals for yuan, at most three for a quantity (weighed goods); no sign, exponent or spaces.
 MONEY_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 QUANTITY_TEXT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
+# The most a quantity so written can be, and the most lines a receipt may have (the API's fields and the
+# services that take lines refuse more).
+QUANTITY_MAX = Decimal("999999999.999")
+LINES_MAX = 1000
+
+
+def money_text_read(value) -> Decimal | None:
+    """Money as a POS sends it (a string matching MONEY_TEXT) as Decimal, or None: never a JSON number."""
+    if not isinstance(value, str) or not MONEY_TEXT.fullmatch(value):
+        return None
+    return Decimal(value)
+
+
+def quantity_text_read(value) -> Decimal | None:
+    """A line's quantity as a POS sends it (a JSON integer, or a string matching QUANTITY_TEXT) as Decimal, or None.
+
+    Only the spelling is read here; whether the quantity is more than 0 is the caller's rule.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str) and QUANTITY_TEXT.fullmatch(value):
+        return Decimal(value)
+    return None
 
 
 def decimal_parse(value) -> Decimal | None:

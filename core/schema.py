@@ -7,6 +7,7 @@ a database that cannot be reached 503 unavailable with Retry-After, and every PO
 """
 
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter
 
 from core.api import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_PATTERN
 
@@ -34,6 +35,13 @@ _METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
 def idempotency_key_schema() -> dict:
     return {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 64}
+
+
+# A POS write's views name the header too, only so that it stands among the operation's parameters where
+# drf-spectacular puts them; api_frame_responses replaces it with the full statement.
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=idempotency_key_schema(),
+)
 
 
 def _retry_after(*, required: bool) -> dict:

@@ -19,19 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
-from core.errors import ValidationFailed
+from core.errors import TableInvalid
 from core.files import escape_cell
 
 _SAMPLE_BYTES = 256 * 1024
 _SPACES = re.compile(r"[\s_\u3000]+")
-
-
-class TableInvalid(ValidationFailed):
-    """A file that cannot be read as a table: wrong format, encoding or headers."""
-
-    default_message = _("The file cannot be read.")
 
 
 @dataclass(frozen=True)

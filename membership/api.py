@@ -1,9 +1,7 @@
 """POS API for members: find a member, record purchases and returns, turn points into cash (CONTRACT section 3)."""
 
 import re
-from decimal import Decimal
 
-from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -12,21 +10,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import (
-    IDEMPOTENCY_HEADER,
-    NOT_BLANK_PATTERN,
-    QUERY_SPACE,
-    ErrorEnvelopeSerializer,
-    OffsetDateTimeField,
-    PosPostView,
-)
-from core.numbers import MONEY_TEXT, QUANTITY_TEXT
+from core.api import NOT_BLANK_PATTERN, QUERY_SPACE, WRITE_ERRORS, ErrorEnvelopeSerializer, PosPostView, validated
+from core.fields import LinesField, MoneyField, OffsetDateTimeField, PointsField, PositiveMoneyField, ReceiptField
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
-from core.schema import idempotency_key_schema
+from core.schema import IDEMPOTENCY_PARAMETER
 from membership import queries, services
 from membership.models import Member
 from membership.services.points import POINTS_MAX
-from membership.services.purchases import LINES_MAX, QUANTITY_MAX
 
 # A family may share one phone, a legacy number may exist in several old systems:
 # a till never needs more than a short list to pick from.
@@ -209,131 +199,6 @@ class MemberLookupView(APIView):
 
 # --- POS writes: purchases, returns, points to cash ---------------------------------------------------------
 
-MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
-# The same, with a digit other than 0 somewhere: more than zero.
-POSITIVE_MONEY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,12}(\.[0-9]{1,2})?$"
-# A line's quantity as a string: at most nine digits and three decimals (the schema's: and more than 0).
-POSITIVE_QUANTITY_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,9}(\.[0-9]{1,3})?$"
-# Printable ASCII with one character other than a space (\Z: "$" would let a final newline through).
-_RECEIPT = re.compile(r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*\Z")
-
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    name=IDEMPOTENCY_HEADER, location=OpenApiParameter.HEADER, required=True, type=idempotency_key_schema(),
-    description="1-64 printable characters. The same key with the same body returns the first answer again and "
-                "moves nothing; with a different body it is 409 idempotency_conflict.",
-)
-WRITE_ERRORS = {
-    400: ErrorEnvelopeSerializer, 401: ErrorEnvelopeSerializer, 404: ErrorEnvelopeSerializer,
-    409: ErrorEnvelopeSerializer, 422: ErrorEnvelopeSerializer,
-}
-
-
-@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"})
-class MoneyField(serializers.Field):
-    """Money as a string with at most two decimals ("12.50"): never a JSON number, which a till may round."""
-
-    default_error_messages = {
-        "invalid": _('Give the amount as a string in yuan with at most two decimals, e.g. "12.50".'),
-    }
-
-    def to_internal_value(self, data) -> Decimal:
-        if not isinstance(data, str) or not MONEY_TEXT.fullmatch(data):
-            self.fail("invalid")
-        return Decimal(data)
-
-    def to_representation(self, value) -> str:
-        return f"{value:.2f}"
-
-
-@extend_schema_field({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "example": "12.50"})
-class PositiveMoneyField(MoneyField):
-    """Money greater than 0; the service refuses 0 and names the field."""
-
-
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": POINTS_MAX})
-class PointsField(serializers.Field):
-    """A whole number of points greater than 0, as a JSON integer: 1.5, "10", true and 0 are refused."""
-
-    default_error_messages = {"invalid": _("Give the points as a whole number greater than 0, e.g. 500.")}
-
-    def to_internal_value(self, data) -> int:
-        if type(data) is not int or not 0 < data <= POINTS_MAX:
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value) -> int:
-        return value
-
-
-class ReceiptField(serializers.RegexField):
-    """Taken as sent, not trimmed: a tab or an ideographic space around the number is refused, not dropped."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", _("The till's receipt number, 1-64 printable ASCII characters, not only "
-                                         "spaces (spaces around it are dropped)."))
-        super().__init__(_RECEIPT, max_length=64, trim_whitespace=False,
-                         error_messages={"invalid": _("Use 1 to 64 printable ASCII characters.")}, **kwargs)
-
-
-@extend_schema_field({"type": "string", "maxLength": 64, "pattern": NOT_BLANK_PATTERN})
-class SkuField(serializers.CharField):
-    """A line's SKU (documentation of a line; the lines are checked by their own field)."""
-
-
-@extend_schema_field({"oneOf": [
-    {"type": "integer", "minimum": 1, "maximum": int(QUANTITY_MAX)},
-    {"type": "string", "pattern": POSITIVE_QUANTITY_PATTERN, "example": "1.5"},
-]})
-class QuantityField(serializers.Field):
-    """A line's quantity (documentation of a line; the lines are checked by their own field)."""
-
-
-class PurchaseLineSerializer(serializers.Serializer):
-    sku = SkuField()
-    category = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default="",
-        help_text=_("The format's category code; the format's earn rule may exclude some (tobacco, gold ...)."),
-    )
-    amount = MoneyField(help_text=_("What the line costs, 0 or more."))
-    quantity = QuantityField(help_text=_(
-        "Greater than 0: whole units as a JSON integer, or a string with at most three decimals (weighed goods)."
-    ))
-
-
-@extend_schema_field(PurchaseLineSerializer(many=True))
-class LinesField(serializers.Field):
-    """The receipt's lines: their shape is checked here, every value by purchase_record, which names the line.
-
-    Checking each line once, in the service, keeps the busiest POS call from validating everything twice; only
-    the spelling of amounts and quantities is checked here (money as strings, not 12 or "1e1").
-    """
-
-    default_error_messages = {
-        "invalid": _("Give the lines as a list of objects with sku, category, amount and quantity."),
-        "too_many": _("A receipt has at most {max} lines."),
-        "amount": _('Line {n}: give the amount as a string in yuan with at most two decimals, e.g. "12.50".'),
-        "quantity": _('Line {n}: give the quantity as a whole number or as a string with at most three decimals, '
-                      'e.g. "1.5".'),
-    }
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        # The schema's maxItems; a longer list is refused first, by to_internal_value, naming the limit.
-        self.validators.append(MaxLengthValidator(LINES_MAX))
-
-    def to_internal_value(self, data) -> list:
-        if not isinstance(data, list) or not all(isinstance(line, dict) for line in data):
-            self.fail("invalid")
-        if len(data) > LINES_MAX:
-            self.fail("too_many", max=LINES_MAX)
-        for number, line in enumerate(data, start=1):
-            amount, quantity = line.get("amount"), line.get("quantity")
-            if not isinstance(amount, str) or not MONEY_TEXT.fullmatch(amount):
-                self.fail("amount", n=number)
-            if not (type(quantity) is int or isinstance(quantity, str) and QUANTITY_TEXT.fullmatch(quantity)):
-                self.fail("quantity", n=number)
-        return data
-
 
 @extend_schema_field({"type": "string", "maxLength": 64, "pattern": NOT_BLANK_PATTERN})
 class MemberNoField(serializers.CharField):
@@ -379,16 +244,16 @@ class PurchaseCreateView(PosPostView):
     """POST /api/v1/purchases."""
 
     def create(self, request):
-        data = _valid(PurchaseInputSerializer, request)
+        data = validated(PurchaseInputSerializer, request)
         purchase = services.purchase_record(
             store=request.auth.store, terminal=request.auth, member=data["member_no"], receipt_no=data["receipt_no"],
             amount=data["amount"], occurred_at=data["occurred_at"], payment_method=data["payment_method"],
             lines=data["lines"],
         )
-        return Response({
+        return Response(PurchaseOutputSerializer({
             "purchase_id": purchase.pk, "points_earned": purchase.points_earned, "points": purchase.member.points,
             "points_pending": services.purchase_points_pending(purchase),
-        }, status=201)
+        }).data, status=201)
 
 
 class ReturnInputSerializer(serializers.Serializer):
@@ -432,7 +297,7 @@ class PurchaseReturnCreateView(PosPostView):
     """POST /api/v1/purchases/returns."""
 
     def create(self, request):
-        data = _valid(ReturnInputSerializer, request)
+        data = validated(ReturnInputSerializer, request)
         record = services.purchase_return(
             store=request.auth.store, terminal=request.auth, original_receipt_no=data["original_receipt_no"],
             receipt_no=data["receipt_no"], amount=data["amount"], occurred_at=data.get("occurred_at"),
@@ -446,7 +311,7 @@ class PurchaseReturnCreateView(PosPostView):
 
 class RedeemInputSerializer(serializers.Serializer):
     member_no = MemberNoField()
-    points = PointsField(help_text=_("Points to turn into cash, a whole number greater than 0."))
+    points = PointsField(maximum=POINTS_MAX, help_text=_("Points to turn into cash, a whole number greater than 0."))
     receipt_no = ReceiptField()
 
 
@@ -474,7 +339,7 @@ class PointsRedeemView(PosPostView):
     """POST /api/v1/points/redeem."""
 
     def create(self, request):
-        data = _valid(RedeemInputSerializer, request)
+        data = validated(RedeemInputSerializer, request)
         member_id = services.member_for_pos(data["member_no"])
         result = services.points_cash_out(
             member=member_id, points=data["points"], store=request.auth.store,
@@ -484,9 +349,3 @@ class PointsRedeemView(PosPostView):
             "transaction_id": result.entry.pk, "points": data["points"], "cash_value": result.cash_value,
             "balance": result.balance,
         }).data, status=201)
-
-
-def _valid(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

@@ -10,18 +10,9 @@ from datetime import date, timedelta
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import DomainError
+from core.dates import months_add
 from membership.models import Member, Tier
-from membership.services import MemberInput, months_add
-
-
-def add_service_error(form, error: DomainError) -> None:
-    """A service's refusal next to the fields it names, or above the form when it names none."""
-    for name, messages in (error.fields or {}).items():
-        form.add_error(name if name in form.fields else None, messages)
-    if not error.fields:
-        form.add_error(None, str(error))
-
+from membership.services import MemberInput
 
 BIRTH_DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y.%m.%d"]
 ID_TYPES = [choice for choice in Member.IdType.choices if choice[0] != Member.IdType.NONE]
@@ -30,19 +21,6 @@ ID_TYPES = [choice for choice in Member.IdType.choices if choice[0] != Member.Id
 def _text(**attrs) -> forms.TextInput:
     # Personal data: the browser must not offer what the previous customer typed.
     return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", **attrs})
-
-
-class StoreChoiceForm(forms.Form):
-    store = forms.ModelChoiceField(
-        label=_("Store of this desk"),
-        queryset=None,
-        empty_label=None,
-        error_messages={"invalid_choice": _("Choose one of your stores.")},
-    )
-
-    def __init__(self, *args, stores, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["store"].queryset = stores
 
 
 class MemberRegisterForm(forms.Form):

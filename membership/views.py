@@ -7,11 +7,9 @@ membership.services; these views parse, call and present.
 """
 
 import re
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,14 +19,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import DomainError
+from core.forms import add_service_error
 from membership.errors import MemberAlreadyRegistered, MemberInvalid, MemberNotActive
 from membership.forms import (
     ContactUpdateForm,
     GiftRedeemForm,
     MemberRegisterForm,
     PaidTierSaleForm,
-    StoreChoiceForm,
-    add_service_error,
     paid_tiers_on_sale,
 )
 from membership.models import GiftRedemption, Member
@@ -49,75 +46,16 @@ from membership.services import (
     paid_tier_active,
     paid_tier_buy,
 )
-from stores.models import Store
-from stores.queries import user_store_ids
+from stores.desk import SESSION_STORE_KEY, StoreChoiceForm, desk_view, forbidden, store_choice_page
 
-DESK_PERMISSION = "membership.use_service_desk"
 GIFT_PERMISSION = "membership.redeem_gift"
 PAID_TIER_PERMISSION = "membership.sell_paid_tier"
-SESSION_STORE_KEY = "desk_store_id"
 SEARCH_MAX_LENGTH = 100
 # Kinds of search that name one person; a single hit opens the member at once,
 # so a clerk with an ID-card reader goes from card to member in one step.
 _UNIQUE_SEARCH_KINDS = ("id_number", "member_no")
 _PINYIN_INITIALS = re.compile(r"^[A-Za-z]{1,10}$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def desk_stores(user):
-    """The stores a clerk may act for at the desk: their own, or every open one for HQ."""
-    store_ids = user_store_ids(user)
-    stores = Store.objects.exclude(status=Store.Status.CLOSED).order_by("code")
-    return stores if store_ids is None else stores.filter(pk__in=store_ids)
-
-
-def _current_store(request: HttpRequest, stores) -> Store | None:
-    chosen = request.session.get(SESSION_STORE_KEY)
-    if chosen is not None:
-        store = stores.filter(pk=chosen).first()
-        if store is not None:
-            return store
-        # The clerk was moved to other stores since choosing this one.
-        del request.session[SESSION_STORE_KEY]
-    only = list(stores[:2])
-    return only[0] if len(only) == 1 else None
-
-
-def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
-    return render(request, "desk/forbidden.html", {"reason": reason}, status=403)
-
-
-def desk_view(view=None, *, needs_store: bool = True):
-    """Login, the desk permission and a store to act for, the same for every desk page."""
-
-    def decorate(function):
-        @wraps(function)
-        def wrapper(request: HttpRequest, *args, **kwargs):
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
-            if not request.user.has_perm(DESK_PERMISSION):
-                return _forbidden(request, _("Your account may not use the service desk. "
-                                             "Ask your store manager to add you to the service desk group."))
-            stores = desk_stores(request.user)
-            store_count = stores.count()
-            request.desk_stores = stores
-            request.desk_store = _current_store(request, stores)
-            request.desk_can_switch = store_count > 1
-            if request.desk_store is None and needs_store:
-                if not store_count:
-                    return _forbidden(request, _("Your account is not assigned to a store. "
-                                                 "Ask headquarters to add your store to your staff profile."))
-                return _store_choice_page(request, StoreChoiceForm(stores=stores))
-            return function(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate(view) if view is not None else decorate
-
-
-def _store_choice_page(request: HttpRequest, form: StoreChoiceForm, status: int = 200) -> HttpResponse:
-    next_url = request.POST.get("next") or request.get_full_path()
-    return render(request, "desk/choose_store.html", {"form": form, "next": next_url}, status=status)
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -133,7 +71,7 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def store_choose(request: HttpRequest) -> HttpResponse:
     form = StoreChoiceForm(request.POST, stores=request.desk_stores)
     if not form.is_valid():
-        return _store_choice_page(request, form, status=400)
+        return store_choice_page(request, form, status=400)
     request.session[SESSION_STORE_KEY] = form.cleaned_data["store"].pk
     return redirect(_safe_next(request, reverse("desk:search")))
 
@@ -309,7 +247,7 @@ def _contact_page(request, member, form, *, status: int = 200) -> HttpResponse:
 def _live_member_or_refusal(request: HttpRequest, member_no: str, *, permission: str, refusal: str):
     """The member a points page is about, or the page to show instead (forbidden, not found, merged)."""
     if not request.user.has_perm(permission):
-        return None, _forbidden(request, refusal)
+        return None, forbidden(request, refusal)
     member = _member_or_none(member_no)
     if member is None:
         return None, _not_found(request, member_no)
@@ -357,8 +295,8 @@ def _gift_page(request, member, form, gifts, *, status: int) -> HttpResponse:
 def gift_slip(request: HttpRequest, member_no: str, redemption_id: int) -> HttpResponse:
     """The result of a redemption with its printable slip; only at the desks of the store that gave it."""
     if not request.user.has_perm(GIFT_PERMISSION):
-        return _forbidden(request, _("Your account may not give gifts for points. "
-                                     "Ask your store manager for the gift permission."))
+        return forbidden(request, _("Your account may not give gifts for points. "
+                                    "Ask your store manager for the gift permission."))
     redemption = (
         GiftRedemption.objects.select_related("member", "gift", "store__format__legal_entity", "points_entry",
                                               "operator")

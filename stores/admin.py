@@ -1,20 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from approvals.admin import ApprovalHistoryInline
-from core.admin import BaseAdmin, ImportExportBaseAdmin
-from core.errors import DomainError
 from stores import services
+from stores.admin_base import BaseAdmin, ImportExportBaseAdmin
 from stores.models import Format, LegalEntity, Region, StaffProfile, Store, Terminal
 from stores.resources import StoreResource
 
@@ -66,11 +58,6 @@ class TerminalInline(admin.TabularInline):
         return False
 
 
-class StoreCloseForm(forms.Form):
-    closed_on = forms.DateField(label=_("closing date"), widget=forms.DateInput(attrs={"type": "date"}))
-    reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
-
-
 @admin.register(Store)
 class StoreAdmin(ImportExportBaseAdmin):
     store_path = ""
@@ -81,8 +68,8 @@ class StoreAdmin(ImportExportBaseAdmin):
     list_select_related = ["format", "region__parent"]
     search_fields = ["=code", "name", "address"]
     autocomplete_fields = ["region"]
-    inlines = [TerminalInline, ApprovalHistoryInline]
-    change_form_template = "admin/stores/store/change_form.html"
+    # approvals/admin.py adds the approval history and the request to close the store.
+    inlines = [TerminalInline]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status == Store.Status.CLOSED:
@@ -90,55 +77,6 @@ class StoreAdmin(ImportExportBaseAdmin):
         if obj is not None:
             return ["code", "closed_on"]
         return []
-
-    def get_urls(self):
-        return [
-            path("<path:object_id>/close/", self.admin_site.admin_view(self.close_view), name="stores_store_close"),
-            *super().get_urls(),
-        ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        obj = self.get_object(request, unquote(object_id))
-        extra_context["can_request_close"] = (
-            obj is not None and obj.status != Store.Status.CLOSED and self.has_change_permission(request, obj)
-        )
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def close_view(self, request, object_id):
-        store = self.get_object(request, unquote(object_id))
-        if store is None:
-            raise Http404
-        if not self.has_change_permission(request, store):
-            raise PermissionDenied
-        change_url = reverse("admin:stores_store_change", args=[store.pk])
-        form = StoreCloseForm(request.POST or None, initial={"closed_on": timezone.localdate()})
-        if request.method == "POST" and form.is_valid():
-            try:
-                approval = services.store_close_request(
-                    store=store,
-                    requested_by=request.user,
-                    reason=form.cleaned_data["reason"],
-                    closed_on=form.cleaned_data["closed_on"],
-                )
-            except DomainError as error:
-                form.add_error(None, str(error))
-            else:
-                if approval.status == approval.Status.PENDING:
-                    message = gettext("Closing %(store)s is waiting for approval (request #%(id)s).")
-                else:
-                    message = gettext("%(store)s is closed.")
-                self.message_user(request, message % {"store": store, "id": approval.pk}, messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": gettext("Request to close %(store)s") % {"store": store},
-            "opts": self.opts,
-            "original": store,
-            "form": form,
-            "change_url": change_url,
-        }
-        return TemplateResponse(request, "admin/stores/store/close.html", context)
 
 
 @admin.register(Terminal)

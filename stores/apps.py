@@ -12,4 +12,3 @@ class StoresConfig(AppConfig):
 
         # New models of later migrations get their permissions into the roles too.
         post_migrate.connect(roles.roles_sync_after_migrate, dispatch_uid="stores.roles_sync")
-        from stores import services  # noqa: F401 - registers the approval actions

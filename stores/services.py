@@ -3,16 +3,11 @@ from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
-from approvals import registry
-from approvals.models import ApprovalRequest
-from approvals.services import approval_request_submit
 from core.sql import JoinedSelect, Part
 from stores.errors import InvalidClosingDate, StoreAlreadyClosed, StoreNotFound, TerminalNameTaken
 from stores.models import Format, Store, Terminal, hash_api_key
 
-STORE_CLOSE = "stores.store_close"
 KEY_PREFIX = "pos_"
 
 
@@ -78,39 +73,30 @@ def terminal_touch(*, terminal: Terminal, interval_seconds: int) -> None:
     terminal.last_used_at = now
 
 
-def store_close_request(*, store: Store, requested_by, reason: str, closed_on: date) -> ApprovalRequest:
-    """Ask headquarters to close a store. Raise StoreAlreadyClosed, InvalidClosingDate, ReasonRequired."""
-    _ensure_can_close(store, closed_on)
-    return approval_request_submit(
-        action=STORE_CLOSE,
-        subject=store,
-        requested_by=requested_by,
-        reason=reason,
-        payload={"closed_on": closed_on.isoformat()},
-        store=store,
-    )
-
-
-def _ensure_can_close(store: Store, closed_on: date) -> None:
+def store_close_check(*, store: Store, closed_on: date) -> None:
+    """Whether a store may close on that day. Raise StoreAlreadyClosed, InvalidClosingDate."""
     if store.status == Store.Status.CLOSED:
         raise StoreAlreadyClosed(code=store.code)
     if store.opened_on and closed_on < store.opened_on:
         raise InvalidClosingDate(opened_on=store.opened_on.isoformat())
 
 
-def _store_close_execute(request: ApprovalRequest) -> None:
-    store = Store.objects.select_for_update().get(pk=request.object_id)
-    closed_on = date.fromisoformat(request.payload["closed_on"])
-    _ensure_can_close(store, closed_on)
+@transaction.atomic
+def store_close(*, store_id: int, closed_on: date, cause: str) -> Store:
+    """Close a store and stop its terminals; `cause` names why in their history ("approval #12").
+
+    Closing goes through a second person's approval (approvals/store_closing.py), which calls this once the
+    request is approved, in the approval's transaction. Raise StoreAlreadyClosed, InvalidClosingDate.
+    """
+    store = Store.objects.select_for_update().get(pk=store_id)
+    store_close_check(store=store, closed_on=closed_on)
     store.status = Store.Status.CLOSED
     store.closed_on = closed_on
-    store._change_reason = f"approval #{request.pk}"
+    store._change_reason = cause
     store.save(update_fields=["status", "closed_on", "updated_at"])
     # A closed store takes no more POS traffic.
     for terminal in store.terminals.filter(is_active=True):
         terminal.is_active = False
-        terminal._change_reason = f"store closed, approval #{request.pk}"
+        terminal._change_reason = f"store closed, {cause}"
         terminal.save(update_fields=["is_active"])
-
-
-registry.register(STORE_CLOSE, label=_("Close a store"), execute=_store_close_execute)
+    return store

@@ -21,6 +21,7 @@ from stdnum.cn import uscc
 
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import approval_request_submit
+from approvals.store_closing import STORE_CLOSE
 from cards.models import Card, CardLedgerEntry, CardProduct, SaleOrder
 from cards.services.ledger import card_post, pin_hash
 from cards.services.sales import SaleInput, SaleLineInput, sale_order_create
@@ -28,7 +29,7 @@ from core.pii import resident_id_check_digit
 from membership.models import EarnRule, Member, PointsEntry, Tier
 from membership.services import MemberInput, member_register, points_post
 from stores.models import Format, LegalEntity, Region, StaffProfile, Store, Terminal
-from stores.services import STORE_CLOSE, terminal_create
+from stores.services import terminal_create
 
 STAFF_PASSWORD = "pw-for-tests-123"
 

@@ -26,7 +26,8 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 from cards.admin.cards import ExportMixin, ReadOnlyRecordAdmin
-from cards.brand_reports import (
+from cards.models import Brand, BrandDiscount, Card
+from cards.queries.brand_reports import (
     ProgrammeResult,
     ProgrammeResults,
     StatementTotals,
@@ -38,10 +39,9 @@ from cards.brand_reports import (
     statement_totals,
     user_may_view_brand_billing,
 )
-from cards.models import Brand, BrandDiscount, Card
-from core.admin import admin_page_add
+from core.admin import admin_page_add, local_time
 from core.files import escape_cell, xlsx_file_response
-from membership.admin import StoreFilter
+from stores.admin_base import StoreFilter
 
 TITLE = _("Brand card billing")
 URL_NAME = "cards_brand_billing"
@@ -360,7 +360,7 @@ class BrandDiscountAdmin(ExportMixin, ReadOnlyRecordAdmin):
                 gettext("funded by the brand")]
 
     def export_row(self, obj):
-        return [timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S"), obj.business_date,
+        return [local_time(obj.created_at, seconds=True), obj.business_date,
                 obj.brand.code, obj.programme.code, obj.get_kind_display(), obj.card.card_no, obj.store.code,
                 obj.transaction.transaction_id, obj.transaction.receipt_no, obj.eligible_amount, obj.discount,
                 obj.brand_amount]

@@ -25,10 +25,11 @@ from stdnum.cn import uscc
 from approvals.admin import ApprovalHistoryInline
 from cards.models import Brand, BrandProgramme, BrandSku, BrandSkuList, CardProduct
 from cards.services import brands
-from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin, change_page
+from core.admin import ServiceCallsMixin, ServiceRefusalMixin, change_page, copy_saved, local_time
 from core.errors import DomainError
 from core.files import escape_cell, xlsx_response
-from membership.forms import add_service_error
+from core.forms import add_service_error
+from stores.admin_base import BaseAdmin
 from stores.queries import user_is_hq
 
 TEMPLATES = "admin/cards/brands"
@@ -296,10 +297,7 @@ class BrandProgrammeAdmin(HeadquartersOnlyMixin, ServiceCallsMixin, ServiceRefus
                 user=request.user)
         else:
             programme = brands.programme_create(**data, created_by=request.user)
-        for field in BrandProgramme._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(programme, field.attname))
-        obj._state.adding = False
-        obj._state.db = programme._state.db
+        copy_saved(obj, programme)
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(request, gettext("Programme %(code)s is a draft: upload its SKU list, confirm it, then "
@@ -488,8 +486,7 @@ def _sku_list_workbook(programme: BrandProgramme, sku_list: BrandSkuList) -> Htt
                       .iterator(chunk_size=5000)):
         sheet.append([escape_cell(sku), escape_cell(name)])
     about = workbook.create_sheet(gettext("About the list"))
-    confirmed_at = timezone.localtime(sku_list.confirmed_at).strftime("%Y-%m-%d %H:%M") if sku_list.confirmed_at \
-        else ""
+    confirmed_at = local_time(sku_list.confirmed_at)
     for label, value in (
         (gettext("programme"), f"{programme.code} {programme.name}"),
         (gettext("brand partner"), f"{programme.brand.code} {programme.brand.name}"),

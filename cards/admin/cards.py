@@ -7,6 +7,7 @@ and show its refusal as a message. Card search is one exact lookup on the card n
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,8 +22,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from approvals.admin import ApprovalHistoryInline
+from approvals.admin import ApprovalHistoryInline, approval_request_url
 from approvals.models import ApprovalRequest
+from approvals.queries import requests_of
 from cards.errors import CardInvalid
 from cards.models import (
     Card,
@@ -37,13 +39,13 @@ from cards.models import (
 from cards.queries import cards_above_cap
 from cards.services import operations
 from cards.services.ledger import card_cap
-from core.admin import BaseAdmin, ReadOnlyAdminMixin, ScopedAdminMixin
+from core.admin import CappedCountPaginator, ReadOnlyAdminMixin, local_time, summary_table
 from core.errors import DomainError
 from core.files import table_xlsx_response
+from core.forms import add_service_error
 from core.pii import mask_name
-from membership.admin import CappedCountPaginator, StoreFilter
-from membership.forms import add_service_error
 from membership.models import Member
+from stores.admin_base import BaseAdmin, ScopedAdminMixin, StoreFilter
 from stores.models import Store
 from stores.queries import user_store_ids
 
@@ -58,8 +60,8 @@ EXPORT_MAX_ROWS = 1_000_000
 ID_TYPES = [choice for choice in SaleOrder.IdType.choices if choice[0]]
 
 
-def _local(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+# Card records are shown and exported to the second.
+_local = partial(local_time, seconds=True)
 
 
 def _card_url(card) -> str:
@@ -76,17 +78,8 @@ def _status_label(value: str) -> str:
     return Card.Status(value).label if value in Card.Status.values else (value or "-")
 
 
-def _table(headers, rows, *, footer=None):
-    """A small read-only table on the card page (cells are escaped unless already safe)."""
-    rows = list(rows)
-    if not rows:
-        return format_html("<p>{}</p>{}", gettext("None yet."), footer or "")
-    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
-    body = format_html_join("", "<tr>{}</tr>", (
-        (format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows
-    ))
-    table = format_html('<table class="card-summary"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
-    return format_html("{}<p>{}</p>", table, footer) if footer else table
+# The small tables on a card's page; an empty one says so.
+_table = partial(summary_table, css_class="card-summary", empty=_("None yet."))
 
 
 class ExportMixin:
@@ -684,12 +677,11 @@ class CardReturnAdmin(ReadOnlyRecordAdmin, BaseAdmin):
 
     @admin.display(description=_("approval"))
     def approval_link(self, obj):
-        request = ApprovalRequest.objects.filter(action=operations.CARD_RETURN, object_id=str(obj.pk)).order_by(
-            "-pk").first()
+        request = requests_of(obj, actions=[operations.CARD_RETURN]).order_by("-pk").first()
         if request is None:
             return "-"
-        url = reverse("admin:approvals_approvalrequest_change", args=[request.pk])
-        return format_html('<a href="{}">#{} {}</a>', url, request.pk, request.get_status_display())
+        return format_html('<a href="{}">#{} {}</a>', approval_request_url(request), request.pk,
+                           request.get_status_display())
 
 
 @admin.register(CardEvent)

@@ -15,9 +15,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 
-from cards.liability import LiabilityReport, liability_report, user_may_view_liability
 from cards.models import Card
-from core.admin import admin_page_add
+from cards.queries.liability import LiabilityReport, liability_report, user_may_view_liability
+from core.admin import admin_page_add, local_time
 from core.files import escape_cell, xlsx_response
 
 TITLE = _("Prepaid card liability (预收资金与存管)")
@@ -48,7 +48,7 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
     """The page as an Excel file (openpyxl write-only: rows go straight to the file)."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(gettext("Prepaid card liability"))
-    sheet.append([gettext("as of"), timezone.localtime(report.as_of).strftime("%Y-%m-%d %H:%M")])
+    sheet.append([gettext("as of"), local_time(report.as_of)])
     sheet.append([])
     sheet.append([gettext("issuer"), gettext("prepaid card filing number")]
                  + [gettext("outstanding at %(day)s") % {"day": _quarter_label(day)} for day in report.quarter_ends]

@@ -23,10 +23,11 @@ from approvals.admin import ApprovalHistoryInline
 from cards import queries
 from cards.models import CardProduct, CardTransfer, ProductionBatch
 from cards.services import production
-from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin, change_page
+from core.admin import ServiceCallsMixin, ServiceRefusalMixin, change_page, copy_saved
 from core.errors import DomainError
 from core.files import escape_cell, xlsx_response
-from membership.forms import add_service_error
+from core.forms import add_service_error
+from stores.admin_base import BaseAdmin
 from stores.models import Store
 from stores.queries import stores_visible_to, user_can_see_store, user_is_hq
 
@@ -100,10 +101,7 @@ class ProductionBatchAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
             face_value=form.cleaned_data["face_value"], vendor=form.cleaned_data["vendor"],
             note=form.cleaned_data.get("note", ""), requested_by=request.user,
         )
-        for field in ProductionBatch._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(batch, field.attname))
-        obj._state.adding = False
-        obj._state.db = batch._state.db
+        copy_saved(obj, batch)
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(request, gettext("Batch %(batch_no)s is a draft: submit it for approval to have its "

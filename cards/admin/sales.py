@@ -17,13 +17,15 @@ from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 
 from approvals.admin import ApprovalHistoryInline
-from cards.liability import revenue_alert_off_reason
 from cards.models import CardRules, SaleLine, SaleOrder, SalePayment, SaleVoucherLine
+from cards.queries.liability import revenue_alert_off_reason
 from cards.services import sales as services
-from core.admin import BaseAdmin, ServiceCallsMixin, ServiceRefusalMixin
+from core.admin import ServiceCallsMixin, ServiceRefusalMixin, copy_saved, local_time
 from core.errors import DomainError
 from core.files import escape_cell, xlsx_response
+from core.forms import add_service_error
 from core.pii import mask_phone
+from stores.admin_base import BaseAdmin
 from stores.queries import user_can_see_store, user_is_hq
 
 # Actions call a service per order: more than this belongs in several runs.
@@ -36,17 +38,6 @@ EXPORT_HEADERS = (
     _("rebate"), _("amount due"), _("payments"), _("looks split"), _("invoice title"),
     _("invoice taxpayer number"), _("invoice item code"),
 )
-
-
-def add_service_error(form, error: DomainError) -> None:
-    """A service's refusal next to the fields it names, or above the form when it names none."""
-    named = False
-    for name, texts in (error.fields or {}).items():
-        if name in form.fields:
-            form.add_error(name, texts)
-            named = True
-    if not named:
-        form.add_error(None, str(error))
 
 
 class SaleOrderForm(forms.ModelForm):
@@ -128,7 +119,7 @@ class SaleOrderForm(forms.ModelForm):
             self.plan = services.sale_order_check(data=self.sale_input(),
                                                   stored=self.instance if self.instance.pk else None)
         except DomainError as error:
-            add_service_error(self, error)
+            add_service_error(self, error, only_form_fields=True)
         return cleaned
 
     def _post_clean(self):
@@ -330,10 +321,7 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
             order = services.sale_order_update(order=obj, data=form.sale_input(), actor=request.user)
         else:
             order = services.sale_order_create(data=form.sale_input(), created_by=request.user)
-        for field in SaleOrder._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(order, field.attname))
-        obj._state.adding = False
-        obj._state.db = order._state.db
+        copy_saved(obj, order)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not SalePayment:
@@ -422,7 +410,7 @@ def _export_row(order: SaleOrder) -> list:
     payments = "; ".join(f"{p.get_method_display()} {p.amount}" for p in order.payments.all())
     return [
         order.order_no, order.get_kind_display(), order.get_channel_display(), order.store.code, order.store.name,
-        order.get_status_display(), _local(order.created_at), _local(order.completed_at),
+        order.get_status_display(), local_time(order.created_at), local_time(order.completed_at),
         order.get_buyer_type_display(), order.buyer_name, order.buyer_id_masked, order.buyer_credit_code,
         mask_phone(order.buyer_phone), order.agent_name, order.agent_id_masked, order.card_count,
         order.face_total, order.voucher_count, order.voucher_total, order.discount, order.rebate, order.amount_due,
@@ -431,6 +419,3 @@ def _export_row(order: SaleOrder) -> list:
         order.invoice_item_code,
     ]
 
-
-def _local(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""

@@ -29,17 +29,17 @@ from cards.admin.cards import ExportMixin, _local, _table
 from cards.models import Supplier, Voucher, VoucherBatch, VoucherLedgerEntry, VoucherProduct
 from cards.services import vouchers
 from core.admin import (
-    BaseAdmin,
+    CappedCountPaginator,
     ReadOnlyAdminMixin,
-    ScopedAdminMixin,
     ServiceCallsMixin,
     ServiceRefusalMixin,
     change_page,
+    copy_saved,
 )
 from core.errors import DomainError
 from core.files import table_xlsx_response
-from membership.admin import CappedCountPaginator, StoreFilter
-from membership.forms import add_service_error
+from core.forms import add_service_error
+from stores.admin_base import BaseAdmin, ScopedAdminMixin, StoreFilter
 from stores.queries import user_is_hq, user_store_ids
 
 TEMPLATES = "admin/cards/vouchers"
@@ -160,10 +160,7 @@ class VoucherBatchAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
             expires_on=form.cleaned_data["expires_on"], note=form.cleaned_data.get("note", ""),
             requested_by=request.user,
         )
-        for field in VoucherBatch._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(batch, field.attname))
-        obj._state.adding = False
-        obj._state.db = batch._state.db
+        copy_saved(obj, batch)
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(request, gettext("Voucher batch %(batch_no)s is a draft: submit it for approval to have "

@@ -19,10 +19,9 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 from django.db.models import Q, Sum
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
 from cards import discounts
-from cards.errors import CardInvalid
+from cards.errors import BrandLinesAboveAmount
 from cards.models import BrandDiscount, BrandProgramme, BrandSku, BrandSkuList, CardTransaction
 
 __all__ = [
@@ -39,14 +38,6 @@ __all__ = [
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 DISCOUNT_NAME = "brand_cards"
-
-
-class BrandLinesAboveAmount(CardInvalid):
-    """The lines of the brand's SKUs add up to more than the basket: the POS sent an inconsistent receipt."""
-
-    default_message = gettext_lazy(
-        "The brand's lines add up to %(eligible)s, more than the amount %(amount)s of the basket."
-    )
 
 
 # --- reads ------------------------------------------------------------------------------------------------

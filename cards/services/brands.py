@@ -26,12 +26,12 @@ from django.utils.translation import gettext_lazy as _
 from approvals import registry
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
-from cards.errors import CardOperationRefused
+from cards.errors import CardOperationRefused, ProgrammeForbidden, ProgrammeInvalid, SkuListInvalid
 from cards.models import Brand, BrandProgramme, BrandSku, BrandSkuList, CardProduct
 from cards.services.brand_discounts import sku_list_in_force
 from cards.services.ledger import money_clean
-from core.errors import Forbidden, ValidationFailed
-from core.tabular import Column, TableInvalid, TableReader
+from core.errors import TableInvalid, ValidationFailed
+from core.tabular import Column, TableReader
 from stores.queries import user_is_hq
 
 __all__ = [
@@ -92,20 +92,6 @@ _RATE_PLACES = Decimal("0.0001")
 _PROBLEMS_SHOWN = 20
 _COPY_CHUNK = 1024 * 1024
 _INSERT_BATCH = 2000
-
-
-class ProgrammeInvalid(ValidationFailed):
-    default_message = _("Some details of the brand card programme are not valid.")
-
-
-class SkuListInvalid(ValidationFailed):
-    """An SKU file refused whole; `fields["file"]` lists the rows and what is wrong with each."""
-
-    default_message = _("The SKU list was not imported; nothing was saved.")
-
-
-class ProgrammeForbidden(Forbidden):
-    default_message = _("Brand card programmes are managed at headquarters by staff allowed to change them.")
 
 
 # --- who may ----------------------------------------------------------------------------------------

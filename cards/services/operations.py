@@ -29,17 +29,17 @@ from cards.errors import (
     CardOperationRefused,
     CardRuleBroken,
     CardStatusChangeRefused,
+    HolderMismatch,
     InsufficientBalance,
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardReturn, CardRules, SaleOrder
 from cards.models.products import LEGAL_BEARER_MIN_VALIDITY_MONTHS
 from cards.services.ledger import card_cap, card_event, card_no_clean, card_post, card_status_change, money_clean
-from core.errors import Forbidden
+from core.dates import moment_months_add
 from core.pii import InvalidPersonalData, mask_id_number, pii_encrypt
 from core.sql import keyset_chunks
 from membership.models import Member
 from membership.services.members import LIVE_STATUSES, id_document_parse
-from membership.services.tiers import months_add
 
 __all__ = [
     "CARD_ADJUST",
@@ -69,12 +69,6 @@ CARD_WRITE_OFF = "cards.balance_write_off"
 ENQUIRY_ENTRIES = 10
 _BANK_ACCOUNT = re.compile(r"^[0-9]{8,30}$")
 _REASON_LENGTH = CardLedgerEntry._meta.get_field("reason").max_length
-
-
-class HolderMismatch(Forbidden):
-    """The name and ID shown at the desk are not those of the card's holder."""
-
-    default_message = _("The name and ID number do not match the holder of card %(card_no)s.")
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -162,9 +156,7 @@ def _expiry_for(product: CardProduct, *, now: datetime, rules: CardRules) -> dat
     if product.is_registered:
         return None
     months = max(product.validity_months or 0, rules.bearer_min_validity_months, LEGAL_BEARER_MIN_VALIDITY_MONTHS)
-    local = timezone.localtime(now)
-    day = months_add(local.date(), months)
-    return local.replace(year=day.year, month=day.month, day=day.day)
+    return moment_months_add(timezone.localtime(now), months)
 
 
 def _successor_check(old: Card, new: Card, *, store) -> None:

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext
 
 from cards import discounts
 from cards.errors import (
@@ -33,8 +33,10 @@ from cards.errors import (
     CardInvalid,
     CardLimitExceeded,
     CardOperationRefused,
+    CardPaymentNotFound,
     CardTransactionNotFound,
     InsufficientBalance,
+    RefundExceedsPayment,
 )
 from cards.models import Brand, Card, CardLedgerEntry, CardProduct, CardTransaction
 from cards.services.ledger import (
@@ -46,13 +48,14 @@ from cards.services.ledger import (
     card_post,
     money_clean,
 )
-from core.numbers import MONEY_TEXT, QUANTITY_TEXT, decimal_parse
+from core.numbers import LINES_MAX, QUANTITY_MAX, money_text_read, quantity_text_read
 from core.sql import JoinedSelect, Part, insert_returning_pk
 from stores.models import Format, LegalEntity
 
 __all__ = [
     "LINES_MAX",
     "CardPaymentNotFound",
+    "CheckedLines",
     "RefundExceedsPayment",
     "card_debit",
     "card_debit_lines_clean",
@@ -62,27 +65,11 @@ __all__ = [
     "card_transaction_reverse",
 ]
 
-LINES_MAX = 1000
 RECEIPT_MAX = 64
-QUANTITY_MAX = Decimal("999999999.999")
 CENT = Decimal("0.01")
-MILLI = Decimal("0.001")
 # A refund lands on the card that paid whatever its state, except where no money may sit: a card never sold
 # (inactive) or closed. A frozen (lost) or expired card keeps it for its holder, as the rules require.
 REFUNDABLE = {Card.Status.ACTIVE, Card.Status.FROZEN, Card.Status.EXPIRED}
-
-
-class CardPaymentNotFound(CardTransactionNotFound):
-    """The payment a refund names is not a payment of this card (or does not exist: the same answer)."""
-
-    default_message = gettext_lazy("No payment %(transaction_id)s of card %(card_no)s.")
-
-
-class RefundExceedsPayment(CardLimitExceeded):
-    default_message = gettext_lazy(
-        "Payment %(transaction_id)s charged %(charged)s to the card and %(refunded)s of it is already refunded: "
-        "at most %(left)s can still be refunded."
-    )
 
 
 # --- reading the card -------------------------------------------------------------------------------------
@@ -151,31 +138,34 @@ def _receipt_clean(receipt_no) -> str:
 
 def _line_money(value) -> Decimal | None:
     # Money is a string (CONTRACT section 3), written plainly: not 12, "1e2", " 12.5" or "+12".
-    if not isinstance(value, str) or not MONEY_TEXT.fullmatch(value):
-        return None
-    return Decimal(value).quantize(CENT)
+    amount = money_text_read(value)
+    return None if amount is None else amount.quantize(CENT)
 
 
 def _line_quantity(value) -> Decimal | None:
-    # Whole units as a JSON integer, or a plain decimal string (weighed goods).
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    if isinstance(value, str) and not QUANTITY_TEXT.fullmatch(value):
-        return None
-    quantity = decimal_parse(value)
-    if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX or quantity != quantity.quantize(MILLI):
+    # Whole units as a JSON integer, or a plain decimal string (weighed goods; at most three decimals).
+    quantity = quantity_text_read(value)
+    if quantity is None or quantity <= 0 or quantity > QUANTITY_MAX:
         return None
     return quantity
 
 
+class CheckedLines(list):
+    """Lines card_debit_lines_clean returned: {"sku", "amount", "quantity"} strings, each line checked.
+
+    card_debit takes these as they are and checks lines of any other type itself, so a basket is read once:
+    by the API's field (which calls card_debit_lines_clean) for a POS debit, by card_debit for other callers.
+    """
+
+
 def card_debit_lines_clean(lines) -> tuple[list[dict], list[str]]:
-    """The basket's lines as {"sku", "amount", "quantity"} strings, and a message per bad line (naming it).
+    """The basket's lines as CheckedLines, or a message per bad line (naming it) and no lines.
 
     Discount programmes read these; a line with a wrong SKU, amount or quantity is refused rather than
     guessed at, since a discount is computed from it.
     """
     if lines is None:
-        return [], []
+        return CheckedLines(), []
     if not isinstance(lines, list):
         return [], [gettext("Give the lines as a list of objects with sku, amount and quantity.")]
     if len(lines) > LINES_MAX:
@@ -199,7 +189,9 @@ def card_debit_lines_clean(lines) -> tuple[list[dict], list[str]]:
         if not errors:
             cleaned.append({"sku": sku.strip(), "amount": f"{amount:.2f}",
                             "quantity": format(quantity.normalize(), "f")})
-    return cleaned, errors
+    if errors:
+        return [], errors
+    return CheckedLines(cleaned), []
 
 
 # --- transactions -------------------------------------------------------------------------------------------
@@ -269,6 +261,8 @@ def card_debit(
 ) -> CardTransaction:
     """Pay `amount` less any programme discount with a card, all or nothing.
 
+    `lines` that are CheckedLines (the API's, read once by its field) are taken as they are; others are checked
+    here with card_debit_lines_clean.
     Raise CardInvalid, CardNotFound, CardInactive, CardExpired, InvalidPin or PinLocked, InsufficientBalance.
     A wrong PIN is checked and counted under the card's lock before anything is written (card_pin_check): the
     API commits that count with its answer (`keep_writes`); a caller whose transaction (or card_debit's own)
@@ -277,9 +271,10 @@ def card_debit(
     card_no = card_no_clean(card_no)
     amount = money_clean(amount)
     receipt_no = _receipt_clean(receipt_no)
-    lines, problems = card_debit_lines_clean(lines)
-    if problems:
-        raise CardInvalid(fields={"lines": problems})
+    if not isinstance(lines, CheckedLines):
+        lines, problems = card_debit_lines_clean(lines)
+        if problems:
+            raise CardInvalid(fields={"lines": problems})
     now = timezone.now()
     with _transaction():
         card = _card(card_no, lock=True)

@@ -33,11 +33,18 @@ from stdnum import luhn
 
 from approvals import registry
 from approvals.models import ApprovalRequest
+from approvals.queries import pending_request
 from approvals.services import approval_request_cancel, approval_request_submit
-from cards.errors import CardOperationRefused
+from cards.errors import (
+    BatchInvalid,
+    CardOperationRefused,
+    PrinterFileAlreadyHandedOut,
+    StockForbidden,
+    TransferInvalid,
+)
 from cards.models import Card, CardNumberCounter, CardProduct, CardTransfer, CardTransferItem, ProductionBatch
 from cards.services.ledger import CARD_NO_PATTERN, money_clean, pin_hash
-from core.errors import DomainError, Forbidden, ValidationFailed
+from core.errors import ValidationFailed
 from core.files import escape_cell
 from core.sql import insert_returning_pk, keyset_chunks
 from stores.models import Store
@@ -84,27 +91,6 @@ _EXAMPLES = 5
 _RANGE = re.compile(r"^([0-9]+)\s*(?:-|~|–|\.\.)\s*([0-9]+)$")
 _VENDOR_LENGTH = ProductionBatch._meta.get_field("vendor").max_length
 _NOTE_LENGTH = ProductionBatch._meta.get_field("note").max_length
-
-
-class BatchInvalid(ValidationFailed):
-    default_message = _("Some details of the production batch are not valid.")
-
-
-class TransferInvalid(ValidationFailed):
-    default_message = _("Some details of the card transfer are not valid.")
-
-
-class StockForbidden(Forbidden):
-    default_message = _("You may not do this with card stock.")
-
-
-class PrinterFileAlreadyHandedOut(DomainError):
-    code = "validation_error"
-    status = 409
-    default_message = _(
-        "The printer file of batch %(batch_no)s was already handed out on %(at)s to %(user)s; it can be "
-        "downloaded only once."
-    )
 
 
 # --- card numbers ---------------------------------------------------------------------------------
@@ -345,10 +331,7 @@ def batch_cancel(*, batch: ProductionBatch, user) -> ProductionBatch:
     batch.status = ProductionBatch.Status.CANCELLED
     _batch_save(batch, actor=user, reason="cancelled", fields=["status"])
     if was_pending:
-        request = ApprovalRequest.objects.filter(
-            action=BATCH_PRODUCE, object_id=str(batch.pk), status=ApprovalRequest.Status.PENDING,
-            content_type__app_label="cards", content_type__model="productionbatch",
-        ).first()
+        request = pending_request(batch, actions=[BATCH_PRODUCE])
         if request is not None:
             approval_request_cancel(approval_request=request, user=user)
     return batch

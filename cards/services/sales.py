@@ -9,13 +9,11 @@ everywhere. The rules themselves (real name, non-cash, split orders, filing numb
 resolves the cards and vouchers, writes the orders and runs their approval and payment.
 """
 
-import calendar
 import re
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -23,8 +21,9 @@ from django.utils.translation import gettext_lazy as _
 
 from approvals import registry
 from approvals.models import ApprovalRequest
+from approvals.queries import pending_request, requests_of
 from approvals.services import approval_request_cancel, approval_request_submit
-from cards.errors import CardInvalid, CardOperationRefused, CardRuleBroken
+from cards.errors import CardInvalid, CardOperationRefused, CardRuleBroken, SaleForbidden, SaleOrderInvalid
 from cards.models import (
     Card,
     CardEvent,
@@ -41,14 +40,13 @@ from cards.rules import (
     OrderFacts,
     PartyInput,
     PaymentInput,
-    SaleOrderInvalid,
     issuer_filing_check,
     order_rules_check,
     party_values,
 )
 from cards.services import vouchers as voucher_services
 from cards.services.ledger import card_cap, card_for_use, card_post, card_status_change, money_clean
-from core.errors import Forbidden
+from core.dates import moment_months_add
 from stores.queries import user_can_see_store
 
 __all__ = [
@@ -96,10 +94,6 @@ _VOUCHER_LINE = re.compile(
     r"^(?P<batch>[^\s,;，；:：]{1,20})[\s,;，；:：]+(?P<first>[0-9]{1,7})"
     r"(?:\s*(?:-|~|–|至|到)\s*(?P<last>[0-9]{1,7}))?$"
 )
-
-
-class SaleForbidden(Forbidden):
-    default_message = _("You may not sell cards for this store.")
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -633,9 +627,7 @@ def sale_order_payments_set(*, order: SaleOrder, payments: list[PaymentInput], a
 
 
 def _cancel_approval(order: SaleOrder, actor) -> None:
-    content_type = ContentType.objects.get_for_model(SaleOrder)
-    pending = ApprovalRequest.objects.filter(action__in=SALE_ACTIONS, content_type=content_type,
-                                             object_id=str(order.pk), status=ApprovalRequest.Status.PENDING).first()
+    pending = pending_request(order, actions=SALE_ACTIONS)
     if pending is None:
         return
     if pending.requested_by_id != actor.pk:
@@ -710,9 +702,7 @@ registry.register(SALE_SPLIT_APPROVE, label=_("Card sale adding up past a non-ca
 
 
 def _split_approved(order: SaleOrder) -> bool:
-    return ApprovalRequest.objects.filter(
-        action=SALE_SPLIT_APPROVE, content_type=ContentType.objects.get_for_model(SaleOrder),
-        object_id=str(order.pk), status=ApprovalRequest.Status.APPROVED).exists()
+    return requests_of(order, actions=[SALE_SPLIT_APPROVE]).filter(status=ApprovalRequest.Status.APPROVED).exists()
 
 
 @transaction.atomic
@@ -795,11 +785,7 @@ def _holder_name(order: SaleOrder) -> str:
 
 def _months_later(moment, months: int):
     """The same local day and time `months` later (the last day of a shorter month)."""
-    local = timezone.localtime(moment)
-    month_index = local.month - 1 + months
-    year, month = local.year + month_index // 12, month_index % 12 + 1
-    day = min(local.day, calendar.monthrange(year, month)[1])
-    return local.replace(year=year, month=month, day=day)
+    return moment_months_add(timezone.localtime(moment), months)
 
 
 @transaction.atomic

@@ -28,12 +28,23 @@ from stdnum import luhn
 
 from approvals import registry
 from approvals.models import ApprovalRequest
+from approvals.queries import pending_request
 from approvals.services import approval_request_cancel, approval_request_submit
-from cards.errors import CardExpired, CardInactive, CardLimitExceeded, InsufficientBalance
+from cards.errors import (
+    VoucherBatchForbidden,
+    VoucherBatchInvalid,
+    VoucherBatchRefused,
+    VoucherExpired,
+    VoucherInactive,
+    VoucherInsufficient,
+    VoucherInvalid,
+    VoucherNotFound,
+    VoucherOverfilled,
+)
 from cards.models import Voucher, VoucherBatch, VoucherLedgerEntry, VoucherProduct
 from cards.services.ledger import money_clean
 from cards.services.production import _create_numbered
-from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from core.errors import ValidationFailed
 from core.ledgers import cause_fields
 from core.sql import keyset_chunks
 
@@ -81,47 +92,6 @@ _CODE_PATTERN = re.compile(r"^[\x21-\x7e]{1,32}$")
 _RECEIPT_PATTERN = re.compile(r"^[\x20-\x7e]{1,64}$")
 _NOTE_LENGTH = VoucherBatch._meta.get_field("note").max_length
 CENT = Decimal("0.01")
-
-
-# --- errors -------------------------------------------------------------------------------------------------
-
-
-class VoucherInvalid(ValidationFailed):
-    default_message = _("Some details of the voucher operation are not valid.")
-
-
-class VoucherBatchInvalid(ValidationFailed):
-    default_message = _("Some details of the voucher batch are not valid.")
-
-
-class VoucherNotFound(NotFound):
-    default_message = _("No pickup voucher with code %(code)s.")
-
-
-class VoucherInactive(CardInactive):
-    default_message = _("Voucher %(code)s is %(status)s and cannot be redeemed.")
-
-
-class VoucherExpired(CardExpired):
-    default_message = _("Voucher %(code)s expired on %(expires_on)s.")
-
-
-class VoucherInsufficient(InsufficientBalance):
-    default_message = _("Voucher %(code)s has %(remaining)s %(unit)s left, less than the %(quantity)s asked for.")
-
-
-class VoucherOverfilled(CardLimitExceeded):
-    default_message = _("Voucher %(code)s is good for %(units)s units; it cannot hold more.")
-
-
-class VoucherBatchRefused(DomainError):
-    code = "validation_error"
-    status = 409
-    default_message = _("Voucher batch %(batch_no)s is %(status)s; %(reason)s")
-
-
-class VoucherBatchForbidden(Forbidden):
-    default_message = _("You may not do this with voucher batches.")
 
 
 # --- codes --------------------------------------------------------------------------------------------------
@@ -311,10 +281,7 @@ def voucher_batch_cancel(*, batch: VoucherBatch, user) -> VoucherBatch:
     batch.status = VoucherBatch.Status.CANCELLED
     _batch_save(batch, actor=user, reason="cancelled", fields=["status"])
     if was_pending:
-        request = ApprovalRequest.objects.filter(
-            action=VOUCHER_BATCH_ISSUE, object_id=str(batch.pk), status=ApprovalRequest.Status.PENDING,
-            content_type__app_label="cards", content_type__model="voucherbatch",
-        ).first()
+        request = pending_request(batch, actions=[VOUCHER_BATCH_ISSUE])
         if request is not None:
             approval_request_cancel(approval_request=request, user=user)
     return batch

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.numbers import decimal_parse
+from core.numbers import LINES_MAX, QUANTITY_MAX, decimal_parse
 from core.sql import JoinedSelect, Part, insert_returning_pk
 from membership.errors import (
     MemberNotActive,
@@ -48,8 +48,6 @@ __all__ = [
 # A till's clock may run a little ahead of ours; a sale further in the future is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
 MONEY_MAX = Decimal("999999999999.99")
-QUANTITY_MAX = Decimal("999999999.999")
-LINES_MAX = 1000
 RECEIPT_MAX = 64
 CENT = Decimal("0.01")
 
@@ -131,6 +129,8 @@ def _earning_member(member: Member | int | str, *, format) -> tuple[Member, Earn
 
 
 def _decimal(value) -> Decimal | None:
+    # A Decimal is taken as it is (the API's fields read the text once); text and numbers from other callers
+    # (the admin, imports, tests) are read here.
     return decimal_parse(value)
 
 
@@ -164,6 +164,11 @@ def _time_error(moment, *, now: datetime) -> str | None:
 
 
 def _lines_clean(lines) -> tuple[list[dict], list[str]]:
+    """The lines as stored (strings), and a message per bad line naming it.
+
+    A POS purchase's lines come from core.fields.LinesField with amount and quantity already Decimal: what is
+    checked here is what a line must be (an SKU, a category, money of 0 or more, a quantity above 0).
+    """
     if isinstance(lines, (str, bytes, Mapping)) or not isinstance(lines, Iterable):
         return [], [gettext("Give the lines as a list.")]
     cleaned, errors = [], []

@@ -11,7 +11,6 @@ a term; their benefits apply until the last day of the term and the nightly run
 ends them afterwards.
 """
 
-import calendar
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,6 +20,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.dates import months_add
 from core.errors import ValidationFailed
 from membership.errors import PaidTierConflict, PaidTierNotForSale
 from membership.models import Member, PointsPolicy, Purchase, Tier, TierChange, TierSubscription
@@ -30,7 +30,6 @@ from membership.services.members import LIVE_STATUSES, _ensure_live, merge_mover
 __all__ = [
     "TierEvaluation",
     "member_qualifying_spend",
-    "months_add",
     "paid_tier_active",
     "paid_tier_buy",
     "tier_for_spend",
@@ -45,13 +44,6 @@ _EARNED_REASONS = (
     TierChange.Reason.UPGRADE.value, TierChange.Reason.GRACE.value,
     TierChange.Reason.KEPT.value, TierChange.Reason.DOWNGRADE.value,
 )
-
-
-def months_add(day: date, months: int) -> date:
-    """The same day `months` later (or earlier), on the month's last day when it is shorter (31 Jan + 1 = 28 Feb)."""
-    month_index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(month_index, 12)
-    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def _local_midnight(day: date) -> datetime:

@@ -20,12 +20,12 @@ from approvals.errors import (
     SelfApprovalForbidden,
 )
 from approvals.models import ApprovalPolicy, ApprovalRequest
+from approvals.queries import can_decide
 from approvals.services import (
     approval_request_approve,
     approval_request_cancel,
     approval_request_reject,
     approval_request_submit,
-    can_decide,
 )
 from core.errors import DomainError
 from stores.models import StaffProfile, Store

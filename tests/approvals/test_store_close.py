@@ -25,9 +25,10 @@ from approvals.services import (
     approval_request_submit,
     policy_for,
 )
+from approvals.store_closing import STORE_CLOSE, store_close_request
 from stores.errors import InvalidClosingDate, StoreAlreadyClosed
 from stores.models import StaffProfile, Store, Terminal
-from stores.services import STORE_CLOSE, store_close_request, terminal_create
+from stores.services import terminal_create
 from tests.factories import StaffFactory
 
 INBOX = "/admin/approvals/approvalrequest/"

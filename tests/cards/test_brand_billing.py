@@ -15,15 +15,6 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from cards.admin import brand_reports as billing_admin
-from cards.brand_reports import (
-    ProgrammeResult,
-    previous_month,
-    programme_results,
-    statement_query,
-    statement_rows,
-    statement_totals,
-    user_may_view_brand_billing,
-)
 from cards.models import (
     Brand,
     BrandDiscount,
@@ -33,6 +24,15 @@ from cards.models import (
     CardProduct,
     CardTransaction,
     SaleOrder,
+)
+from cards.queries.brand_reports import (
+    ProgrammeResult,
+    previous_month,
+    programme_results,
+    statement_query,
+    statement_rows,
+    statement_totals,
+    user_may_view_brand_billing,
 )
 from cards.services.ledger import card_post
 from stores.models import StaffProfile

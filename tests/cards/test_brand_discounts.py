@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from cards import discounts
-from cards.demo_brands import seed_brand_demo
-from cards.errors import CardInvalid
+from cards.demo.brands import seed_brand_demo
+from cards.errors import BrandLinesAboveAmount, CardInvalid
 from cards.models import (
     Brand,
     BrandDiscount,
@@ -26,7 +26,7 @@ from cards.models import (
     CardProduct,
     CardTransaction,
 )
-from cards.services.brand_discounts import BrandLinesAboveAmount, sku_list_in_force
+from cards.services.brand_discounts import sku_list_in_force
 from cards.services.payments import card_debit, card_refund, card_transaction_reverse
 from stores.models import Store
 from stores.services import terminal_create

@@ -12,13 +12,10 @@ from openpyxl import Workbook
 from approvals.errors import SelfApprovalForbidden
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
-from cards.errors import CardOperationRefused
+from cards.errors import CardOperationRefused, ProgrammeForbidden, ProgrammeInvalid, SkuListInvalid
 from cards.models import Brand, BrandProgramme, BrandSku, BrandSkuList, CardProduct
 from cards.services.brands import (
     PROGRAMME_START,
-    ProgrammeForbidden,
-    ProgrammeInvalid,
-    SkuListInvalid,
     programme_create,
     programme_end,
     programme_submit,

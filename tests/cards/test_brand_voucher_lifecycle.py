@@ -13,7 +13,6 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from approvals.services import approval_request_approve
-from cards.brand_reports import statement_query, statement_rows, statement_totals
 from cards.models import (
     Brand,
     BrandDiscount,
@@ -24,6 +23,7 @@ from cards.models import (
     Voucher,
     VoucherProduct,
 )
+from cards.queries.brand_reports import statement_query, statement_rows, statement_totals
 from cards.services.brands import programme_create, programme_submit, sku_list_confirm, sku_list_stage
 from cards.services.sales import (
     PartyInput,

@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from cards.liability import day_end, escrow_required, liability_report, outstanding_at_days, quarter_ends
 from cards.models import Card, CardLedgerEntry, CardRules, SaleOrder, Voucher, VoucherLedgerEntry
 from cards.models.vouchers import voucher_value
+from cards.queries.liability import day_end, escrow_required, liability_report, outstanding_at_days, quarter_ends
 from cards.services.ledger import card_post
 from cards.services.vouchers import voucher_post
 from stores.models import LegalEntity, StaffProfile

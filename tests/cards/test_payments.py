@@ -19,15 +19,15 @@ from cards.errors import (
     CardLimitExceeded,
     CardNotFound,
     CardOperationRefused,
+    CardPaymentNotFound,
     CardTransactionNotFound,
     InsufficientBalance,
     InvalidPin,
+    RefundExceedsPayment,
 )
 from cards.models import Card, CardEvent, CardLedgerEntry, CardTransaction
 from cards.services.ledger import card_post
 from cards.services.payments import (
-    CardPaymentNotFound,
-    RefundExceedsPayment,
     card_debit,
     card_debit_lines_clean,
     card_enquiry,

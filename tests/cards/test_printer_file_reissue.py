@@ -8,12 +8,11 @@ import pytest
 from approvals.errors import SelfApprovalForbidden
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
-from cards.errors import CardOperationRefused, InvalidPin
+from cards.errors import CardOperationRefused, InvalidPin, StockForbidden
 from cards.models import Card, ProductionBatch
 from cards.services.ledger import card_pin_check
 from cards.services.production import (
     PRINTER_FILE_REISSUE,
-    StockForbidden,
     batch_printer_file_issue,
     batch_printer_file_reissue_request,
     batch_receive,

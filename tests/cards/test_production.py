@@ -12,16 +12,19 @@ from stdnum import luhn
 from approvals.errors import ApproverNotPermitted, SelfApprovalForbidden
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
-from cards.errors import CardOperationRefused, InvalidPin
+from cards.errors import (
+    BatchInvalid,
+    CardOperationRefused,
+    InvalidPin,
+    PrinterFileAlreadyHandedOut,
+    StockForbidden,
+    TransferInvalid,
+)
 from cards.models import Card, CardNumberCounter, CardTransfer, CardTransferItem, ProductionBatch
 from cards.queries import card_ranges, stock_overview
 from cards.services.ledger import card_pin_check
 from cards.services.production import (
     CARD_NO_LENGTH,
-    BatchInvalid,
-    PrinterFileAlreadyHandedOut,
-    StockForbidden,
-    TransferInvalid,
     batch_cancel,
     batch_create,
     batch_printer_file_issue,

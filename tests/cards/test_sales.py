@@ -10,15 +10,13 @@ from django.utils import timezone
 from approvals.errors import SelfApprovalForbidden
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
-from cards.errors import CardOperationRefused, CardRuleBroken
+from cards.errors import CardOperationRefused, CardRuleBroken, SaleForbidden, SaleOrderInvalid
 from cards.models import Card, CardEvent, CardLedgerEntry, CardRules, SaleOrder, SalePayment
 from cards.services.sales import (
     PartyInput,
     PaymentInput,
-    SaleForbidden,
     SaleInput,
     SaleLineInput,
-    SaleOrderInvalid,
     sale_lines_parse,
     sale_order_cancel,
     sale_order_check,

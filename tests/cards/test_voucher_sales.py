@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
-from cards.errors import CardOperationRefused, CardRuleBroken
+from cards.errors import CardOperationRefused, CardRuleBroken, SaleForbidden, SaleOrderInvalid
 from cards.models import (
     Card,
     CardLedgerEntry,
@@ -31,10 +31,8 @@ from cards.models import (
 from cards.services.sales import (
     PartyInput,
     PaymentInput,
-    SaleForbidden,
     SaleInput,
     SaleLineInput,
-    SaleOrderInvalid,
     VoucherLineInput,
     sale_order_cancel,
     sale_order_check,

@@ -453,7 +453,7 @@ def test_check_ledgers_catches_a_remaining_its_ledger_does_not_explain(active_vo
 
 
 def test_the_voucher_demo_issues_a_batch_once(reference_stores, hq_admin, hq_approver, django_user_model):
-    from cards.demo_vouchers import seed_voucher_demo
+    from cards.demo.vouchers import seed_voucher_demo
 
     first = seed_voucher_demo(user=hq_admin, approver=hq_approver)
     second = seed_voucher_demo(user=hq_admin, approver=hq_approver)
@@ -469,7 +469,7 @@ def test_the_voucher_demo_issues_a_batch_once(reference_stores, hq_admin, hq_app
 
 
 def test_the_voucher_demo_without_an_approver_generates_directly(reference_stores, hq_admin):
-    from cards.demo_vouchers import seed_voucher_demo
+    from cards.demo.vouchers import seed_voucher_demo
 
     result = seed_voucher_demo(user=hq_admin)
 

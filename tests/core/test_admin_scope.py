@@ -4,7 +4,7 @@ One test, parametrized over every model registered in the admin site, so a scree
 registered. For each model the test decides from its admin what a store manager (门店店长) must get:
 
 (a) the manager may not view the model at all: the change and history pages of any object are refused;
-(b) the admin is store-scoped (`store_path`, core/admin.py): an object of another store, found by following
+(b) the admin is store-scoped (`store_path`, stores/admin_base.py): an object of another store, found by following
     store_path, is refused on its change page and its history page, and none of its identifying texts nor the
     receipt numbers of its rows show; an object of the manager's own store still opens;
 (c) master data every store may read: listed in MASTER_DATA with the reason.
@@ -33,7 +33,6 @@ from cards.services.operations import card_return_request
 from cards.services.payments import card_debit
 from cards.services.production import card_numbers_parse, transfer_create
 from cards.services.vouchers import voucher_redeem
-from core.admin import store_paths
 from core.pii import resident_id_check_digit
 from membership.models import Gift, MergeCandidate
 from membership.services import MemberInput, member_register
@@ -41,12 +40,13 @@ from membership.services.gifts import gift_redeem
 from membership.services.members import merge_candidates_add
 from membership.services.points import points_cash_out
 from membership.services.purchases import purchase_record, purchase_return
+from stores.admin_base import store_paths
 from stores.models import Store
 from stores.queries import user_store_ids
 from stores.services import terminal_create
 from tests.cards.conftest import make_card
 
-# A store manager of the demo staff (stores/demo.py; the conftest fixtures would clash with its usernames). The
+# A store manager of the demo staff (stores/demo/; the conftest fixtures would clash with its usernames). The
 # other store is DEPT001, where the demo sells its pickup vouchers; the test adds there what the demo does not write.
 MANAGER = "super001_manager"
 MANAGER_STORE = "SUPER001"
@@ -215,7 +215,7 @@ def test_a_store_manager_cannot_open_another_stores_objects_in_the_admin(model, 
         # (c) then: it is master data, by an explicit decision
         assert label in MASTER_DATA, (
             f"store managers can read {label} in the admin and its admin has no store_path. Give its admin a "
-            "store_path (core/admin.py: the lookup from a row to its store) if its rows belong to stores; "
+            "store_path (stores/admin_base.py: the lookup from a row to its store) if its rows belong to stores; "
             "take "
             "the view permission from 门店店长 (stores/roles.py, with a data migration) if only headquarters may "
             "see it; or, if every store may read all of it, add it to MASTER_DATA in "

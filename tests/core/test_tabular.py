@@ -2,7 +2,8 @@
 
 import pytest
 
-from core.tabular import Column, TableInvalid, TableReader
+from core.errors import TableInvalid
+from core.tabular import Column, TableReader
 
 COLUMNS = [Column("sku", "商品编码", required=True)]
 

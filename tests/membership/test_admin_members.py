@@ -553,7 +553,7 @@ def test_store_staff_cannot_import_members(client, dept001_manager):
 
 
 def test_the_member_list_counts_at_most_the_cap(client, hq_admin, dept001, monkeypatch):
-    from membership.admin import CappedCountPaginator
+    from core.admin import CappedCountPaginator
 
     monkeypatch.setattr(CappedCountPaginator, "cap", 3)
     for index in range(6):

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from membership.models import Member, MemberCard, MemberEvent
-from membership.views import SESSION_STORE_KEY
+from stores.desk import SESSION_STORE_KEY
 from tests.membership.conftest import register, resident_id
 
 SEARCH = "/desk/"

@@ -9,11 +9,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.dates import months_add
 from membership.models import Member, PointsPolicy, Purchase, Tier, TierChange
 from membership.services import (
     TierEvaluation,
     member_qualifying_spend,
-    months_add,
     tier_for_spend,
     tier_window,
     tiers_evaluate,

@@ -23,6 +23,7 @@ from django.utils.translation import gettext
 
 from cards.models import Card, CardLedgerEntry, CardRules, Voucher, VoucherLedgerEntry
 from cards.models.vouchers import voucher_value
+from core.dates import quarter_start
 from stores.models import LegalEntity
 from stores.queries import user_is_hq
 
@@ -51,10 +52,10 @@ def day_end(day: date) -> datetime:
 def quarter_ends(*, today: date, count: int = QUARTERS_SHOWN) -> list[date]:
     """The last `count` quarter ends before `today`'s quarter, oldest first."""
     ends = []
-    day = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1) - timedelta(days=1)
+    day = quarter_start(today) - timedelta(days=1)
     for _ in range(count):
         ends.append(day)
-        day = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - timedelta(days=1)
+        day = quarter_start(day) - timedelta(days=1)
     return ends[::-1]
 
 

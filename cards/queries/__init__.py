@@ -1,4 +1,6 @@
-"""Read-side queries on cards shared by the admin, the desk and reports."""
+"""Read-side queries on cards shared by the admin, the desk and reports: stock and transfers here; the prepaid
+liability and escrow in cards.queries.liability, the brands' statements and programme results in
+cards.queries.brand_reports."""
 
 from dataclasses import dataclass
 

@@ -194,8 +194,8 @@ def seed_brand_cards_and_vouchers() -> BrandVoucherSeedResult:
     """
     from django.contrib.auth import get_user_model
 
-    from cards.demo_brands import _seed_user, seed_brand_demo
-    from cards.demo_vouchers import seed_voucher_demo
+    from cards.demo.brands import _seed_user, seed_brand_demo
+    from cards.demo.vouchers import seed_voucher_demo
     from cards.models import SaleOrder, Voucher
     from cards.services.sales import (
         PartyInput,

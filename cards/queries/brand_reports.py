@@ -15,8 +15,8 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cards.liability import day_end
 from cards.models import Brand, BrandDiscount, BrandProgramme, Card, CardTransaction
+from cards.queries.liability import day_end
 from stores.queries import user_is_hq
 
 __all__ = [
