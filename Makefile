@@ -25,7 +25,7 @@ migrate: venv
 run: migrate
 	$(PY) manage.py seed_demo --once
 	$(PY) manage.py ensure_admin
-	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
+	DEBUG=true $(PY) manage.py run_all
 
 test: dev-deps
 	$(BIN)/pytest

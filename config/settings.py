@@ -166,6 +166,19 @@ LOGIN_URL = "admin:login"
 # Celery: without a broker, tasks run in process so a fresh machine needs nothing else.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The broker of `make run` (core/management/commands/run_all.py): kombu's filesystem transport, messages as
+    # files in a folder that the web server, the worker and beat of one machine share; no server to run.
+    # run_all creates the folders.
+    _celery_folder = Path(env.str("CELERY_FILESYSTEM_FOLDER", default=str(BASE_DIR / "var" / "celery")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_folder / "queue"),
+        "data_folder_out": str(_celery_folder / "queue"),
+        "control_folder": str(_celery_folder / "control"),
+        # Messages taken by the worker are kept here (not in /tmp) to see what ran; run_all prunes the old ones.
+        "store_processed": True,
+        "processed_folder": str(_celery_folder / "processed"),
+    }
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_RESULT_EXTENDED = True
