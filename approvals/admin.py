@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -17,10 +17,53 @@ from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.store_closing import store_close_request
 from core.admin import DefaultStatusFilter, ReadOnlyAdminMixin
 from core.errors import DomainError
+from core.numbers import money_display
+from core.permissions import permission_label
 from stores.admin import StoreAdmin as StoreBaseAdmin
 from stores.admin_base import BaseAdmin, ScopedAdminMixin
 from stores.models import Store
 from stores.roles import PROJECT_APPS
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The actions by their labels (the stored codes, cards.voucher_batch_issue, mean nothing to staff)."""
+
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return registry.choices()
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+# The labels of what the actions put in a request's payload (the *_id keys are the engine's own and not shown).
+PAYLOAD_LABELS = {
+    "batch_no": _("batch number"), "product": _("product code"), "quantity": _("quantity"),
+    "units": _("units per voucher"), "price": _("price"), "expires_on": _("valid until"),
+    "order_no": _("order number"), "discount": _("discount"), "amount_due": _("amount due"), "cards": _("cards"),
+    "vouchers": _("vouchers"), "voucher_total": _("vouchers' total"), "summed_with": _("added up with orders"),
+    "code": _("code"), "brand": _("brand partner"), "discount_rate": _("discount rate"),
+    "brand_share": _("brand's share"), "cap_per_receipt": _("cap per receipt"), "cap_per_card": _("cap per card"),
+    "starts_on": _("starts on"), "ends_on": _("ends on"), "sku_count": _("SKUs listed"),
+    "card_no": _("card number"), "amount": _("amount"), "bank_account_masked": _("bank account"),
+    "balance_at_request": _("balance when requested"), "face_value": _("face value"), "vendor": _("card vendor"),
+    "first_file_at": _("first file written at"), "first_file_by": _("first file written by (user id)"),
+    "survivor_no": _("member kept"), "member_no": _("member number"), "points": _("points"),
+    "owed_at_request": _("owed when requested"), "closed_on": _("closed on"),
+}
+# The payload's amounts, shown as money (68,551.50).
+PAYLOAD_MONEY = {"price", "discount", "amount_due", "voucher_total", "cap_per_receipt", "cap_per_card", "amount",
+                 "balance_at_request", "face_value"}
+
+
+def _payload_value(value) -> str:
+    if isinstance(value, list):
+        return gettext(", ").join(str(item) for item in value)
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    return str(value)
 
 
 class ApprovalPolicyForm(forms.ModelForm):
@@ -36,18 +79,23 @@ class ApprovalPolicyForm(forms.ModelForm):
         self.fields["approver_permission"].queryset = Permission.objects.filter(
             content_type__app_label__in=PROJECT_APPS
         ).select_related("content_type")
+        self.fields["approver_permission"].label_from_instance = permission_label
 
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(BaseAdmin):
     form = ApprovalPolicyForm
-    list_display = ["action_label", "min_amount", "approver_permission", "hq_only", "is_active"]
-    list_filter = ["is_active", "hq_only"]
+    list_display = ["action_label", "min_amount", "approver_permission_label", "hq_only", "is_active"]
+    list_filter = ["is_active", "hq_only", ActionFilter]
     list_select_related = ["approver_permission__content_type"]
 
     @admin.display(description=_("action"), ordering="action")
     def action_label(self, obj):
         return obj.action_label
+
+    @admin.display(description=_("approver permission"), ordering="approver_permission__codename")
+    def approver_permission_label(self, obj):
+        return permission_label(obj.approver_permission)
 
 
 class StatusFilter(DefaultStatusFilter):
@@ -68,13 +116,13 @@ class DecisionForm(forms.Form):
 class ApprovalRequestAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     store_path = "store"
     list_display = ["id", "action_label", "subject_repr", "store", "amount", "requested_by", "status", "created_at"]
-    list_filter = [StatusFilter, "action", ("store", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [StatusFilter, ActionFilter, ("store", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["store", "requested_by", "decided_by"]
     search_fields = ["subject_repr", "reason", "=id"]
     date_hierarchy = "created_at"
     actions = ["approve_selected"]
     fields = [
-        "action_label", "subject_link", "store", "amount", "payload", "reason", "requested_by", "created_at",
+        "action_label", "subject_link", "store", "amount", "payload_table", "reason", "requested_by", "created_at",
         "policy", "status", "decided_by", "decided_at", "decision_comment",
     ]
     readonly_fields = fields
@@ -83,6 +131,19 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmi
     @admin.display(description=_("action"), ordering="action")
     def action_label(self, obj):
         return obj.action_label
+
+    @admin.display(description=_("details"))
+    def payload_table(self, obj):
+        """What the request carries, as labelled rows (the stored JSON is the engine's, not for reading)."""
+        payload = obj.payload if isinstance(obj.payload, dict) else {}
+        rows = [(PAYLOAD_LABELS.get(key, key),
+                 money_display(value) if key in PAYLOAD_MONEY and not isinstance(value, (list, bool))
+                 else _payload_value(value)) for key, value in payload.items()
+                if not key.endswith("_id") and value not in (None, "", [])]
+        if not rows:
+            return "-"
+        return format_html('<table class="approval-payload">{}</table>', format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     @admin.display(description=_("subject"))
     def subject_link(self, obj):

@@ -28,6 +28,11 @@ def register(name: str, *, label, execute: Callable, on_reject: Callable | None 
     return action
 
 
+def unregister(name: str) -> None:
+    """Forget an action (tests that register one of their own take it away again)."""
+    _actions.pop(name, None)
+
+
 def get(name: str) -> ApprovalAction:
     return _actions[name]
 

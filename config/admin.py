@@ -9,17 +9,22 @@ jobs, core/jobs.py runs one now.
 """
 
 import re
+from zoneinfo import ZoneInfo
 
 from celery.result import EagerResult
+from cron_descriptor import FormatException, MissingFieldException, Options, WrongArgumentException, get_description
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
-from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin, PeriodicTaskInline, ScheduleAdmin
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from config import admin_index
 from core.jobs import UnknownJobTask, job_run_now, with_last_result
+from core.schedules import job_label
 from stores.queries import user_is_hq
 
 JOB_APPS = ("django_celery_beat", "django_celery_results")
@@ -55,24 +60,56 @@ class HeadquartersOnlyMixin:
         return user_is_hq(request.user) and super().has_delete_permission(request, obj)
 
 
+def crontab_text(crontab: CrontabSchedule | None) -> str:
+    """A crontab as staff read it, in the active language: "Every day at 04:30 (Asia/Shanghai)", else
+    cron_descriptor's description (in Chinese under zh-hans), never the raw "30 4 * * * (m/h/dM/MY/d)"."""
+    if crontab is None:
+        return ""
+    daily = (crontab.day_of_week, crontab.day_of_month, crontab.month_of_year) == ("*", "*", "*")
+    if daily and _NUMBER.match(crontab.hour) and _NUMBER.match(crontab.minute):
+        return gettext("Every day at %(time)s (%(zone)s)") % {
+            "time": f"{int(crontab.hour):02d}:{int(crontab.minute):02d}", "zone": crontab.timezone}
+    expression = " ".join((crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year,
+                           crontab.day_of_week))
+    options = Options()
+    options.locale_code = "zh_CN" if (get_language() or "").startswith("zh") else "en_US"
+    options.use_24hour_time_format = True
+    try:
+        described = get_description(expression, options)
+    except (FormatException, MissingFieldException, WrongArgumentException):
+        described = expression
+    return f"{described} ({crontab.timezone})"
+
+
 class ScheduledJobAdmin(HeadquartersOnlyMixin, PeriodicTaskAdmin):
-    list_display = ("name", "enabled", "schedule_text", "last_run", "last_result", "last_result_done")
-    list_display_links = ("name",)
+    list_display = ("job_name", "enabled", "schedule_text", "last_run", "last_result", "last_result_done")
+    list_display_links = ("job_name",)
+    list_filter = ["enabled", "one_off", "start_time", "last_run_at"]
     ordering = ("name",)
     actions = ("run_tasks", "enable_tasks", "disable_tasks", "toggle_tasks")
 
     def get_queryset(self, request):
         return with_last_result(super().get_queryset(request))
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "crontab" and field is not None:
+            field.label_from_instance = crontab_text
+        return field
+
+    @admin.display(description=_("name"), ordering="name")
+    def job_name(self, obj):
+        return job_label(obj.name)
+
     @admin.display(description=_("Schedule"))
     def schedule_text(self, obj):
-        crontab = obj.crontab
-        daily = crontab is not None and (crontab.day_of_week, crontab.day_of_month, crontab.month_of_year) == (
-            "*", "*", "*")
-        if daily and _NUMBER.match(crontab.hour) and _NUMBER.match(crontab.minute):
-            return gettext("Every day at %(time)s (%(zone)s)") % {
-                "time": f"{int(crontab.hour):02d}:{int(crontab.minute):02d}", "zone": crontab.timezone}
+        if obj.crontab is not None:
+            return crontab_text(obj.crontab)
         return str(obj.scheduler or "")
+
+    @admin.display(description=_("Schedule"))
+    def crontab_translation(self, obj):
+        return crontab_text(obj.crontab)
 
     @admin.display(description=_("Last run"), ordering="last_run_at")
     def last_run(self, obj):
@@ -98,31 +135,87 @@ class ScheduledJobAdmin(HeadquartersOnlyMixin, PeriodicTaskAdmin):
                 result = job_run_now(periodic_task)
             except UnknownJobTask as error:
                 self.message_user(request, gettext("%(job)s: no installed app has the task %(task)s.") % {
-                    "job": periodic_task.name, "task": error}, messages.ERROR)
+                    "job": job_label(periodic_task.name), "task": error}, messages.ERROR)
                 continue
             except Exception as error:  # noqa: BLE001 - run here (no broker): the job's own failure, reported
                 self.message_user(request, gettext("%(job)s failed: %(error)s") % {
-                    "job": periodic_task.name, "error": error}, messages.ERROR)
+                    "job": job_label(periodic_task.name), "error": error}, messages.ERROR)
                 continue
             if isinstance(result, EagerResult):  # no broker: it ran in this request
-                self.message_user(request, gettext("%(job)s ran.") % {"job": periodic_task.name}, messages.SUCCESS)
+                self.message_user(request, gettext("%(job)s ran.") % {"job": job_label(periodic_task.name)},
+                                  messages.SUCCESS)
             else:
                 self.message_user(request, gettext(
                     "%(job)s was sent to the worker; its result appears under “Last result” once it has "
-                    "run.") % {"job": periodic_task.name}, messages.SUCCESS)
+                    "run.") % {"job": job_label(periodic_task.name)}, messages.SUCCESS)
+
+
+class JobsOnScheduleInline(PeriodicTaskInline):
+    """The jobs a schedule starts, on the schedule's page: named as in the jobs list."""
+
+    fields = ("job_name", "task_path")
+    readonly_fields = fields
+    verbose_name = _("job on this schedule")
+    verbose_name_plural = _("jobs on this schedule")
+
+    @admin.display(description=_("name"))
+    def job_name(self, obj):
+        return job_label(obj.name)
+
+    @admin.display(description=_("task"))
+    def task_path(self, obj):
+        return obj.task
+
+
+# The time zones a schedule is offered: the stores' own, and UTC (not the 600 names of the tz database).
+SCHEDULE_TIME_ZONES = [("Asia/Shanghai", _("China Standard Time (Asia/Shanghai)")), ("UTC", "UTC")]
+
+
+class CrontabAdmin(HeadquartersOnlyMixin, CrontabScheduleAdmin):
+    """The crontabs described in the user's language instead of "30 4 * * * (m/h/dM/MY/d)"."""
+
+    list_display = ("schedule_text",)
+    fields = ("schedule_text", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+    readonly_fields = ("schedule_text",)
+    inlines = [JobsOnScheduleInline]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "timezone":
+            return forms.TypedChoiceField(label=db_field.verbose_name, choices=SCHEDULE_TIME_ZONES,
+                                          coerce=ZoneInfo, initial="Asia/Shanghai")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description=_("Schedule"))
+    def schedule_text(self, obj):
+        return crontab_text(obj)
+
+
+def _job_str(periodic_task: PeriodicTask) -> str:
+    return job_label(periodic_task.name)
 
 
 def install(site: admin.AdminSite = admin.site) -> None:
-    """Register the job screens again, headquarters only; the periodic tasks with ScheduledJobAdmin."""
+    """Register the job screens again, headquarters only; the periodic tasks with ScheduledJobAdmin.
+
+    A job reads as its label wherever the admin names it (titles, breadcrumbs, choices, the history), not as
+    django-celery-beat's "membership: expire points: 40 0 * * * (m/h/dM/MY/d) Asia/Shanghai".
+    """
+    PeriodicTask.__str__ = _job_str
     for model, model_admin in list(site._registry.items()):
         if model._meta.app_label not in JOB_APPS or isinstance(model_admin, HeadquartersOnlyMixin):
             continue
         site.unregister(model)
         if model is PeriodicTask:
             site.register(model, ScheduledJobAdmin)
+        elif model is CrontabSchedule:
+            site.register(model, CrontabAdmin)
         else:
-            site.register(model, type(type(model_admin).__name__, (HeadquartersOnlyMixin, type(model_admin)),
-                                      {"__module__": __name__}))
+            attrs = {"__module__": __name__}
+            if isinstance(model_admin, ScheduleAdmin):
+                attrs["inlines"] = [JobsOnScheduleInline]
+            site.register(model, type(type(model_admin).__name__, (HeadquartersOnlyMixin, type(model_admin)), attrs))
 
 
 install()
+# The home grouped by the work, and store staff's own home (config/admin_index.py).
+admin_index.install()

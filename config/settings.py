@@ -214,6 +214,10 @@ SPECTACULAR_SETTINGS = {
 
 # Master-data files through the admin.
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+# The spreadsheets staff use: Excel and CSV, not the developers' yaml, json, tsv or html.
+from import_export.formats.base_formats import CSV, XLSX  # noqa: E402 - plain classes, no Django needed
+
+IMPORT_EXPORT_FORMATS = [XLSX, CSV]
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"

@@ -32,6 +32,10 @@ api_v1 = [
     re_path(r"^.*$", api_not_found),
 ]
 
+# Refused and missing pages in the admin's look and the user's language (core/views.py; 500: templates/500.html).
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+
 urlpatterns = [
     path("", include("core.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -4,12 +4,16 @@ The store-scoped base every screen is built on (`BaseAdmin`, `store_path`, the
 store list filter) is in stores/admin_base.py.
 """
 
+from decimal import Decimal
 from functools import partial
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers as admin_helpers
+from django.contrib.admin import utils as admin_utils
+from django.contrib.admin.templatetags import admin_list
 from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, models
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -17,8 +21,10 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from core.dates import month_last_full, month_to_date
 from core.errors import DomainError
 from core.files import escape_cell
+from core.numbers import money_display
 
 
 class CappedCountPaginator(Paginator):
@@ -55,12 +61,35 @@ def local_time(moment, *, seconds: bool = False) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def money_display_for_field(value, field, empty_value_display, avoid_link=False):
+    """The admin's `display_for_field` with money as people read it: a model's amount (a DecimalField with two
+    places) in a list column or a read-only field shows 68,551.50 instead of 68551.50; everything else as
+    Django shows it. Installed by `admin_money_display_install` (CoreConfig.ready)."""
+    if (isinstance(field, models.DecimalField) and field.decimal_places == 2
+            and not getattr(field, "flatchoices", None) and value not in field.empty_values):
+        return money_display(value)
+    return admin_utils.display_for_field(value, field, empty_value_display, avoid_link)
+
+
+def admin_money_display_install() -> None:
+    """Make the admin's lists and read-only fields show amounts with `money_display_for_field`: they call
+    `display_for_field` by the name each of their modules imported."""
+    admin_helpers.display_for_field = money_display_for_field
+    admin_list.display_for_field = money_display_for_field
+
+
+def summary_cell(value):
+    """A cell of a summary table: a Decimal as money (two decimals, thousands separated), the rest as it is."""
+    return money_display(value) if isinstance(value, Decimal) else value
+
+
 def summary_table(headers, rows, *, css_class: str, footer=None, empty=None):
     """A small read-only table on a change page (the cells are escaped unless already safe).
 
-    `empty`, when given, stands in for a table without rows.
+    Decimal cells are amounts and show as money (68,551.50). `empty`, when given, stands in for a table without
+    rows.
     """
-    rows = list(rows)
+    rows = [[summary_cell(cell) for cell in row] for row in rows]
     if not rows and empty is not None:
         return format_html("<p>{}</p>{}", empty, footer or "")
     head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
@@ -70,6 +99,26 @@ def summary_table(headers, rows, *, css_class: str, footer=None, empty=None):
     table = format_html('<table class="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
                         css_class, head, body)
     return format_html("{}<p>{}</p>", table, footer) if footer else table
+
+
+def period_choices(request, *, start_name: str, end_name: str, today=None) -> list[dict]:
+    """The one-click periods of a report's form, "last full month" and "this month": each a link to the same page
+    with the period's two fields filled in ISO dates (the form's other choices kept; the page number and an
+    export dropped). Shown by the template admin/includes/period_choices.html."""
+    today = today or timezone.localdate()
+    choices = []
+    for key, label, (starts_on, ends_on) in (
+        ("last-full-month", _("last full month"), month_last_full(today)),
+        ("this-month", _("this month"), month_to_date(today)),
+    ):
+        query = request.GET.copy()
+        for name in ("page", "export"):
+            query.pop(name, None)
+        query[start_name] = starts_on.isoformat()
+        query[end_name] = ends_on.isoformat()
+        choices.append({"key": key, "label": label, "url": "?" + query.urlencode(), "starts_on": starts_on,
+                        "ends_on": ends_on})
+    return choices
 
 
 def copy_saved(obj, saved) -> None:
@@ -133,7 +182,8 @@ class ReadOnlyAdminMixin:
 
 __all__ = [
     "CappedCountPaginator", "DefaultStatusFilter", "ReadOnlyAdminMixin", "SafeExportMixin", "ServiceCallsMixin",
-    "ServiceRefusalMixin", "admin", "admin_page_add", "change_page", "copy_saved", "local_time", "summary_table",
+    "ServiceRefusalMixin", "admin", "admin_money_display_install", "admin_page_add", "change_page", "copy_saved",
+    "local_time", "money_display_for_field", "period_choices", "summary_cell", "summary_table",
 ]
 
 

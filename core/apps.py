@@ -8,3 +8,6 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from core import checks  # noqa: F401 - registers the system checks
+        from core.admin import admin_money_display_install
+
+        admin_money_display_install()

@@ -5,9 +5,9 @@ one month is 28 or 29 February), as PostgreSQL adds months.
 """
 
 import calendar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-__all__ = ["moment_months_add", "months_add", "quarter_start"]
+__all__ = ["month_last_full", "month_to_date", "moment_months_add", "months_add", "quarter_start"]
 
 
 def months_add(day: date, months: int) -> date:
@@ -25,6 +25,17 @@ def moment_months_add(moment: datetime, months: int) -> datetime:
     local time to count local days)."""
     day = months_add(moment, months)
     return moment.replace(year=day.year, month=day.month, day=day.day)
+
+
+def month_last_full(today: date) -> tuple[date, date]:
+    """The first and last day of the last full calendar month before `today` (a report's default period)."""
+    last = today.replace(day=1) - timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def month_to_date(today: date) -> tuple[date, date]:
+    """The first day of `today`'s month and `today` itself ("this month" on a report)."""
+    return today.replace(day=1), today
 
 
 def quarter_start(day: date) -> date:

@@ -4,8 +4,11 @@ import io
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.http import FileResponse, HttpResponse
+
+from core.numbers import MONEY_XLSX_FORMAT, money_round
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
@@ -16,6 +19,38 @@ def escape_cell(value):
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
+
+
+@dataclass(frozen=True)
+class XlsxMoney:
+    """An amount going into a sheet: written as a number to the fen with the yuan format '#,##0.00' (Excel adds
+    it up and shows 68,551.50), never as text. Made by `xlsx_money`, turned into a cell by `xlsx_cells`."""
+
+    value: object
+
+
+def xlsx_money(value) -> XlsxMoney:
+    return XlsxMoney(value)
+
+
+def xlsx_money_cell(sheet, value):
+    """A write-only sheet's money cell: the amount rounded to the fen (Decimal) with the yuan number format;
+    "" for none."""
+    from openpyxl.cell import WriteOnlyCell
+
+    number = money_round(value)
+    if number is None:
+        return escape_cell("" if value is None else value)
+    cell = WriteOnlyCell(sheet, value=number)
+    cell.number_format = MONEY_XLSX_FORMAT
+    return cell
+
+
+def xlsx_cells(sheet, cells: Iterable) -> list:
+    """A row for `sheet.append`: amounts marked with `xlsx_money` become money cells, every other cell is
+    escaped (formula injection)."""
+    return [xlsx_money_cell(sheet, cell.value) if isinstance(cell, XlsxMoney) else escape_cell(cell)
+            for cell in cells]
 
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -43,18 +78,19 @@ def table_xlsx_response(*, filename: str, title: str, header: list, rows: Iterab
                         preamble: Sequence[Sequence] = (), footer: Sequence | None = None) -> FileResponse:
     """One sheet as an Excel download: optional lines above the table (a title, the period) and a blank line,
     the header, the rows written one by one (openpyxl write-only, through a temporary file, so memory stays
-    flat), an optional totals line. Every cell that could start a formula is escaped."""
+    flat), an optional totals line. Every cell that could start a formula is escaped; amounts marked with
+    `xlsx_money` are numbers with the yuan format."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31])
     for line in preamble:
-        sheet.append([escape_cell(cell) for cell in line])
+        sheet.append(xlsx_cells(sheet, line))
     if preamble:
         sheet.append([])
     sheet.append([escape_cell(str(cell)) for cell in header])
     for row in rows:
-        sheet.append([escape_cell(cell) for cell in row])
+        sheet.append(xlsx_cells(sheet, row))
     if footer:
-        sheet.append([escape_cell(cell) for cell in footer])
+        sheet.append(xlsx_cells(sheet, footer))
     return xlsx_file_response(workbook, filename)

@@ -1,8 +1,21 @@
-"""What every form of the project shares: a service's refusal shown on the form that called it."""
+"""What every form of the project shares: a service's refusal shown on the form that called it, and the date box
+of a report's period."""
 
 from collections.abc import Mapping
 
+from django import forms
+
 from core.errors import DomainError
+
+
+class IsoDateInput(forms.DateInput):
+    """The browser's date box (<input type="date">). Its value must be ISO (2026-11-30): the browser drops any
+    other, and the Chinese locale's first date format is 2026/11/30, so the default period would show empty."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
 def add_service_error(form, error: DomainError, *, field_names: Mapping[str, str] | None = None,

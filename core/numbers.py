@@ -1,7 +1,7 @@
 """Numbers from the outside world (POS bodies, files, forms), read one way."""
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # How a POS writes money and quantities as text (CONTRACT section 3), checked with fullmatch: ASCII digits,
 # at most two decimals for yuan, at most three for a quantity (weighed goods); no sign, exponent or spaces.
@@ -11,6 +11,9 @@ QUANTITY_TEXT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 # services that take lines refuse more).
 QUANTITY_MAX = Decimal("999999999.999")
 LINES_MAX = 1000
+# A yuan amount to the fen, and how Excel shows it (a number, two decimals, thousands separated).
+CENT = Decimal("0.01")
+MONEY_XLSX_FORMAT = "#,##0.00"
 
 
 def money_text_read(value) -> Decimal | None:
@@ -51,3 +54,36 @@ def decimal_parse(value) -> Decimal | None:
     except (InvalidOperation, ValueError, TypeError):
         return None
     return number if number.is_finite() else None
+
+
+def money_round(value) -> Decimal | None:
+    """An amount to the fen (0.01, half up) as Decimal, or None for none or what is not a number.
+
+    Sums come back from SQLite with long tails (2000.00000000000000): this is where they are cut for people.
+    """
+    if value is None or value == "":
+        return None
+    number = decimal_parse(value)
+    if number is None:
+        return None
+    return number.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def money_display(value, *, signed: bool = False) -> str:
+    """An amount as people read it, on every screen, receipt and slip: two decimals, thousands separated
+    (68,551.50); "" for none. Text that is not a number is shown as it is. Never for the API, whose amounts are
+    plain strings ("12.50", CONTRACT section 3). `signed`: a + before an amount above 0 (a ledger's movement)."""
+    number = money_round(value)
+    if number is None:
+        return "" if value is None else str(value)
+    return f"{number + 0:{'+' if signed and number else ''},.2f}"  # + 0: no "-0.00"
+
+
+def points_display(value) -> str:
+    """Points as people read them: a whole number, thousands separated (12,345); "" for none."""
+    if value is None or value == "":
+        return ""
+    number = decimal_parse(value)
+    if number is None:
+        return str(value)
+    return f"{int(number):,}"

@@ -3,6 +3,8 @@
 from zoneinfo import ZoneInfo
 
 from django.apps import apps as global_apps
+from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 SCHEDULE_TIME_ZONE = "Asia/Shanghai"
@@ -49,6 +51,24 @@ NIGHTLY = {
     ),
 }
 
+# What staff read for each job: the names above stay as they are (stored in django-celery-beat, used by run_job).
+JOB_LABELS = {
+    "membership: release pending points": _("Release pending points"),
+    "membership: expire points": _("Expire points"),
+    "membership: evaluate tiers": _("Evaluate member tiers"),
+    "membership: detect merge candidates": _("Detect merge candidates"),
+    "cards: expire bearer cards": _("Expire bearer cards"),
+    "cards: expire pickup vouchers": _("Expire pickup vouchers"),
+    "core: purge idempotency keys": _("Purge POS idempotency keys"),
+    "core: check ledgers": _("Check ledgers"),
+}
+
+
+def job_label(name: str) -> str:
+    """A scheduled job's name as staff read it: the translated label of a nightly job, else its stored name."""
+    label = JOB_LABELS.get(name)
+    return str(label) if label is not None else name
+
 
 def ensure_schedules(apps=global_apps) -> list[str]:
     """Create the nightly schedules that are missing; return the names created.
@@ -65,6 +85,8 @@ def ensure_schedules(apps=global_apps) -> list[str]:
             minute=str(minute), hour=str(hour), day_of_week="*", day_of_month="*", month_of_year="*",
             timezone=ZoneInfo(SCHEDULE_TIME_ZONE),
         )
-        PeriodicTask.objects.create(name=name, task=task, crontab=crontab, description=str(description))
+        with translation.override(settings.LANGUAGE_CODE):  # stored text staff read: in the site's language
+            description = str(description)
+        PeriodicTask.objects.create(name=name, task=task, crontab=crontab, description=description)
         created.append(name)
     return created

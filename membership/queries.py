@@ -9,12 +9,22 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import DateField, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import DateField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.dates import moment_months_add
 from core.pii import normalize_id_number, normalize_phone, pii_digest
-from membership.models import Gift, GiftStock, Member, MemberCard, MemberIdentity, PointsHold, PointsPolicy
+from membership.models import (
+    Gift,
+    GiftStock,
+    Member,
+    MemberCard,
+    MemberIdentity,
+    PointsHold,
+    PointsPolicy,
+    Purchase,
+)
 from membership.services import (
     LIVE_STATUSES,
     member_no_is_valid,
@@ -22,10 +32,41 @@ from membership.services import (
     points_expiry_cutoff,
     survivor_pk,
 )
+from stores.queries import user_store_ids
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _INITIALS = re.compile(r"^[a-zA-Z]{2,10}$")
 _ID_SHAPE = re.compile(r"^[0-9]{17}[0-9Xx]$")
+
+# A store's customers are those registered there or who bought there within this many months (DESIGN section 5).
+MEMBER_SCOPE_MONTHS = 12
+
+
+def members_in_scope(queryset: QuerySet, user, *, now: datetime | None = None) -> QuerySet:
+    """The members of `queryset` a user may see: every member for headquarters; for store staff the members
+    registered at one of their stores or with a purchase at one of them in the last MEMBER_SCOPE_MONTHS months.
+
+    One EXISTS per member on the purchases (indexes purchase_member_time and purchase_store_time), never a join
+    that repeats members. docs/permissions.md states the rule.
+    """
+    store_ids = user_store_ids(user)
+    if store_ids is None:
+        return queryset
+    since = moment_months_add(now or timezone.now(), -MEMBER_SCOPE_MONTHS)
+    bought_here = Purchase.objects.filter(member=OuterRef("pk"), store_id__in=store_ids, occurred_at__gte=since)
+    return queryset.filter(Q(registered_store_id__in=store_ids) | Exists(bought_here))
+
+
+def members_in_scope_count(store_ids, *, now: datetime | None = None) -> int:
+    """How many live members the staff of these stores see (members_in_scope without merged records), counted
+    as two index reads: those registered at the stores, and the other members who bought there lately."""
+    since = moment_months_add(now or timezone.now(), -MEMBER_SCOPE_MONTHS)
+    live = ~Q(status=Member.Status.MERGED)
+    registered = Member.objects.filter(live, registered_store_id__in=store_ids).count()
+    buyers = (Purchase.objects.filter(store_id__in=store_ids, occurred_at__gte=since)
+              .exclude(member__registered_store_id__in=store_ids).exclude(member__status=Member.Status.MERGED)
+              .values("member_id").distinct().count())
+    return registered + buyers
 
 
 def live_members() -> QuerySet:

@@ -5,6 +5,7 @@ The import goes through membership.legacy, the same rules and writes as
 """
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources
 from import_export.results import Error, Result, RowResult
 
@@ -118,6 +119,8 @@ class MemberExportResource(SafeExportMixin, resources.ModelResource):
     store_code = fields.Field(attribute="registered_store__code", column_name="store_code")
     registered_at = fields.Field(attribute="registered_at", column_name="registered_at")
     status = fields.Field(column_name="status")
+    # The export page's names of the columns that read no field of the member (core/exports.py).
+    labels = {"id_number": _("ID number"), "tier_code": _("tier"), "store_code": _("registered store")}
 
     class Meta:
         model = Member

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import DomainError
 from core.forms import add_service_error
+from core.numbers import money_display
 from membership.errors import MemberAlreadyRegistered, MemberInvalid, MemberNotActive
 from membership.forms import (
     ContactUpdateForm,
@@ -339,7 +340,8 @@ def paid_tier_sale(request: HttpRequest, member_no: str) -> HttpResponse:
             else:
                 messages.success(request, _("%(tier)s %(kind)s: fee %(fee)s yuan received, valid until %(ends_on)s.")
                                  % {"tier": subscription.tier.name, "kind": subscription.get_kind_display(),
-                                    "fee": subscription.fee, "ends_on": f"{subscription.ends_on:%Y-%m-%d}"})
+                                    "fee": money_display(subscription.fee),
+                                    "ends_on": f"{subscription.ends_on:%Y-%m-%d}"})
                 return redirect("desk:member", member_no=member.member_no)
         else:
             status = 400

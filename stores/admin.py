@@ -1,10 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.permissions import permission_label
 from stores import services
 from stores.admin_base import BaseAdmin, ImportExportBaseAdmin
 from stores.models import Format, LegalEntity, Region, StaffProfile, Store, Terminal
@@ -154,11 +155,27 @@ class StaffProfileInline(admin.StackedInline):
     verbose_name_plural = _("staff profile")
 
 
+class PermissionLabelsMixin:
+    """Permissions listed in the user's language (Django keeps their names in English, core/permissions.py)."""
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name in ("permissions", "user_permissions") and field is not None:
+            field.label_from_instance = permission_label
+        return field
+
+
 admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(PermissionLabelsMixin, GroupAdmin):
+    pass
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(PermissionLabelsMixin, UserAdmin):
     inlines = [StaffProfileInline]
     list_display = ["username", "first_name", "last_name", "is_staff", "is_active", "scope"]
     list_select_related = ["staff_profile"]

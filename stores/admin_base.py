@@ -23,6 +23,8 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.exports import LabelledExportForm
+from core.history import ReadableHistoryMixin
 from stores.queries import scope_queryset, stores_visible_to, user_can_see_store
 
 
@@ -44,13 +46,18 @@ class ScopedAdminMixin:
         queryset = super().get_queryset(request)
         if self.store_path is None:
             return queryset
-        return _scope(queryset, request.user, self.store_path)
+        return self.scope_rows(queryset, request.user)
+
+    def scope_rows(self, queryset, user):
+        """The rows of `queryset` the user may see: by `store_path`; an admin with a wider rule (members: also
+        those who bought at the user's stores) overrides this."""
+        return _scope(queryset, user, self.store_path)
 
     def _related_queryset(self, request, model, queryset):
         related_admin = self.admin_site._registry.get(model)
         if isinstance(related_admin, ScopedAdminMixin) and related_admin.store_path is not None:
-            return _scope(queryset if queryset is not None else model._default_manager.all(),
-                          request.user, related_admin.store_path)
+            return related_admin.scope_rows(queryset if queryset is not None else model._default_manager.all(),
+                                            request.user)
         return queryset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -101,16 +108,17 @@ class ScopedAdminMixin:
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
-class BaseAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
+class BaseAdmin(ScopedAdminMixin, ReadableHistoryMixin, SimpleHistoryAdmin):
     """Scoped, with change history."""
 
     list_per_page = 50
 
 
-class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmin):
+class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, ReadableHistoryMixin, SimpleHistoryAdmin):
     """Scoped, with change history and Excel/CSV import and export (preview before writing)."""
 
     list_per_page = 50
+    export_form_class = LabelledExportForm  # the columns by their Chinese names
 
     def write_to_tmp_storage(self, import_file, input_format):
         if input_format.is_binary():
@@ -144,18 +152,55 @@ class ImportExportBaseAdmin(ScopedAdminMixin, ImportExportModelAdmin, SimpleHist
 
 
 class StoreFilter(admin.SimpleListFilter):
-    """The stores the user may see, by code; rows are filtered on their own store column (`store_field`)."""
+    """The stores the user may see; rows are filtered on their own store column (`store_field`).
+
+    Up to LINKS_AT_MOST stores are links, as any filter; more (headquarters see some 300) are one box where the
+    user types a store's code or name and picks it from the browser's list (templates/admin/store_filter.html).
+    The value is the store's id (links) or its code (the box).
+    """
 
     title = _("store")
     parameter_name = "store"
     store_field = "store_id"
+    template = "admin/store_filter.html"
+    LINKS_AT_MOST = 20
 
     def lookups(self, request, model_admin):
         stores = stores_visible_to(request.user).order_by("code").values_list("pk", "code", "name")
+        self._codes = {str(pk): code for pk, code, _name in stores}
         return [(str(pk), f"{code} {name}") for pk, code, name in stores]
 
+    def _store_pk(self) -> str | None:
+        value = (self.value() or "").strip()
+        if value.isdigit():
+            return value
+        code = value.split(" ", 1)[0].upper()
+        return next((pk for pk, store_code in getattr(self, "_codes", {}).items() if store_code.upper() == code),
+                    None)
+
     def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(**{self.store_field: int(value)})
-        return queryset
+        if not self.value():
+            return queryset
+        pk = self._store_pk()
+        if pk is None:
+            # A code that is none of the user's stores: no rows, rather than every store's.
+            return queryset.none()
+        return queryset.filter(**{self.store_field: int(pk)})
+
+    def choices(self, changelist):
+        choices = list(super().choices(changelist))
+        if len(self.lookup_choices) <= self.LINKS_AT_MOST:
+            yield from choices
+            return
+        pk = self._store_pk() if self.value() else None
+        labels = dict(self.lookup_choices)
+        yield {
+            "search": True,
+            "selected": pk is not None,
+            "query_string": choices[0]["query_string"],  # "All": the filter cleared
+            "display": labels.get(pk, ""),
+            "value": self._codes.get(pk, self.value() or ""),
+            "keep": sorted((name, value) for name, value in changelist.params.items()
+                           if name != self.parameter_name),
+            "options": [(self._codes[pk], label) for pk, label in self.lookup_choices],
+        }

@@ -23,7 +23,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 from cards.admin.cards import ExportMixin, ReadOnlyRecordAdmin
 from cards.models import Brand, BrandDiscount, Card
@@ -39,8 +38,9 @@ from cards.queries.brand_reports import (
     statement_totals,
     user_may_view_brand_billing,
 )
-from core.admin import admin_page_add, local_time
-from core.files import escape_cell, xlsx_file_response
+from core.admin import admin_page_add, local_time, period_choices
+from core.files import escape_cell, xlsx_file_response, xlsx_money, xlsx_money_cell
+from core.forms import IsoDateInput
 from stores.admin_base import StoreFilter
 
 TITLE = _("Brand card billing")
@@ -48,16 +48,16 @@ URL_NAME = "cards_brand_billing"
 STATEMENT = "statement"
 RESULTS = "results"
 PAGE_ROWS = 100
-MONEY_FORMAT = "#,##0.00"
 
 
 # --- the forms ---------------------------------------------------------------------------------------------------
 
 
 class PeriodForm(forms.Form):
-    starts_on = forms.DateField(label=_("from"), widget=forms.DateInput(attrs={"type": "date"}),
+    # Labels of their own: the bare "from" and "to" are the card transfer's (调出方, 调入门店) in Chinese.
+    starts_on = forms.DateField(label=_("period starts on"), widget=IsoDateInput(),
                                 help_text=_("Business date, inclusive."))
-    ends_on = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}),
+    ends_on = forms.DateField(label=_("period ends on"), widget=IsoDateInput(),
                               help_text=_("Business date, inclusive."))
 
     def __init__(self, *args, **kwargs):
@@ -124,9 +124,14 @@ def _query(request, **changes) -> str:
     return "?" + query.urlencode()
 
 
+def _period_choices(request) -> list[dict]:
+    return period_choices(request, start_name="starts_on", end_name="ends_on")
+
+
 def _statement_page(request, context: dict):
     form = _bound(StatementForm, request)
     context["form"] = form
+    context["period_choices"] = _period_choices(request)
     if not form.is_bound or not form.is_valid():
         return TemplateResponse(request, "admin/cards/brand_reports/statement.html", context)
     brand, starts_on, ends_on = (form.cleaned_data[name] for name in ("brand", "starts_on", "ends_on"))
@@ -151,6 +156,7 @@ def _statement_page(request, context: dict):
 def _results_page(request, context: dict):
     form = _bound(ResultsForm, request)
     context["form"] = form
+    context["period_choices"] = _period_choices(request)
     if form.is_bound and not form.is_valid():
         return TemplateResponse(request, "admin/cards/brand_reports/results.html", context)
     if form.is_bound:
@@ -163,6 +169,8 @@ def _results_page(request, context: dict):
     context.update({
         "brand": brand,
         "results": results,
+        "results_empty": not any(row.cards_sold or row.payments or row.eligible_amount or row.discount
+                                 for row in results.rows),
         "export_url": _query(request, export="xlsx", starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat()),
     })
     return TemplateResponse(request, "admin/cards/brand_reports/results.html", context)
@@ -175,9 +183,7 @@ def _money(sheet, value):
     """A money cell shown with two decimals (the value stays a number the brand's finance can add up)."""
     if value is None or isinstance(value, str):
         return escape_cell(value or "")
-    cell = WriteOnlyCell(sheet, value=value)
-    cell.number_format = MONEY_FORMAT
-    return cell
+    return xlsx_money_cell(sheet, value)
 
 
 def _text(value) -> str:
@@ -332,7 +338,7 @@ class BrandDiscountAdmin(ExportMixin, ReadOnlyRecordAdmin):
     export_select_related = ["brand", "programme", "card", "store", "transaction"]
     search_help_text = _("Exact card number or transaction id.")
     fields = ["transaction_link", "kind", "brand", "programme", "card_link", "store", "business_date",
-              "created_at", "eligible_amount", "discount", "brand_amount", "lines"]
+              "created_at", "eligible_amount", "discount", "brand_amount", "lines_table"]
     readonly_fields = fields
 
     def has_module_permission(self, request):
@@ -362,5 +368,5 @@ class BrandDiscountAdmin(ExportMixin, ReadOnlyRecordAdmin):
     def export_row(self, obj):
         return [local_time(obj.created_at, seconds=True), obj.business_date,
                 obj.brand.code, obj.programme.code, obj.get_kind_display(), obj.card.card_no, obj.store.code,
-                obj.transaction.transaction_id, obj.transaction.receipt_no, obj.eligible_amount, obj.discount,
-                obj.brand_amount]
+                obj.transaction.transaction_id, obj.transaction.receipt_no, xlsx_money(obj.eligible_amount),
+                xlsx_money(obj.discount), xlsx_money(obj.brand_amount)]

@@ -41,8 +41,9 @@ from cards.services import operations
 from cards.services.ledger import card_cap
 from core.admin import CappedCountPaginator, ReadOnlyAdminMixin, local_time, summary_table
 from core.errors import DomainError
-from core.files import table_xlsx_response
+from core.files import table_xlsx_response, xlsx_money
 from core.forms import add_service_error
+from core.numbers import money_display
 from core.pii import mask_name
 from membership.models import Member
 from stores.admin_base import BaseAdmin, ScopedAdminMixin, StoreFilter
@@ -90,6 +91,12 @@ class ExportMixin:
 
     def export_header(self) -> list[str]:
         raise NotImplementedError
+
+    def export_labels(self, *names: str) -> list[str]:
+        """The column headers of the export: the verbose names of the model's fields, in the user's language
+        ("time" for created_at)."""
+        return [gettext("time") if name == "created_at" else str(self.opts.get_field(name).verbose_name)
+                for name in names]
 
     def export_row(self, obj) -> list:
         raise NotImplementedError
@@ -357,8 +364,8 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
     card_no_field = "card_no"
     export_name = "cards"
     export_select_related = ["replaced_by"]
-    list_display = ["card_no", "product", "status", "balance", "stock_status", "location", "sold_store",
-                    "expires_at", "holder"]
+    # Fits a 1366-pixel screen; the expiry date is on the card's page.
+    list_display = ["card_no", "product", "status", "balance", "holder", "stock_status", "location", "sold_store"]
     list_filter = ["product", "status", "stock_status", LocationFilter, SoldStoreFilter, AboveCapFilter]
     list_select_related = ["product", "location", "sold_store", "member"]
     show_full_result_count = False
@@ -390,7 +397,7 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
 
     @admin.display(description=_("maximum balance"))
     def cap(self, obj):
-        return card_cap(obj)
+        return money_display(card_cap(obj))
 
     @admin.display(description=_("replaced by"))
     def replaced_by_link(self, obj):
@@ -416,7 +423,7 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
         return _table(
             [_("time"), _("kind"), _("amount"), _("balance after"), _("store"), _("receipt number"), _("operator"),
              _("reason")],
-            [(_local(e.created_at), e.get_kind_display(), f"{e.amount:+}", e.balance_after,
+            [(_local(e.created_at), e.get_kind_display(), money_display(e.amount, signed=True), e.balance_after,
               e.store.code if e.store else "-", e.receipt_no or "-", e.operator or "-", e.reason or "-")
              for e in entries],
             footer=format_html('<a href="{}">{}</a>', url, gettext("All entries of this card")),
@@ -584,11 +591,14 @@ class CardAdmin(ExportMixin, ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Sco
     # --- export ------------------------------------------------------------------------------------
 
     def export_header(self):
-        return ["card_no", "product", "status", "freeze_reason", "balance", "stock_status", "location", "sold_store",
-                "member_no", "holder_name", "activated_at", "expires_at", "replaced_by", "created_at"]
+        return [*self.export_labels("card_no", "product", "status", "freeze_reason", "balance", "stock_status",
+                                    "location", "sold_store", "member", "holder_name", "activated_at", "expires_at",
+                                    "replaced_by"), gettext("created at")]
 
     def export_row(self, card):
-        return [card.card_no, card.product.code, card.status, card.freeze_reason, card.balance, card.stock_status,
+        return [card.card_no, card.product.code, card.get_status_display(),
+                card.get_freeze_reason_display() if card.freeze_reason else "", xlsx_money(card.balance),
+                card.get_stock_status_display(),
                 card.location.code if card.location else "", card.sold_store.code if card.sold_store else "",
                 card.member.member_no if card.member else "", mask_name(card.holder_name),
                 _local(card.activated_at), _local(card.expires_at),
@@ -610,6 +620,26 @@ class ReadOnlyRecordAdmin(ExactCardNumberSearchMixin, ReadOnlyAdminMixin, Scoped
     def card_link(self, obj):
         return _card_link(obj.card)
 
+    # A receipt's lines (JSON) as a table, where the page would show the stored JSON.
+    def _has_lines(self) -> bool:
+        return any(field.name == "lines" for field in self.opts.get_fields())
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "lines_table"] if self._has_lines() and "lines_table" not in fields else fields
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "lines_table"]
+        return ["lines_table" if name == "lines" else name for name in fields]
+
+    @admin.display(description=_("lines"))
+    def lines_table(self, obj):
+        lines = [line for line in (getattr(obj, "lines", None) or []) if isinstance(line, dict)]
+        return _table([gettext("SKU"), gettext("category"), gettext("amount"), gettext("quantity"),
+                       gettext("discount")],
+                      [(line.get("sku", ""), line.get("category", "") or "-", money_display(line.get("amount")),
+                        line.get("quantity", ""), money_display(line.get("discount")) or "-") for line in lines])
+
 
 @admin.register(CardLedgerEntry)
 class CardLedgerEntryAdmin(ExportMixin, ReadOnlyRecordAdmin):
@@ -622,11 +652,13 @@ class CardLedgerEntryAdmin(ExportMixin, ReadOnlyRecordAdmin):
     export_select_related = ["terminal", "legal_entity"]
 
     def export_header(self):
-        return ["time", "card_no", "kind", "amount", "balance_after", "store", "terminal", "receipt_no",
-                "legal_entity", "operator", "reason"]
+        return [gettext("time"), gettext("card number"), *self.export_labels(
+            "kind", "amount", "balance_after", "store", "terminal", "receipt_no", "legal_entity", "operator",
+            "reason")]
 
     def export_row(self, entry):
-        return [_local(entry.created_at), entry.card.card_no, entry.kind, entry.amount, entry.balance_after,
+        return [_local(entry.created_at), entry.card.card_no, entry.get_kind_display(), xlsx_money(entry.amount),
+                xlsx_money(entry.balance_after),
                 entry.store.code if entry.store else "", entry.terminal.name if entry.terminal else "",
                 entry.receipt_no, entry.legal_entity.code if entry.legal_entity else "",
                 entry.operator.username if entry.operator else "", entry.reason]
@@ -686,6 +718,21 @@ class CardReturnAdmin(ReadOnlyRecordAdmin, BaseAdmin):
 
 @admin.register(CardEvent)
 class CardEventAdmin(ReadOnlyRecordAdmin):
-    list_display = ["created_at", "card_link", "kind", "status_from", "status_to", "store", "actor", "note"]
+    list_display = ["created_at", "card_link", "kind", "status_before", "status_after", "store", "actor", "note"]
     list_filter = ["kind", StoreFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["card", "store", "actor"]
+    readonly_fields = ["status_before", "status_after"]
+    _STATUS_SHOWN = {"status_from": "status_before", "status_to": "status_after"}
+
+    def get_fields(self, request, obj=None):
+        # The statuses by their labels, where the stored codes would show.
+        fields = [name for name in super().get_fields(request, obj) if name not in self.readonly_fields]
+        return [self._STATUS_SHOWN.get(name, name) for name in fields]
+
+    @admin.display(description=_("status before"), ordering="status_from")
+    def status_before(self, obj):
+        return _status_label(obj.status_from)
+
+    @admin.display(description=_("status after"), ordering="status_to")
+    def status_after(self, obj):
+        return _status_label(obj.status_to)

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from cards.models import Card
 from cards.queries.liability import LiabilityReport, liability_report, user_may_view_liability
 from core.admin import admin_page_add, local_time
-from core.files import escape_cell, xlsx_response
+from core.files import xlsx_cells, xlsx_money, xlsx_response
 
 TITLE = _("Prepaid card liability (预收资金与存管)")
 URL_NAME = "cards_liability"
@@ -53,17 +53,24 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
     sheet.append([gettext("issuer"), gettext("prepaid card filing number")]
                  + [gettext("outstanding at %(day)s") % {"day": _quarter_label(day)} for day in report.quarter_ends]
                  + [gettext("outstanding now"), gettext("escrow at %(rate)s%%") % {"rate": report.escrow_rate_percent}])
+    def money(*amounts) -> list:
+        return [xlsx_money(amount) for amount in amounts]
+
     for row in report.rows:
-        sheet.append([escape_cell(row.label), escape_cell(row.filing_no), *row.at_quarter_ends, row.outstanding,
-                      row.escrow])
-    sheet.append([gettext("Total"), "", *report.at_quarter_ends, report.outstanding, report.escrow_before_guarantee])
+        sheet.append(xlsx_cells(sheet, [row.label, row.filing_no, *money(*row.at_quarter_ends, row.outstanding,
+                                                                         row.escrow)]))
+    sheet.append(xlsx_cells(sheet, [gettext("Total"), "", *money(*report.at_quarter_ends, report.outstanding,
+                                                                 report.escrow_before_guarantee)]))
     sheet.append([])
     sheet.append([gettext("escrow rate"), report.escrow_rate])
-    sheet.append([gettext("card balances at the previous quarter end"), report.card_base])
-    sheet.append([gettext("pickup vouchers at the previous quarter end"), report.voucher_base])
-    sheet.append([gettext("outstanding at the previous quarter end"), report.escrow_base])
-    sheet.append([gettext("less guarantee"), report.guarantee])
-    sheet.append([gettext("required escrow this quarter"), report.escrow])
+    for label, amount in (
+        (gettext("card balances at the previous quarter end"), report.card_base),
+        (gettext("pickup vouchers at the previous quarter end"), report.voucher_base),
+        (gettext("outstanding at the previous quarter end"), report.escrow_base),
+        (gettext("less guarantee"), report.guarantee),
+        (gettext("required escrow this quarter"), report.escrow),
+    ):
+        sheet.append(xlsx_cells(sheet, [label, xlsx_money(amount)]))
     if report.alert:
         sheet.append([gettext("alert"), report.alert.message])
     if report.alert_off:
@@ -78,8 +85,8 @@ def _liability_workbook(report: LiabilityReport) -> HttpResponse:
                      + [gettext("at %(day)s") % {"day": _quarter_label(day)} for day in report.quarter_ends]
                      + [gettext("now")])
         for row in voucher_rows:
-            sheet.append([escape_cell(row.label), escape_cell(row.filing_no), *row.vouchers_at_quarter_ends,
-                          row.vouchers])
+            sheet.append(xlsx_cells(sheet, [row.label, row.filing_no, *money(*row.vouchers_at_quarter_ends,
+                                                                             row.vouchers)]))
     return xlsx_response(workbook, f"prepaid-liability-{timezone.localdate():%Y%m%d}.xlsx")
 
 

@@ -22,8 +22,9 @@ from cards.queries.liability import revenue_alert_off_reason
 from cards.services import sales as services
 from core.admin import ServiceCallsMixin, ServiceRefusalMixin, copy_saved, local_time
 from core.errors import DomainError
-from core.files import escape_cell, xlsx_response
+from core.files import xlsx_cells, xlsx_money, xlsx_money_cell, xlsx_response
 from core.forms import add_service_error
+from core.numbers import money_display
 from core.pii import mask_phone
 from stores.admin_base import BaseAdmin
 from stores.queries import user_can_see_store, user_is_hq
@@ -390,7 +391,7 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
                   .annotate(card_count=Count("lines", distinct=True),
                             voucher_count=Count("voucher_lines", distinct=True)).order_by("created_at", "pk"))
         for order in orders.iterator(chunk_size=2000):
-            sheet.append([escape_cell(value) for value in _export_row(order)])
+            sheet.append(xlsx_cells(sheet, _export_row(order)))
         share = workbook.create_sheet(gettext("walk-in share"))
         share.append([gettext("channel"), gettext("paid orders"), gettext("cards"), gettext("loaded onto cards"),
                       gettext("share of the amount")])
@@ -402,19 +403,19 @@ class SaleOrderAdmin(ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
             row = rows.get(channel, {"orders": 0, "cards": 0, "total": Decimal("0.00")})
             total = row["total"] or Decimal("0.00")
             ratio = (total / grand).quantize(Decimal("0.0001")) if grand else Decimal("0")
-            share.append([str(label), row["orders"], row["cards"], total, ratio])
+            share.append([str(label), row["orders"], row["cards"], xlsx_money_cell(share, total), ratio])
         return xlsx_response(workbook, f"card-sale-orders-{timezone.localtime():%Y%m%d-%H%M}.xlsx")
 
 
 def _export_row(order: SaleOrder) -> list:
-    payments = "; ".join(f"{p.get_method_display()} {p.amount}" for p in order.payments.all())
+    payments = "; ".join(f"{p.get_method_display()} {money_display(p.amount)}" for p in order.payments.all())
     return [
         order.order_no, order.get_kind_display(), order.get_channel_display(), order.store.code, order.store.name,
         order.get_status_display(), local_time(order.created_at), local_time(order.completed_at),
         order.get_buyer_type_display(), order.buyer_name, order.buyer_id_masked, order.buyer_credit_code,
         mask_phone(order.buyer_phone), order.agent_name, order.agent_id_masked, order.card_count,
-        order.face_total, order.voucher_count, order.voucher_total, order.discount, order.rebate, order.amount_due,
-        payments,
+        xlsx_money(order.face_total), order.voucher_count, xlsx_money(order.voucher_total), xlsx_money(order.discount),
+        xlsx_money(order.rebate), xlsx_money(order.amount_due), payments,
         gettext("yes") if order.split_suspected else "", order.invoice_title, order.invoice_tax_no,
         order.invoice_item_code,
     ]

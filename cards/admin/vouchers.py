@@ -8,7 +8,7 @@ store staff see the vouchers sold or redeemed at their own stores, and only thei
 two reports (outstanding vouchers, supplier settlement) are headquarters' figures.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
@@ -35,10 +35,12 @@ from core.admin import (
     ServiceRefusalMixin,
     change_page,
     copy_saved,
+    period_choices,
 )
+from core.dates import month_last_full
 from core.errors import DomainError
-from core.files import table_xlsx_response
-from core.forms import add_service_error
+from core.files import table_xlsx_response, xlsx_money
+from core.forms import IsoDateInput, add_service_error
 from stores.admin_base import BaseAdmin, ScopedAdminMixin, StoreFilter
 from stores.queries import user_is_hq, user_store_ids
 
@@ -436,11 +438,13 @@ class VoucherLedgerEntryAdmin(ExportMixin, ExactCodeSearchMixin, ReadOnlyAdminMi
         return _voucher_link(obj.voucher)
 
     def export_header(self):
-        return ["time", "voucher", "product", "kind", "units", "remaining_after", "store", "terminal", "receipt_no",
-                "legal_entity", "operator"]
+        return [gettext("time"), *self.export_labels("voucher"), str(Voucher._meta.get_field("product").verbose_name),
+                *self.export_labels("kind", "quantity", "remaining_after", "store", "terminal", "receipt_no",
+                                    "legal_entity", "operator")]
 
     def export_row(self, entry):
-        return [_local(entry.created_at), entry.voucher.code_masked, entry.voucher.product.code, entry.kind,
+        return [_local(entry.created_at), entry.voucher.code_masked, entry.voucher.product.code,
+                entry.get_kind_display(),
                 entry.quantity, entry.remaining_after, entry.store.code if entry.store else "",
                 entry.terminal.name if entry.terminal else "", entry.receipt_no,
                 entry.legal_entity.code if entry.legal_entity else "",
@@ -473,8 +477,10 @@ class LiabilityFilterForm(forms.Form):
 
 
 class SettlementForm(forms.Form):
-    date_from = forms.DateField(label=_("from"))
-    date_to = forms.DateField(label=_("to"), help_text=_("Inclusive; days in China time."))
+    # Labels of their own: the bare "from" and "to" are the card transfer's (调出方, 调入门店) in Chinese.
+    date_from = forms.DateField(label=_("period starts on"), widget=IsoDateInput())
+    date_to = forms.DateField(label=_("period ends on"), widget=IsoDateInput(),
+                              help_text=_("Inclusive; days in China time."))
     supplier = forms.ModelChoiceField(label=_("supplier"), queryset=Supplier.objects.all(), required=False)
 
     def clean(self):
@@ -506,9 +512,10 @@ def liability_view(request, *, model_admin):
                   gettext("unit"), gettext("active vouchers"), gettext("units remaining"), gettext("value remaining"),
                   gettext("expired vouchers"), gettext("expired units unredeemed"), gettext("expired value")]
         body = [[row.supplier_code, row.supplier_name, row.product_code, row.product_name, row.unit,
-                 row.active_vouchers, row.active_units, row.active_value, row.expired_vouchers, row.expired_units,
-                 row.expired_value] for row in rows]
-        footer = [gettext("Total"), "", "", "", "", *totals.values()]
+                 row.active_vouchers, row.active_units, xlsx_money(row.active_value), row.expired_vouchers,
+                 row.expired_units, xlsx_money(row.expired_value)] for row in rows]
+        footer = [gettext("Total"), "", "", "", "", *(xlsx_money(value) if name.endswith("_value") else value
+                                                      for name, value in totals.items())]
         preamble = [[title], [gettext("as of"), timezone.localtime().strftime("%Y-%m-%d %H:%M")]]
         if supplier is not None:
             preamble.append([gettext("supplier"), str(supplier)])
@@ -527,10 +534,8 @@ def settlement_view(request, *, model_admin):
     """Units redeemed per supplier, product and redeeming company in a period, at the settlement price."""
     if not may_view_settlement(request.user):
         raise PermissionDenied
-    today = timezone.localdate()
-    first_of_month = today.replace(day=1)
-    last_month_end = first_of_month - timedelta(days=1)
-    initial = {"date_from": last_month_end.replace(day=1), "date_to": last_month_end}
+    starts_on, ends_on = month_last_full(timezone.localdate())
+    initial = {"date_from": starts_on, "date_to": ends_on}
     form = SettlementForm(request.GET or None, initial=initial)
     rows, period = [], None
     if form.is_bound and form.is_valid():
@@ -548,13 +553,13 @@ def settlement_view(request, *, model_admin):
                   gettext("unit"), gettext("redeemed by (legal entity)"), gettext("legal entity name"),
                   gettext("units redeemed"), gettext("settlement price per unit"), gettext("amount owed")]
         body = [[row.supplier_code, row.supplier_name, row.product_code, row.product_name, row.unit,
-                 row.legal_entity_code, row.legal_entity_name, row.units, row.settlement_price, row.amount]
-                for row in rows]
+                 row.legal_entity_code, row.legal_entity_name, row.units, xlsx_money(row.settlement_price),
+                 xlsx_money(row.amount)] for row in rows]
         preamble = [[title], [gettext("period"), _period_label(*period)]]
         return table_xlsx_response(
             filename=f"voucher-settlement-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.xlsx", title=title,
             preamble=preamble, header=header, rows=body,
-            footer=[gettext("Total"), "", "", "", "", "", "", total_units, "", total_amount],
+            footer=[gettext("Total"), "", "", "", "", "", "", total_units, "", xlsx_money(total_amount)],
         )
     export_query = request.GET.copy()
     if not form.is_bound:
@@ -564,6 +569,7 @@ def settlement_view(request, *, model_admin):
         **model_admin.admin_site.each_context(request),
         "title": title, "opts": Voucher._meta, "form": form, "rows": rows, "period": period,
         "total_units": total_units, "total_amount": total_amount,
+        "period_choices": period_choices(request, start_name="date_from", end_name="date_to"),
         "export_url": f"?{export_query.urlencode()}" if period is not None else "",
     })
 

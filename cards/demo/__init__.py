@@ -109,7 +109,7 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
         card = Card.objects.create(card_no=card_no, product=product, status=Card.Status.INACTIVE,
                                    stock_status=Card.Stock.IN_STOCK, location=home if plan == "store_stock" else None,
                                    face_value=Decimal(rng.choice(product.face_values)), created_at=now)
-        card_event(card=card, kind=CardEvent.Kind.RECEIVED, store=card.location, note="demo stock")
+        card_event(card=card, kind=CardEvent.Kind.RECEIVED, store=card.location, note="演示数据：入库")
         return 0
 
     # Sold about a year ago (an expired bearer card: more than three years ago), loaded at the desk.
@@ -120,14 +120,14 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
         card_no=card_no, product=product, status=Card.Status.INACTIVE, stock_status=Card.Stock.SOLD,
         sold_store=home, issuer=home.format.legal_entity, member_id=member_id, created_at=sold_at,
     )
-    card_event(card=card, kind=CardEvent.Kind.SOLD, store=home, note="demo sale")
+    card_event(card=card, kind=CardEvent.Kind.SOLD, store=home, note="演示数据：售卡")
     expires_at = sold_at + timedelta(days=3 * 365 + 1) if bearer else None
     card_status_change(card=card, status=Card.Status.ACTIVE, event=CardEvent.Kind.ACTIVATED, store=home,
                        activated_at=sold_at, expires_at=expires_at)
     cap = card_cap(card)
     load = min(Decimal(rng.choice(product.face_values)), cap)
     entries = [card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=load, store=home, cap=cap,
-                         receipt_no=f"DEMO-S-{card_no[-6:]}", reason="demo sale", created_at=sold_at)]
+                         receipt_no=f"DEMO-S-{card_no[-6:]}", reason="演示数据：售卡", created_at=sold_at)]
 
     # Payments over the months after the sale, at stores of every format; now and then a top-up of a STORED card.
     # A card that ends lost or expired keeps part of its load: the balance the holder comes back for.
@@ -143,7 +143,7 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
             amount = min(Decimal(rng.choice(["200.00", "500.00"])), cap - card.balance)
             if amount > 0:
                 entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=amount, store=home,
-                                         cap=cap, receipt_no=f"DEMO-T-{card_no[-6:]}-{step}", reason="demo top-up",
+                                         cap=cap, receipt_no=f"DEMO-T-{card_no[-6:]}-{step}", reason="演示数据：充值",
                                          created_at=moment))
             continue
         # Amounts in half yuan: SQLite adds decimals up as binary floats, which hold halves exactly, so a card
@@ -152,21 +152,21 @@ def _card_create(*, card_no: str, plan: str, rng: random.Random, products: dict,
         if amount <= 0:
             break
         entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.DEBIT, amount=-amount, store=store,
-                                 receipt_no=f"DEMO-P-{card_no[-6:]}-{step}", reason="demo payment",
+                                 receipt_no=f"DEMO-P-{card_no[-6:]}-{step}", reason="演示数据：消费",
                                  created_at=moment))
 
     if plan == "lost":
         card_status_change(card=card, status=Card.Status.FROZEN, event=CardEvent.Kind.LOST, store=home,
-                           freeze_reason=Card.FreezeReason.LOST, note="demo: reported lost at the desk")
+                           freeze_reason=Card.FreezeReason.LOST, note="演示数据：服务台挂失")
     elif plan == "expired":
         card_status_change(card=card, status=Card.Status.EXPIRED, event=CardEvent.Kind.EXPIRED,
-                           expires_at=min(expires_at, now), note="demo: validity ended with a balance on the card")
+                           expires_at=min(expires_at, now), note="演示数据：有效期已到，卡内仍有余额")
     elif plan == "closed":
         if card.balance:
             entries.append(card_post(card=card, kind=CardLedgerEntry.Kind.CLOSE, amount=-card.balance, store=home,
-                                     reason="demo: paid out on return", created_at=now - timedelta(days=2)))
+                                     reason="演示数据：退卡退款", created_at=now - timedelta(days=2)))
         card_status_change(card=card, status=Card.Status.CLOSED, event=CardEvent.Kind.RETURNED, store=home,
-                           note="demo: returned and closed")
+                           note="演示数据：已退卡并注销")
     return len(entries)
 
 

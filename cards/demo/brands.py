@@ -120,11 +120,11 @@ def _card(*, index: int, product: CardProduct, store: Store, rng: random.Random)
         sold_store=store, issuer=store.format.legal_entity, holder_name=HOLDERS[(index - 1) % len(HOLDERS)],
         face_value=Decimal("1000.00"), created_at=sold_at,
     )
-    card_event(card=card, kind=CardEvent.Kind.SOLD, store=store, note="demo sale")
+    card_event(card=card, kind=CardEvent.Kind.SOLD, store=store, note="演示数据：售卡")
     card_status_change(card=card, status=Card.Status.ACTIVE, event=CardEvent.Kind.ACTIVATED, store=store,
                        activated_at=sold_at)
     card_post(card=card, kind=CardLedgerEntry.Kind.LOAD, amount=Decimal("1000.00"), store=store, cap=card_cap(card),
-              receipt_no=f"DEMO-BS-{card_no[-6:]}", reason="demo sale", created_at=sold_at)
+              receipt_no=f"DEMO-BS-{card_no[-6:]}", reason="演示数据：售卡", created_at=sold_at)
     payments = rng.randint(1, 3)
     for step in range(payments):
         lines = []

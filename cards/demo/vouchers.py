@@ -19,7 +19,8 @@ from stores.queries import user_is_hq
 
 DEMO_SUPPLIER = "DEMOSUP01"
 DEMO_PRODUCT = "JLY-OIL-5L"
-DEMO_NOTE = "demo: 金龙鱼食用油提货券"
+DEMO_NOTE = "演示数据：金龙鱼食用油提货券"
+_DEMO_NOTES = (DEMO_NOTE, "demo: 金龙鱼食用油提货券")  # the batch of a demo loaded before its note was Chinese
 DEMO_APPROVER = "hq_approver"
 APPROVE_PERMISSION = "cards.approve_voucher_batch"
 
@@ -35,7 +36,7 @@ def seed_voucher_demo(*, user, approver=None) -> dict:
         "name": "金龙鱼食用油 5L", "sku": "6948195800019", "description": "金龙鱼黄金比例食用调和油 5L",
         "unit": "桶", "supplier": supplier, "settlement_price": Decimal("58.00"),
     })
-    batch = VoucherBatch.objects.filter(product=product, note=DEMO_NOTE).order_by("pk").first()
+    batch = VoucherBatch.objects.filter(product=product, note__in=_DEMO_NOTES).order_by("pk").first()
     batch_created = batch is None
     if batch_created:
         batch = vouchers.voucher_batch_create(
@@ -49,7 +50,7 @@ def seed_voucher_demo(*, user, approver=None) -> dict:
             approval_request_approve(approval_request=request, approver=approver, comment="演示数据")
         else:
             batch = VoucherBatch.objects.select_for_update().get(pk=batch.pk)
-            vouchers.voucher_batch_generate(batch=batch, actor=user, reason="demo data: vouchers generated")
+            vouchers.voucher_batch_generate(batch=batch, actor=user, reason="演示数据：已生成提货券")
         batch.refresh_from_db()
     return {"supplier": supplier, "product": product, "batch": batch, "created": batch_created,
             "supplier_created": supplier_created, "product_created": product_created,

@@ -24,6 +24,7 @@ from django.utils.translation import gettext
 from cards.models import Card, CardLedgerEntry, CardRules, Voucher, VoucherLedgerEntry
 from cards.models.vouchers import voucher_value
 from core.dates import quarter_start
+from core.numbers import money_display
 from stores.models import LegalEntity
 from stores.queries import user_is_hq
 
@@ -163,8 +164,8 @@ class RevenueAlert:
         return gettext(
             "Outstanding prepaid balances of %(outstanding)s pass %(share)s%% of last year's revenue of "
             "%(revenue)s (limit %(limit)s)."
-        ) % {"outstanding": self.outstanding, "share": _percent(self.share), "revenue": self.revenue,
-             "limit": self.limit}
+        ) % {"outstanding": money_display(self.outstanding), "share": _percent(self.share),
+             "revenue": money_display(self.revenue), "limit": money_display(self.limit)}
 
 
 def revenue_alert_off_reason(rules: CardRules) -> str:
@@ -175,7 +176,7 @@ def revenue_alert_off_reason(rules: CardRules) -> str:
         "The revenue alert is off: last year's revenue is %(revenue)s in the prepaid card rules, so outstanding "
         "prepaid balances are not compared with %(share)s%% of it (prepaid card rules: escrow and reporting). Enter "
         "last year's revenue in the prepaid card rules to turn it on."
-    ) % {"revenue": rules.last_year_revenue or ZERO, "share": _percent(rules.revenue_alert_share)}
+    ) % {"revenue": money_display(rules.last_year_revenue or ZERO), "share": _percent(rules.revenue_alert_share)}
 
 
 def revenue_alert(*, outstanding: Decimal, rules: CardRules) -> RevenueAlert | None:

@@ -240,7 +240,7 @@ def programme_create(*, code: str, name: str, brand: Brand, product: CardProduct
         cap_per_receipt=cap_per_receipt, cap_per_card=cap_per_card, starts_on=starts_on, ends_on=ends_on, note=note,
     )
     programme = BrandProgramme(**values, created_by=created_by, status=BrandProgramme.Status.DRAFT)
-    _save(programme, actor=created_by, reason="created as a draft")
+    _save(programme, actor=created_by, reason=gettext("created as a draft"))
     return programme
 
 
@@ -277,7 +277,7 @@ def programme_update(*, programme: BrandProgramme, data: dict, user) -> BrandPro
         return programme
     for name in changed:
         setattr(programme, name, values[name])
-    _save(programme, actor=user, reason="changed: " + ", ".join(changed), fields=changed)
+    _save(programme, actor=user, reason=gettext("changed: %(fields)s") % {"fields": ", ".join(changed)}, fields=changed)
     return programme
 
 
@@ -337,7 +337,7 @@ def programme_submit(*, programme: BrandProgramme, requested_by, reason: str = "
     if problems:
         raise _cannot_start(programme, problems)
     programme.status = BrandProgramme.Status.PENDING
-    _save(programme, actor=requested_by, reason="submitted for approval", fields=["status"])
+    _save(programme, actor=requested_by, reason=gettext("submitted for approval"), fields=["status"])
     sku_list = sku_list_in_force(programme, max(programme.starts_on, timezone.localdate()))
     reason = (reason or "").strip() or gettext(
         "Start programme %(code)s: %(rate)s%% off %(brand)s SKUs paid with %(product)s cards, from %(starts_on)s."
@@ -372,8 +372,8 @@ def _programme_start_execute(request: ApprovalRequest) -> None:
         raise _cannot_start(programme, problems)
     programme.status = BrandProgramme.Status.ACTIVE
     programme.approved_at = timezone.now()
-    _save(programme, actor=request.decided_by or request.requested_by, reason=f"approved (#{request.pk})",
-          fields=["status", "approved_at"])
+    _save(programme, actor=request.decided_by or request.requested_by,
+          reason=gettext("approved (#%(request)s)") % {"request": request.pk}, fields=["status", "approved_at"])
 
 
 def _programme_start_reject(request: ApprovalRequest) -> None:
@@ -381,8 +381,8 @@ def _programme_start_reject(request: ApprovalRequest) -> None:
     if programme.status != BrandProgramme.Status.PENDING:
         return
     programme.status = BrandProgramme.Status.REJECTED
-    _save(programme, actor=request.decided_by or request.requested_by, reason=f"not approved (#{request.pk})",
-          fields=["status"])
+    _save(programme, actor=request.decided_by or request.requested_by,
+          reason=gettext("not approved (#%(request)s)") % {"request": request.pk}, fields=["status"])
 
 
 registry.register(PROGRAMME_START, label=_("Start a brand card programme"), execute=_programme_start_execute,
@@ -398,7 +398,9 @@ def programme_end(*, programme: BrandProgramme, user, reason: str = "") -> Brand
         raise _refused(programme, gettext("only an active programme can be ended."))
     programme.status = BrandProgramme.Status.ENDED
     programme.ended_at = timezone.now()
-    _save(programme, actor=user, reason="ended" + (f": {reason.strip()}" if reason and reason.strip() else ""),
+    ended = (gettext("ended: %(reason)s") % {"reason": reason.strip()} if reason and reason.strip()
+             else gettext("ended"))
+    _save(programme, actor=user, reason=ended,
           fields=["status", "ended_at"])
     return programme
 

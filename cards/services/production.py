@@ -276,7 +276,7 @@ def batch_submit(*, batch: ProductionBatch, requested_by, reason: str = "") -> A
     if batch.status != ProductionBatch.Status.DRAFT:
         raise _batch_refused(batch, gettext("only a draft can be submitted for approval."))
     batch.status = ProductionBatch.Status.PENDING
-    _batch_save(batch, actor=requested_by, reason="submitted for approval", fields=["status"])
+    _batch_save(batch, actor=requested_by, reason=gettext("submitted for approval"), fields=["status"])
     amount = batch.face_value * batch.quantity if batch.face_value is not None else None
     reason = (reason or "").strip() or gettext("Produce %(quantity)s cards of %(product)s (batch %(batch_no)s).") % {
         "quantity": batch.quantity, "product": batch.product.code, "batch_no": batch.batch_no}
@@ -300,8 +300,9 @@ def _batch_produce_execute(request: ApprovalRequest) -> None:
                                                             now=now)
     batch.status = ProductionBatch.Status.APPROVED
     batch.generated_at = now
-    _batch_save(batch, actor=actor, reason=f"approved (#{request.pk}): {batch.quantity} cards "
-                f"{batch.first_card_no}-{batch.last_card_no}",
+    _batch_save(batch, actor=actor, reason=gettext("approved (#%(request)s): %(quantity)s cards %(first)s-%(last)s") % {
+                    "request": request.pk, "quantity": batch.quantity, "first": batch.first_card_no,
+                    "last": batch.last_card_no},
                 fields=["status", "generated_at", "first_card_no", "last_card_no"])
 
 
@@ -310,7 +311,8 @@ def _batch_produce_reject(request: ApprovalRequest) -> None:
     if batch.status != ProductionBatch.Status.PENDING:
         return
     batch.status = ProductionBatch.Status.REJECTED
-    _batch_save(batch, actor=request.decided_by, reason=f"not approved (#{request.pk})", fields=["status"])
+    _batch_save(batch, actor=request.decided_by,
+                reason=gettext("not approved (#%(request)s)") % {"request": request.pk}, fields=["status"])
 
 
 registry.register(BATCH_PRODUCE, label=_("Produce a batch of cards"), execute=_batch_produce_execute,
@@ -329,7 +331,7 @@ def batch_cancel(*, batch: ProductionBatch, user) -> ProductionBatch:
         raise _batch_refused(batch, gettext("only a draft or a batch waiting for approval can be cancelled."))
     was_pending = batch.status == ProductionBatch.Status.PENDING
     batch.status = ProductionBatch.Status.CANCELLED
-    _batch_save(batch, actor=user, reason="cancelled", fields=["status"])
+    _batch_save(batch, actor=user, reason=gettext("cancelled"), fields=["status"])
     if was_pending:
         request = pending_request(batch, actions=[BATCH_PRODUCE])
         if request is not None:
@@ -363,7 +365,8 @@ def batch_receive(*, batch: ProductionBatch, user) -> ProductionBatch:
     batch.status = ProductionBatch.Status.RECEIVED
     batch.received_at = timezone.now()
     batch.received_by = user
-    _batch_save(batch, actor=user, reason=f"received into headquarters' stock: {moved} cards",
+    _batch_save(batch, actor=user,
+                reason=gettext("received into headquarters' stock: %(count)s cards") % {"count": moved},
                 fields=["status", "received_at", "received_by"])
     return batch
 
@@ -461,7 +464,8 @@ def batch_printer_file_issue(*, batch: ProductionBatch, user) -> PrinterFile:
         _pins_store(batch=batch, key=key)
     batch.printer_file_at = timezone.now()
     batch.printer_file_by = user
-    _batch_save(batch, actor=user, reason="printer file handed out" + (" with PINs" if with_pin else ""),
+    _batch_save(batch, actor=user,
+                reason=gettext("printer file handed out with PINs") if with_pin else gettext("printer file handed out"),
                 fields=["printer_file_at", "printer_file_by"])
     return PrinterFile(batch=batch, with_pin=with_pin, _key=key)
 
@@ -503,7 +507,7 @@ def _printer_file_reissue_execute(request: ApprovalRequest) -> None:
     batch.printer_file_at = None
     batch.printer_file_by = None
     _batch_save(batch, actor=request.decided_by or request.requested_by,
-                reason=f"printer file to be issued again (#{request.pk})",
+                reason=gettext("printer file to be issued again (#%(request)s)") % {"request": request.pk},
                 fields=["printer_file_at", "printer_file_by"])
 
 
@@ -702,7 +706,8 @@ def transfer_send(*, transfer: CardTransfer, user) -> CardTransfer:
     transfer.status = CardTransfer.Status.SENT
     transfer.sent_at = timezone.now()
     transfer.sent_by = user
-    _transfer_save(transfer, actor=user, reason=f"sent: {moved} cards", fields=["status", "sent_at", "sent_by"])
+    _transfer_save(transfer, actor=user, reason=gettext("sent: %(count)s cards") % {"count": moved},
+                   fields=["status", "sent_at", "sent_by"])
     return transfer
 
 
@@ -722,7 +727,7 @@ def transfer_receive(*, transfer: CardTransfer, user) -> CardTransfer:
     transfer.status = CardTransfer.Status.RECEIVED
     transfer.received_at = timezone.now()
     transfer.received_by = user
-    _transfer_save(transfer, actor=user, reason=f"received: {moved} cards",
+    _transfer_save(transfer, actor=user, reason=gettext("received: %(count)s cards") % {"count": moved},
                    fields=["status", "received_at", "received_by"])
     return transfer
 
@@ -735,5 +740,5 @@ def transfer_cancel(*, transfer: CardTransfer, user) -> CardTransfer:
     if transfer.status != CardTransfer.Status.DRAFT:
         raise _transfer_refused(transfer, gettext("only a transfer not yet sent can be cancelled."))
     transfer.status = CardTransfer.Status.CANCELLED
-    _transfer_save(transfer, actor=user, reason="cancelled", fields=["status"])
+    _transfer_save(transfer, actor=user, reason=gettext("cancelled"), fields=["status"])
     return transfer

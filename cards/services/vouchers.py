@@ -186,7 +186,7 @@ def voucher_batch_submit(*, batch: VoucherBatch, requested_by, reason: str = "")
     if batch.expires_on <= timezone.localdate():
         raise VoucherBatchInvalid(fields={"expires_on": [gettext("The last day of validity must be in the future.")]})
     batch.status = VoucherBatch.Status.PENDING
-    _batch_save(batch, actor=requested_by, reason="submitted for approval", fields=["status"])
+    _batch_save(batch, actor=requested_by, reason=gettext("submitted for approval"), fields=["status"])
     reason = (reason or "").strip() or gettext(
         "Issue %(quantity)s vouchers of %(units)s %(unit)s %(product)s at %(price)s each (batch %(batch_no)s)."
     ) % {"quantity": batch.quantity, "units": batch.units, "unit": batch.product.unit,
@@ -240,7 +240,8 @@ def _batch_issue_execute(request: ApprovalRequest) -> None:
     if batch.expires_on <= timezone.localdate():
         raise _batch_refused(batch, gettext("its last day of validity has come; create a new batch."))
     voucher_batch_generate(batch=batch, actor=request.decided_by or request.requested_by,
-                           reason=f"approved (#{request.pk}): {batch.quantity} vouchers generated")
+                           reason=gettext("approved (#%(request)s): %(quantity)s vouchers generated") % {
+                               "request": request.pk, "quantity": batch.quantity})
 
 
 def voucher_batch_generate(*, batch: VoucherBatch, actor, reason: str) -> VoucherBatch:
@@ -261,7 +262,8 @@ def _batch_issue_reject(request: ApprovalRequest) -> None:
     if batch.status != VoucherBatch.Status.PENDING:
         return
     batch.status = VoucherBatch.Status.REJECTED
-    _batch_save(batch, actor=request.decided_by, reason=f"not approved (#{request.pk})", fields=["status"])
+    _batch_save(batch, actor=request.decided_by,
+                reason=gettext("not approved (#%(request)s)") % {"request": request.pk}, fields=["status"])
 
 
 registry.register(VOUCHER_BATCH_ISSUE, label=_("Issue a batch of pickup vouchers"), execute=_batch_issue_execute,
@@ -279,7 +281,7 @@ def voucher_batch_cancel(*, batch: VoucherBatch, user) -> VoucherBatch:
         raise _batch_refused(batch, gettext("only a draft or a batch waiting for approval can be cancelled."))
     was_pending = batch.status == VoucherBatch.Status.PENDING
     batch.status = VoucherBatch.Status.CANCELLED
-    _batch_save(batch, actor=user, reason="cancelled", fields=["status"])
+    _batch_save(batch, actor=user, reason=gettext("cancelled"), fields=["status"])
     if was_pending:
         request = pending_request(batch, actions=[VOUCHER_BATCH_ISSUE])
         if request is not None:
@@ -300,7 +302,8 @@ def voucher_batch_code_file_issue(*, batch: VoucherBatch, user) -> VoucherBatch:
     if batch.status != VoucherBatch.Status.ISSUED:
         raise _batch_refused(batch, gettext("the code file exists once the batch is approved and its codes "
                                             "generated."))
-    _batch_save(batch, actor=user, reason=f"code file downloaded by {user.get_username()}", fields=["status"])
+    _batch_save(batch, actor=user, reason=gettext("code file downloaded by %(user)s") % {"user": user.get_username()},
+                fields=["status"])
     return batch
 
 
@@ -384,7 +387,7 @@ def voucher_activate(*, voucher: Voucher, order, store, actor) -> VoucherLedgerE
             setattr(voucher, name, value)
         return voucher_post(voucher=voucher, kind=VoucherLedgerEntry.Kind.ISSUE, quantity=locked.units, store=store,
                             receipt_no=getattr(order, "order_no", ""), operator=actor, legal_entity=issuer,
-                            reason="sold", cause=order)
+                            reason=gettext("sold"), cause=order)
 
 
 # --- redemption ---------------------------------------------------------------------------------------------

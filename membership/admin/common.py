@@ -32,6 +32,7 @@ def link_to_member(member):
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
+    template = "admin/membership/readonly_tabular.html"  # the rows' columns, without a code label above each
 
     def has_add_permission(self, request, obj=None):
         return False

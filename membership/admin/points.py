@@ -27,6 +27,7 @@ from core.files import escape_cell
 from core.forms import add_service_error
 from core.http import client_ip
 from core.models import PersonalDataAccess
+from core.numbers import money_display
 from core.services import personal_data_access_log
 from membership import queries, services
 from membership.admin.common import MemberPagesMixin, MemberRowAdmin, ReadOnlyInline, member_table, member_url
@@ -43,7 +44,7 @@ from membership.models import (
     TierChange,
 )
 from stores.admin_base import StoreFilter
-from stores.queries import scope_queryset, stores_visible_to, user_is_hq
+from stores.queries import stores_visible_to, user_is_hq
 
 CENT = Decimal("0.01")
 RECENT_LEDGER_ROWS = 20
@@ -227,7 +228,7 @@ class MemberPointsMixin(MemberPagesMixin):
     def _points_expiring(self, request):
         whole_year = request.GET.get("all") == "1"
         members = queries.points_expiring(within_days=366 if whole_year else None)
-        members = scope_queryset(members, request.user, "registered_store").select_related("registered_store")
+        members = queries.members_in_scope(members, request.user).select_related("registered_store")
         return members, whole_year
 
     def points_expiring_view(self, request):
@@ -246,8 +247,10 @@ class MemberPointsMixin(MemberPagesMixin):
 
     def _points_expiring_csv(self, request, members):
         # Masked like every member export; the full numbers stay behind the personal-data permission.
-        header = ["member_no", "name", "phone", "family_phone", "preferred_contact", "points", "points_expiring",
-                  "expires_on", "store_code"]
+        fields = Member._meta
+        header = [*(str(fields.get_field(name).verbose_name)
+                    for name in ("member_no", "name", "phone", "family_phone", "contact_channel", "points")),
+                  gettext("points expiring"), gettext("expires on"), gettext("registered store")]
 
         def rows():
             buffer = io.StringIO()
@@ -294,14 +297,14 @@ class PurchaseAdmin(MemberRowAdmin):
 
     store_path = "store"
     list_display = ["occurred_at", "store", "format", "receipt_no", "member_link", "amount", "returned_amount",
-                    "points_earned", "payment_method"]
+                    "points_earned", "payment_method_shown"]
     list_filter = ["format", StoreFilter, ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["store", "format", "member"]
     search_fields = ["receipt_no"]
     search_help_text = _("Exact receipt number or member number.")
     sortable_by = ["occurred_at"]
     readonly_fields = ["member_link", "store", "format", "legal_entity", "terminal", "receipt_no", "amount",
-                       "returned_amount", "occurred_at", "payment_method", "lines_table", "points_earned",
+                       "returned_amount", "occurred_at", "payment_method_shown", "lines_table", "points_earned",
                        "points_entries", "created_at"]
     fields = readonly_fields
     inlines = [PurchaseReturnInline]
@@ -323,7 +326,7 @@ class PurchaseAdmin(MemberRowAdmin):
         if not lines:
             return "-"
         return member_table([gettext("SKU"), gettext("category"), gettext("amount"), gettext("quantity")],
-                      [(line.get("sku", ""), line.get("category", ""), line.get("amount", ""),
+                      [(line.get("sku", ""), line.get("category", ""), money_display(line.get("amount")),
                         line.get("quantity", "")) for line in lines])
 
     @admin.display(description=_("points entries"))

@@ -20,8 +20,9 @@ from membership import services
 from membership.admin.files import MemberNumberFileError, member_numbers_from_file
 from membership.admin.forms import BulkTagForm
 from membership.models import Member, Tag
+from membership.queries import members_in_scope
 from stores.admin_base import BaseAdmin
-from stores.queries import scope_queryset, user_is_hq
+from stores.queries import user_is_hq
 
 
 @admin.register(Tag)
@@ -89,8 +90,8 @@ class TagAdmin(BaseAdmin):
             # Members of other stores are not the user's to tag: they are reported as unknown.
             visible = set()
             for start in range(0, len(wanted), 5000):
-                visible.update(scope_queryset(Member.objects.filter(member_no__in=wanted[start:start + 5000]),
-                                              request.user, "registered_store").values_list("member_no", flat=True))
+                visible.update(members_in_scope(Member.objects.filter(member_no__in=wanted[start:start + 5000]),
+                                                request.user).values_list("member_no", flat=True))
             result = services.members_tag(tag=tag, member_nos=[no for no in wanted if no in visible],
                                           actor=request.user)
             result.unknown = [no for no in wanted if no not in visible]

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import local_time
 from core.errors import DomainError
 from core.forms import add_service_error
+from core.numbers import money_display
 from membership import services
 from membership.admin.common import MemberPagesMixin, MemberRowAdmin, member_table, member_url
 from membership.admin.forms import PaidTierAdminForm, PointsPolicyForm, TierForm
@@ -94,7 +95,7 @@ class MemberTiersMixin(MemberPagesMixin):
                 self.message_user(request, gettext(
                     "%(member)s: %(tier)s %(kind)s, fee %(fee)s, valid until %(ends_on)s."
                 ) % {"member": member.member_no, "tier": subscription.tier.name,
-                     "kind": subscription.get_kind_display(), "fee": subscription.fee,
+                     "kind": subscription.get_kind_display(), "fee": money_display(subscription.fee),
                      "ends_on": f"{subscription.ends_on:%Y-%m-%d}"}, messages.SUCCESS)
                 return HttpResponseRedirect(member_url(member))
         offers = form.offers(member=member, today=timezone.localdate())
@@ -180,8 +181,8 @@ class TierSubscriptionAdmin(MemberRowAdmin):
     """Paid tier terms sold and renewed, with their fee and the selling store."""
 
     store_path = "store"
-    list_display = ["created_at", "member_link", "tier", "kind", "starts_on", "ends_on", "fee", "payment_method",
-                    "store", "operator"]
+    list_display = ["created_at", "member_link", "tier", "kind", "starts_on", "ends_on", "fee",
+                    "payment_method_shown", "store", "operator"]
     list_filter = ["tier", "kind", StoreFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["member", "tier", "store", "operator"]
     search_fields = ["member__member_no"]

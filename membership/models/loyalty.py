@@ -14,6 +14,34 @@ from core.history import AuditHistory
 
 ZERO = Decimal("0.00")
 
+# The payment methods a till or the desk names (the POS sends a free code): shown by their label, an unknown
+# code as it came.
+PAYMENT_METHOD_LABELS = {
+    "cash": _("cash"),
+    "bank_card": _("bank card"),
+    "unionpay": _("UnionPay card"),
+    "wechat": _("WeChat Pay"),
+    "alipay": _("Alipay"),
+    "prepaid_card": _("prepaid card"),
+    "bank_transfer": _("bank transfer"),
+    "other": _("other"),
+}
+
+
+def payment_method_label(code: str) -> str:
+    label = PAYMENT_METHOD_LABELS.get(code)
+    return str(label) if label is not None else code
+
+
+class PaymentMethodShown:
+    """`payment_method_shown` for lists and pages: the payment method by its label."""
+
+    def payment_method_shown(self) -> str:
+        return payment_method_label(self.payment_method)
+
+    payment_method_shown.short_description = _("payment method")
+    payment_method_shown.admin_order_field = "payment_method"
+
 
 class PointsPolicy(models.Model):
     """The group's points rules (one row): points-to-cash, expiry and the tier window."""
@@ -159,7 +187,7 @@ class TierChange(models.Model):
         return f"{self.member_id}: {self.from_tier_id} -> {self.to_tier_id}"
 
 
-class TierSubscription(models.Model):
+class TierSubscription(PaymentMethodShown, models.Model):
     """One term of a paid tier (Plus) bought or renewed at the desk or in the admin."""
 
     class Kind(models.TextChoices):
@@ -197,7 +225,7 @@ class TierSubscription(models.Model):
         return f"{self.tier} {self.starts_on} - {self.ends_on}"
 
 
-class Purchase(models.Model):
+class Purchase(PaymentMethodShown, models.Model):
     """A receipt from a format's POS that names a member (CONTRACT: POST /api/v1/purchases)."""
 
     member = models.ForeignKey(
@@ -248,6 +276,8 @@ class Purchase(models.Model):
         indexes = [
             models.Index(fields=["member", "occurred_at"], name="purchase_member_time"),
             models.Index(fields=["occurred_at"], name="purchase_time"),
+            # A store's recent buyers: who store staff see among the members (membership.queries.members_in_scope).
+            models.Index(fields=["store", "occurred_at"], name="purchase_store_time"),
         ]
 
     def __str__(self) -> str:

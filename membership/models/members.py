@@ -1,10 +1,12 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.history import AuditHistory
@@ -452,3 +454,51 @@ class MemberEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.get_kind_display()}"
+
+    def description(self) -> str:
+        """What happened, as a sentence in the user's language (the data is kept as the service wrote it)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        kind = self.kind
+        if kind in (self.Kind.REGISTERED, self.Kind.IMPORTED):
+            channel = data.get("channel")
+            channel = Member.Channel(channel).label if channel in Member.Channel.values else channel
+            if kind == self.Kind.IMPORTED and data.get("external_no"):
+                text = gettext("Imported from %(source)s, its number there %(number)s.") % {
+                    "source": data.get("source", ""), "number": data["external_no"]}
+            elif kind == self.Kind.IMPORTED:
+                text = gettext("Imported from %(source)s.") % {"source": data.get("source") or "-"}
+            elif data.get("source"):
+                text = gettext("Registered through %(channel)s, from %(source)s.") % {
+                    "channel": channel or "-", "source": data["source"]}
+            elif channel:
+                text = gettext("Registered through %(channel)s.") % {"channel": channel}
+            else:
+                text = str(self.get_kind_display())
+        elif kind == self.Kind.CONTACT_CHANGED:
+            names = []
+            for name in data.get("fields") or []:
+                try:
+                    names.append(str(Member._meta.get_field(name).verbose_name))
+                except FieldDoesNotExist:
+                    names.append(str(name))
+            text = gettext("Changed: %(fields)s.") % {"fields": gettext(", ").join(names)}
+        elif kind == self.Kind.STATUS_CHANGED:
+            statuses = dict(Member.Status.choices)
+            text = gettext("Status changed from %(before)s to %(after)s.") % {
+                "before": statuses.get(data.get("from"), data.get("from") or "-"),
+                "after": statuses.get(data.get("to"), data.get("to") or "-")}
+            if data.get("reason"):
+                text += " " + gettext("Reason: %(reason)s") % {"reason": data["reason"]}
+        elif kind == self.Kind.TAGGED:
+            text = gettext("Tagged “%(tag)s”.") % {"tag": data.get("tag", "")}
+        elif kind == self.Kind.MERGED_INTO:
+            text = gettext("Merged into member %(member_no)s (approval #%(approval)s).") % {
+                "member_no": data.get("survivor", ""), "approval": data.get("approval", "")}
+        elif kind == self.Kind.ABSORBED:
+            text = gettext("Took over member %(member_no)s (approval #%(approval)s).") % {
+                "member_no": data.get("merged", ""), "approval": data.get("approval", "")}
+        else:
+            text = str(self.get_kind_display())
+        return text
+
+    description.short_description = _("what happened")

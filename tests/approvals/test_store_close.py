@@ -189,6 +189,7 @@ def test_closing_leaves_an_audit_trail_naming_the_approval(close_pending, dept00
     assert latest.history_change_reason == f"approval #{close_pending.pk}"
     terminal_history = dept001_terminals[0].history.latest()
     assert terminal_history.is_active is False
+    assert terminal_history.history_change_reason == f"store closed, approval #{close_pending.pk}"
 
 
 def test_keys_of_a_closed_stores_terminals_stop_working(client, dept001, hq_admin, hq_approver):
@@ -721,7 +722,12 @@ def _levels_execute(request):
     _carried_out.append(request.pk)
 
 
-registry.register(LEVELS_ACTION, label="Test action with levels", execute=_levels_execute)
+@pytest.fixture(autouse=True)
+def _levels_action():
+    """The test action exists only while this module's tests run: other tests list every registered action."""
+    registry.register(LEVELS_ACTION, label="Test action with levels", execute=_levels_execute)
+    yield
+    registry.unregister(LEVELS_ACTION)
 
 
 def _permission(codename):

@@ -345,11 +345,12 @@ def test_other_record_lists_open(ops_client, dept_card, clerk):
 
 
 def test_the_card_export_holds_the_listed_cards(ops_client, dept_card, super_card):
-    response = ops_client.get(reverse("admin:cards_card_export"), {"q": dept_card.card_no})
+    response = ops_client.get(reverse("admin:cards_card_export"), {"q": dept_card.card_no}, HTTP_ACCEPT_LANGUAGE="en")
 
     rows = workbook_rows(response)
     assert response["Content-Disposition"].startswith("attachment")
-    assert rows[0][:3] == ("card_no", "product", "status")
+    assert rows[0][:3] == ("card number", "product", "status")  # headers and values by their labels
+    assert rows[1][2] == dept_card.get_status_display()
     assert [row[0] for row in rows[1:]] == [dept_card.card_no]
     assert rows[1][9] == "李**"
 

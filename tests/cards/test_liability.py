@@ -182,8 +182,8 @@ def test_alert_when_outstanding_passes_the_share_of_last_years_revenue(ledger_ov
 
     assert (alert.outstanding, alert.limit, alert.revenue) == (Decimal("1450.00"), Decimal("1200.00"),
                                                                Decimal("3000.00"))
-    assert alert.message == ("Outstanding prepaid balances of 1450.00 pass 40% of last year's revenue of 3000.00 "
-                             "(limit 1200.00).")
+    assert alert.message == ("Outstanding prepaid balances of 1,450.00 pass 40% of last year's revenue of "
+                             "3,000.00 (limit 1,200.00).")
 
 
 def test_no_alert_at_or_below_the_share(ledger_over_a_year, card_rules):
@@ -229,7 +229,7 @@ def test_headquarters_sees_the_page_with_the_filing_number_escrow_and_alert(clie
     content = page.content.decode()
     assert dept_company.prepaid_filing_no in content
     assert 'id="revenue-alert"' in content
-    assert "pass 40% of last year&#x27;s revenue of 1000.00 (limit 400.00)" in content
+    assert "pass 40% of last year&#x27;s revenue of 1,000.00 (limit 400.00)" in content
 
 
 def test_the_page_is_listed_in_the_admin_index_for_headquarters_only(client, hq_admin, dept001_manager):

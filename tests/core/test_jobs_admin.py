@@ -38,12 +38,12 @@ def test_the_jobs_list_shows_schedule_last_run_and_latest_result(client, hq_admi
 
     assert response.status_code == 200
     page = response.content.decode()
-    row = page[page.index(CHECK):].split("</tr>")[0]
+    row = page[page.index(">Check ledgers<"):].split("</tr>")[0]  # a job shows by its label
     assert "Every day at 04:30 (Asia/Shanghai)" in row
     assert f'<a href="{RESULTS_URL}{latest.pk}/change/">Succeeded</a>' in row
-    expire_row = page[page.index("membership: expire points"):].split("</tr>")[0]
+    expire_row = page[page.index(">Expire points<"):].split("</tr>")[0]
     assert "Failed" in expire_row
-    assert "No result stored" in page[page.index("membership: evaluate tiers"):].split("</tr>")[0]
+    assert "No result stored" in page[page.index(">Evaluate member tiers<"):].split("</tr>")[0]
     for column in ("Last run", "Last result", "Last result at"):
         assert column in page
 
@@ -86,7 +86,7 @@ def test_run_now_runs_the_job_here_without_a_broker(client, hq_admin):
                            HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 200
-    assert f"{CHECK} ran." in [str(message) for message in response.context["messages"]]
+    assert "Check ledgers ran." in [str(message) for message in response.context["messages"]]  # its label
 
 
 @pytest.mark.django_db
@@ -106,7 +106,7 @@ def test_run_now_reports_a_failing_job_instead_of_an_error_page(client, hq_admin
                                follow=True, HTTP_ACCEPT_LANGUAGE="en")
 
     shown = [str(message) for message in response.context["messages"]]
-    assert f"{CHECK} failed: ledger table missing" in shown
+    assert "Check ledgers failed: ledger table missing" in shown  # the job by its label
     assert "gone: no installed app has the task nothing.registered." in shown
 
 

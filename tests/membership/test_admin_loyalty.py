@@ -110,9 +110,9 @@ def test_member_page_shows_tiers_points_ledger_purchases_by_format_and_tier_hist
     assert "嘉禾超市连锁有限公司" in html
     assert f'{LEDGER}?member__id__exact={shopper.pk}' in html
     # purchases by format over 12 months, net of returns
-    assert re.search(r"<td>百货</td><td>1</td><td>1000.00</td>", html)
+    assert re.search(r"<td>百货</td><td>1</td><td>1,000.00</td>", html)
     assert re.search(r"<td>超市</td><td>1</td><td>300.00</td>", html)
-    assert re.search(r"<td>汽贸</td><td>1</td><td>150000.00</td>", html)
+    assert re.search(r"<td>汽贸</td><td>1</td><td>150,000.00</td>", html)
     assert "D-0001" in html and "A-0001" in html
     # tier history and the member's tools
     assert "paid tier bought" in html
@@ -383,7 +383,7 @@ def test_tier_configuration_is_edited_with_history_and_never_deleted(en_client, 
     })
 
     gold.refresh_from_db()
-    assert "20000.00" in listing and "1.20" in listing and "199.00" in listing
+    assert "20,000.00" in listing and "1.20" in listing and "199.00" in listing
     assert response.status_code == 302
     assert (gold.threshold, gold.points_multiplier, gold.grace_days, gold.code) == (
         Decimal("25000.00"), Decimal("1.30"), 60, "GOLD")
@@ -537,7 +537,7 @@ def test_points_expiring_list_and_its_masked_export(en_client, hq_admin, member_
     assert listing.status_code == 200
     assert member_with_old_points.member_no in html and "139****5678" in html and "13912345678" not in html
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
-    assert rows[0][:3] == ["member_no", "name", "phone"]
+    assert rows[0][:3] == ["member number", "name", "phone"]  # the columns by their names
     assert rows[1][0] == member_with_old_points.member_no
     assert rows[1][2] == "139****5678" and rows[1][6] == "800"
     assert PersonalDataAccess.objects.filter(user=hq_admin, action=PersonalDataAccess.Action.EXPORT).exists()

@@ -3,7 +3,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from cards import demo as cards_demo
+from cards.demo import showcase as cards_showcase
+from cards.demo.brands import _seed_user
 from membership import demo as membership_demo
+from membership.demo import showcase as membership_showcase
 from stores import demo as stores_demo
 
 
@@ -39,6 +42,11 @@ class Command(BaseCommand):
             loyalty = membership_demo.seed_loyalty()
             cards = cards_demo.seed_cards(count=options["cards"])
             brand_vouchers = cards_demo.seed_brand_cards_and_vouchers()
+            # The README's members and cards, sale orders of both kinds, and requests waiting for hq_approver.
+            showcase = membership_showcase.seed_showcase_members()
+            seeder = _seed_user(None)
+            card_showcase = cards_showcase.seed_card_showcase(requester=seeder)
+            member_approvals = membership_showcase.seed_member_approvals(requester=seeder)
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -62,4 +70,11 @@ class Command(BaseCommand):
             f"Brand cards: programme BRANDDEMO5 on BRANDDEMO ({brand['skus']} SKUs listed, {brand['cards']} cards and "
             f"{brand['payments']} discounted payments created). Pickup vouchers: {brand_vouchers.vouchers} in the "
             f"demo batch, {brand_vouchers.vouchers_sold} sold to a company now."
+        ))
+        approvals = card_showcase.approvals + member_approvals
+        self.stdout.write(self.style.SUCCESS(
+            f"Showcase: {showcase.members} README members and {showcase.purchases} of their purchases, "
+            f"{card_showcase.cards} cards, sale orders {', '.join(card_showcase.orders) or 'none new'}, "
+            f"{len(card_showcase.pin_cards)} cards with PIN {cards_showcase.DEMO_PIN}; "
+            f"waiting for approval now: {', '.join(approvals) or 'nothing new'}."
         ))
