@@ -7,6 +7,7 @@ approvals app loads (approvals.apps).
 
 from datetime import date
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from approvals import registry
@@ -38,7 +39,7 @@ def _store_close_execute(request: ApprovalRequest) -> None:
     store_close(
         store_id=int(request.object_id),
         closed_on=date.fromisoformat(request.payload["closed_on"]),
-        cause=f"approval #{request.pk}",
+        cause=gettext("approval #%(id)s") % {"id": request.pk},
     )
 
 

@@ -49,12 +49,26 @@ def members_in_scope(queryset: QuerySet, user, *, now: datetime | None = None) -
     One EXISTS per member on the purchases (indexes purchase_member_time and purchase_store_time), never a join
     that repeats members. docs/permissions.md states the rule.
     """
+    return member_rows_in_scope(queryset, user, member_path="", now=now)
+
+
+def member_rows_in_scope(queryset: QuerySet, user, *, member_path: str = "member",
+                         now: datetime | None = None) -> QuerySet:
+    """The rows of `queryset` that belong to a member the user may see (members_in_scope): a member's cards,
+    identities, ledger entries, tier changes; `member_path` is the lookup from a row to its member ("" for
+    members themselves).
+
+    The same condition as members_in_scope, on the row: its member's registering store (through the foreign key,
+    one row per row) or one EXISTS on the member's purchases, never a list of the store's members.
+    """
     store_ids = user_store_ids(user)
     if store_ids is None:
         return queryset
     since = moment_months_add(now or timezone.now(), -MEMBER_SCOPE_MONTHS)
-    bought_here = Purchase.objects.filter(member=OuterRef("pk"), store_id__in=store_ids, occurred_at__gte=since)
-    return queryset.filter(Q(registered_store_id__in=store_ids) | Exists(bought_here))
+    prefix = f"{member_path}__" if member_path else ""
+    bought_here = Purchase.objects.filter(member=OuterRef(member_path or "pk"), store_id__in=store_ids,
+                                          occurred_at__gte=since)
+    return queryset.filter(Q(**{f"{prefix}registered_store_id__in": store_ids}) | Exists(bought_here))
 
 
 def members_in_scope_count(store_ids, *, now: datetime | None = None) -> int:

@@ -3,6 +3,7 @@ from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.sql import JoinedSelect, Part
 from stores.errors import InvalidClosingDate, StoreAlreadyClosed, StoreNotFound, TerminalNameTaken
@@ -97,6 +98,6 @@ def store_close(*, store_id: int, closed_on: date, cause: str) -> Store:
     # A closed store takes no more POS traffic.
     for terminal in store.terminals.filter(is_active=True):
         terminal.is_active = False
-        terminal._change_reason = f"store closed, {cause}"
+        terminal._change_reason = gettext("store closed, %(cause)s") % {"cause": cause}
         terminal.save(update_fields=["is_active"])
     return store

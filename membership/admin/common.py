@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import CappedCountPaginator, ReadOnlyAdminMixin, summary_table
 from membership.models import Member
+from membership.queries import member_rows_in_scope
 from stores.admin_base import BaseAdmin
 
 member_table = partial(summary_table, css_class="member-summary")
@@ -54,11 +55,28 @@ class ExactSearchMixin:
 
 
 class MemberRowAdmin(ExactSearchMixin, ReadOnlyAdminMixin, BaseAdmin):
-    """Read-only rows that belong to a member, on tables that grow with the members (no full counts)."""
+    """Read-only rows that belong to a member, on tables that grow with the members (no full counts).
+
+    Scoped as the member is (membership.queries.members_in_scope: registered at the user's stores or bought there
+    in the last 12 months), so whoever may open a member may open their cards, identities, ledgers and tier
+    changes. An admin whose rows are a store's own business (purchases, returns, gift redemptions, paid tier
+    sales) sets its own `store_path` ("store") and is scoped by that store instead.
+    """
 
     store_path = "member__registered_store"
     show_full_result_count = False
     paginator = CappedCountPaginator
+
+    def scope_rows(self, queryset, user):
+        if self.store_path == MemberRowAdmin.store_path:
+            return member_rows_in_scope(queryset, user, member_path="member")
+        return super().scope_rows(queryset, user)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # A row of a member (or store) the user may not see looks exactly like a row that does not exist: not
+        # found, as the member's own page answers, rather than Django's redirect with "doesn't exist".
+        self._ensure_visible(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("member"))
     def member_link(self, obj):

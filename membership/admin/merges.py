@@ -19,9 +19,9 @@ from membership import services
 from membership.admin.common import link_to_member, member_url
 from membership.admin.forms import MergeReviewForm
 from membership.models import Member, MergeCandidate
+from membership.queries import member_rows_in_scope
 from membership.tasks import merge_candidates_detect
 from stores.admin_base import BaseAdmin
-from stores.queries import scope_queryset
 
 PERMISSION_MERGE = "membership.merge_member"
 
@@ -135,11 +135,11 @@ class MergeCandidateAdmin(ReadOnlyAdminMixin, BaseAdmin):
     paginator = CappedCountPaginator
     change_list_template = "admin/membership/mergecandidate/change_list.html"
 
-    def get_queryset(self, request):
-        # A pair is shown to store staff only when both records belong to their stores.
-        queryset = super().get_queryset(request)
-        queryset = scope_queryset(queryset, request.user, "member_a__registered_store")
-        return scope_queryset(queryset, request.user, "member_b__registered_store")
+    def scope_rows(self, queryset, user):
+        # A pair is shown to store staff only when they may see both members (membership.queries.members_in_scope:
+        # registered at their stores or bought there in the last 12 months), as the merge page asks.
+        queryset = member_rows_in_scope(queryset, user, member_path="member_a")
+        return member_rows_in_scope(queryset, user, member_path="member_b")
 
     @admin.display(description=_("review"))
     def review_link(self, obj):

@@ -685,7 +685,7 @@ def _member_merge_execute(request: ApprovalRequest) -> None:
     merged.status = Member.Status.MERGED
     merged.merged_into = survivor
     merged._history_user = actor
-    merged._change_reason = f"merged into {survivor.member_no}"
+    merged._change_reason = gettext("merged into %(member_no)s") % {"member_no": survivor.member_no}
     merged.save(update_fields=["status", "merged_into", "updated_at"])
 
     fields = []
@@ -699,7 +699,7 @@ def _member_merge_execute(request: ApprovalRequest) -> None:
         fields.extend(id_values)
     if fields:
         survivor._history_user = actor
-        survivor._change_reason = f"absorbed {merged.member_no}"
+        survivor._change_reason = gettext("absorbed %(member_no)s") % {"member_no": merged.member_no}
         survivor.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
 
     MemberEvent.objects.create(member=merged, kind=MemberEvent.Kind.MERGED_INTO, actor=actor,

@@ -370,7 +370,8 @@ def paid_tier_buy(
     member.paid_tier = tier
     member.paid_tier_until = ends_on
     member._history_user = operator
-    member._change_reason = f"{reason} {tier.code} until {ends_on.isoformat()}"
+    member._change_reason = gettext("%(reason)s: %(tier)s until %(until)s") % {
+        "reason": reason.label, "tier": tier.code, "until": ends_on.isoformat()}
     member.save(update_fields=["paid_tier", "paid_tier_until", "updated_at"])
     TierChange.objects.create(
         member=member, from_tier=current, to_tier=tier, reason=reason, actor=operator,
@@ -415,6 +416,6 @@ def tiers_merge(*, merged: Member, survivor: Member, request) -> None:
         fields += ["paid_tier", "paid_tier_until"]
     if fields:
         survivor._history_user = actor
-        survivor._change_reason = f"tiers from {merged.member_no}"
+        survivor._change_reason = gettext("tiers from member %(member_no)s") % {"member_no": merged.member_no}
         survivor.save(update_fields=[*fields, "updated_at"])
         TierChange.objects.bulk_create(changes)

@@ -233,7 +233,8 @@ def test_store_manager_sees_only_their_stores_purchases(en_client, dept001_manag
 
     assert {p.receipt_no for p in listing.context["cl"].result_list} == {"D-0001"}
     assert list(searched.context["cl"].result_list) == []
-    assert page.status_code == 302  # the admin's "does not exist" answer, same as for a missing row
+    assert page.status_code == 404  # the same answer as for a missing row (MemberRowAdmin.change_view)
+    assert en_client.get(f"{PURCHASES}999999/change/").status_code == 404
 
 
 def test_pending_points_list_shows_the_held_car_points(en_client, hq_admin, shopper):

@@ -1,5 +1,6 @@
 """A store's members (DESIGN section 5, docs/permissions.md): those registered at the store or who bought there in
-the last 12 months; in the member list, its search, the change page and the export."""
+the last 12 months; in the member list, its search, the change page and the export, and in the lists of a
+member's rows (cards, identities, ledgers, tier changes, duplicate pairs)."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -8,8 +9,19 @@ import pytest
 from django.utils import timezone
 
 from core.dates import moment_months_add
-from membership.models import Member, Purchase
+from membership.models import (
+    Member,
+    MemberCard,
+    MemberIdentity,
+    MergeCandidate,
+    PointsDebtEntry,
+    PointsEntry,
+    Purchase,
+    TierChange,
+)
 from membership.queries import members_in_scope
+from membership.services import points_debt_move, points_post
+from membership.services.members import merge_candidates_add
 from membership.services.purchases import purchase_record
 from tests.membership.conftest import register
 
@@ -98,3 +110,103 @@ def test_the_export_holds_only_the_stores_members(client, dept001_manager, membe
         assert members[name].member_no in content
     for name in HIDDEN:
         assert members[name].member_no not in content
+
+
+# --- the rows of a member ---------------------------------------------------------------------------------------
+
+
+def _rows_of(member, index: int) -> dict:
+    """A card, a legacy identity, a tier change and a points entry (at the registering store) of a member."""
+    points_post(member=member, points=10, kind=PointsEntry.Kind.ADJUST, store=member.registered_store,
+                reason=f"scope test {index}")
+    return {
+        MemberCard: MemberCard.objects.create(card_no=f"SCOPECARD{index:04d}", member=member),
+        MemberIdentity: MemberIdentity.objects.create(member=member, source="legacy", external_no=f"SCOPE-ID-{index}"),
+        TierChange: TierChange.objects.create(member=member, reason=TierChange.Reason.MANUAL, note=f"scope {index}"),
+        PointsEntry: PointsEntry.objects.filter(member=member).latest("pk"),
+    }
+
+
+@pytest.fixture
+def member_rows(members):
+    return {name: _rows_of(member, index) for index, (name, member) in enumerate(sorted(members.items()))}
+
+
+ROW_MODELS = [MemberCard, MemberIdentity, TierChange, PointsEntry]
+
+
+def _admin_url(model, suffix: str = "") -> str:
+    return f"/admin/membership/{model._meta.model_name}/{suffix}"
+
+
+@pytest.mark.parametrize("model", ROW_MODELS, ids=lambda model: model.__name__)
+def test_the_lists_of_a_members_rows_follow_the_member_rule(client, dept001_manager, members, member_rows, model):
+    client.force_login(dept001_manager)
+
+    response = client.get(_admin_url(model))
+
+    assert response.status_code == 200
+    rows = response.context["cl"].result_list
+    assert {row.member_id for row in rows} == {members[name].pk for name in VISIBLE}
+    assert {member_rows[name][model].pk for name in VISIBLE} <= {row.pk for row in rows}
+
+
+@pytest.mark.parametrize("name", sorted(VISIBLE | HIDDEN))
+@pytest.mark.parametrize("model", ROW_MODELS, ids=lambda model: model.__name__)
+def test_a_members_row_opens_only_when_the_member_does(client, dept001_manager, member_rows, model, name):
+    client.force_login(dept001_manager)
+    row = member_rows[name][model]
+
+    for page in ("change", "history"):
+        response = client.get(_admin_url(model, f"{row.pk}/{page}/"))
+
+        assert response.status_code == (200 if name in VISIBLE else 404), (page, response.status_code)
+
+
+def test_a_search_by_card_number_finds_only_the_cards_of_the_stores_members(client, dept001_manager, member_rows):
+    client.force_login(dept001_manager)
+
+    found = {name: [row.pk for row in client.get(_admin_url(MemberCard), {"q": rows[MemberCard].card_no})
+                    .context["cl"].result_list] for name, rows in member_rows.items()}
+
+    assert found == {name: ([member_rows[name][MemberCard].pk] if name in VISIBLE else []) for name in member_rows}
+
+
+def test_the_points_debt_list_follows_the_member_rule(client, dept001_manager, members):
+    entries = {name: points_debt_move(member=member, points=5, kind=PointsDebtEntry.Kind.INCURRED,
+                                      reason=f"scope {name}")
+               for name, member in members.items()}
+    client.force_login(dept001_manager)
+
+    response = client.get(_admin_url(PointsDebtEntry))
+
+    assert {row.pk for row in response.context["cl"].result_list} == {entries[name].pk for name in VISIBLE}
+
+
+def test_a_duplicate_pair_is_listed_when_the_manager_sees_both_members(client, dept001_manager, members):
+    merge_candidates_add([(members["registered_here"].pk, members["recent_buyer"].pk),
+                          (members["registered_here"].pk, members["old_buyer"].pk),
+                          (members["recent_buyer"].pk, members["elsewhere_buyer"].pk)],
+                         reason=MergeCandidate.Reason.SAME_PHONE)
+    both_visible = MergeCandidate.objects.get(member_a__in=[members["registered_here"], members["recent_buyer"]],
+                                              member_b__in=[members["registered_here"], members["recent_buyer"]])
+    client.force_login(dept001_manager)
+
+    response = client.get(_admin_url(MergeCandidate))
+
+    assert [row.pk for row in response.context["cl"].result_list] == [both_visible.pk]
+    hidden = MergeCandidate.objects.exclude(pk=both_visible.pk)
+    for candidate in hidden:
+        assert client.get(_admin_url(MergeCandidate, f"{candidate.pk}/review/")).status_code == 404
+
+
+def test_purchases_stay_scoped_by_the_store_they_were_made_at(client, dept001_manager, members):
+    # The store's own sales, whoever the member: the 13 months old receipt of a member the store no longer sees
+    # is still one of its receipts; a recent buyer's receipt at another store is not.
+    client.force_login(dept001_manager)
+
+    response = client.get(_admin_url(Purchase))
+
+    shown = {row.receipt_no for row in response.context["cl"].result_list}
+    assert {"SCOPE-11", "SCOPE-13"} <= shown
+    assert "SCOPE-01" not in shown

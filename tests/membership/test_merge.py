@@ -105,6 +105,8 @@ def test_survivor_fills_its_empty_fields_and_keeps_its_own(legacy_record, desk_r
     assert survivor.address == "重庆市江北区1号"
     assert survivor.family_phone == "13908070605", "its own is kept"
     assert survivor.birth_date == date(1955, 6, 1)
+    assert survivor.history.first().history_change_reason == f"absorbed {legacy_record.member_no}"
+    assert reload(legacy_record).history.first().history_change_reason == f"merged into {survivor.member_no}"
 
 
 def test_survivor_without_id_takes_the_merged_id_number(legacy_record, desk_record, hq_admin):

@@ -71,6 +71,7 @@ def test_buying_plus_starts_a_term_of_twelve_months_today(member, tiers, dept001
     bought = reload(member)
     assert (bought.paid_tier, bought.paid_tier_until) == (tiers["PLUS"], date(2026, 6, 14))
     assert bought.tier == tiers["NORMAL"], "the earned tier is not touched"
+    assert bought.history.first().history_change_reason == "paid tier bought: PLUS until 2026-06-14"
     [change] = TierChange.objects.filter(member=member)
     assert (change.reason, change.from_tier, change.to_tier, change.actor) == ("paid", None, tiers["PLUS"], hq_admin)
     assert "199.00" in change.note and "2026-06-14" in change.note
@@ -247,6 +248,7 @@ def test_a_merge_moves_the_paid_terms_and_keeps_the_later_ending_paid_tier(dept0
     taken = reload(survivor)
     assert taken.paid_tier == black_gold
     assert taken.paid_tier_until == reload(merged).paid_tier_until
+    assert taken.history.first().history_change_reason == f"tiers from member {merged.member_no}"
     assert TierSubscription.objects.filter(member=survivor).count() == 2
     assert not TierSubscription.objects.filter(member=merged).exists()
     [change] = TierChange.objects.filter(member=survivor, reason="merge")
