@@ -1,7 +1,8 @@
 """Chinese for the words of Django and the third-party apps that their own catalogs leave in English.
 
 Django's admin, django-axes, django-celery-results and django-import-export mark these strings for translation but
-ship no Simplified Chinese for them (axes has no zh_Hans catalog at all). Listed here with gettext_noop, they are
+ship no Simplified Chinese for them (axes has no zh_Hans catalog at all; django-celery-results ships one
+only as a .po, which nothing compiles in an installed package). Listed here with gettext_noop, they are
 extracted into the project's catalog (`make messages`), and the project's catalog comes first (LOCALE_PATHS), so
 the packages' own gettext calls find the Chinese. Nothing imports this module; it exists to be read by xgettext.
 """
@@ -46,6 +47,42 @@ THIRD_PARTY_STRINGS = (
     gettext_noop("Datetime field when the task was started in UTC"),
     gettext_noop("Datetime field when the group result was created in UTC"),
     gettext_noop("Datetime field when the group was completed in UTC"),
+    # django-celery-results ships its Simplified Chinese as a .po without the compiled .mo: all of its strings
+    gettext_noop("Parameters"),
+    gettext_noop("Celery Results"),
+    gettext_noop("Task ID"),
+    gettext_noop("Celery ID for the Task that was run"),
+    gettext_noop("Periodic Task Name"),
+    gettext_noop("Name of the Periodic Task which was run"),
+    gettext_noop("Task Name"),
+    gettext_noop("Name of the Task which was run"),
+    gettext_noop("Task Positional Arguments"),
+    gettext_noop("JSON representation of the positional arguments used with the task"),
+    gettext_noop("Task Named Arguments"),
+    gettext_noop("JSON representation of the named arguments used with the task"),
+    gettext_noop("Task State"),
+    gettext_noop("Current state of the task being run"),
+    gettext_noop("Result Content Type"),
+    gettext_noop("Content type of the result data"),
+    gettext_noop("Result Encoding"),
+    gettext_noop("The encoding used to save the task result data"),
+    gettext_noop("Result Data"),
+    gettext_noop("The data returned by the task.  Use content_encoding and content_type fields to read."),
+    gettext_noop("Created DateTime"),
+    gettext_noop("Datetime field when the task result was created in UTC"),
+    gettext_noop("Completed DateTime"),
+    gettext_noop("Datetime field when the task was completed in UTC"),
+    gettext_noop("Task Meta Information"),
+    gettext_noop("JSON meta information about the task, such as information on child tasks"),
+    gettext_noop("task result"),
+    gettext_noop("task results"),
+    gettext_noop("Group ID"),
+    gettext_noop("Celery ID for the Chord header group"),
+    gettext_noop("JSON serialized list of task result tuples. use .group_result() to decode"),
+    gettext_noop("Starts at len(chord header) and decrements after each task is finished"),
+    gettext_noop("Celery ID for the Group that was run"),
+    gettext_noop("group result"),
+    gettext_noop("group results"),
     # django-celery-beat: untranslated, or translated with its code words left in (True, None, enabled)
     gettext_noop("Execution Options"),
     gettext_noop("Arguments"),

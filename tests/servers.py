@@ -72,6 +72,27 @@ def gunicorn(*, database_url: str, workers: int = 1, env: dict | None = None):
             process.stdout.close()
 
 
+@contextlib.contextmanager
+def celery_worker(*, env: dict, log_path: Path, extra_args: tuple[str, ...] = ()):
+    """A real Celery worker of the project (one process, solo pool) with `env` as its environment and its output in
+    `log_path`; yields the process and stops it after (terminate, then kill)."""
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
+             *extra_args, "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel=INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
 def http(method: str, url: str, *, headers: dict | None = None, body: bytes | None = None,
          timeout: float = 30) -> tuple[int, dict, bytes]:
     """One request; return (status, headers, body), also for 4xx and 5xx answers."""

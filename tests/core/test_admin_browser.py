@@ -9,51 +9,22 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
 
 from stores.models import StaffProfile, Store
+from tests.browser import BROWSER_MARKS, browser_page_open
 from tests.factories import STAFF_PASSWORD, CardFactory, CardProductFactory, MemberFactory
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 ERROR_TEXTS = ("Server Error", "Traceback", "服务器错误", "Page not found", "页面没有找到", "Forbidden")
 
-pytestmark = [
-    pytest.mark.browser,
-    # CI sets REQUIRE_BROWSER: there a missing Chromium fails the launch instead of skipping the test.
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("REQUIRE_BROWSER"),
-        reason=f"needs Debian's Chromium at {CHROMIUM}",
-    ),
-    # live_server needs committed rows; serialized rollback brings back the tiers and roles of the migrations.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (requirements-dev.txt)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN",
-                                      extra_http_headers={"Accept-Language": "zh-Hans,zh;q=0.9"})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            # ORM calls made while Playwright runs open their own connection (its greenlet has its own
-            # context); closing it lets PostgreSQL drop the test database at the end of the session.
-            connections.close_all()
-            context.close()
-            browser.close()
+    with browser_page_open(width=1280, height=900, locale="zh-CN",
+                           extra_http_headers={"Accept-Language": "zh-Hans,zh;q=0.9"}) as page:
+        yield page
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ process's memory, so there it gets a file copy of it, and its rows are copied ba
 
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from django_celery_results.models import TaskResult
 
 from core.jobs import with_last_result
 from core.management.commands.run_all import FILESYSTEM_BROKER, prepare_filesystem_broker
-from tests.servers import current_database_url
+from tests.servers import celery_worker, current_database_url
 
 pytestmark = [pytest.mark.broker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,21 +59,8 @@ def filesystem_worker(worker_database):
     env = {name: value for name, value in os.environ.items() if not name.startswith("CELERY_")}
     env.update({"DATABASE_URL": database_url, "CELERY_BROKER_URL": FILESYSTEM_BROKER,
                 "CELERY_FILESYSTEM_FOLDER": str(broker_folder), "CONN_MAX_AGE": "0"})
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-             "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel=INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    try:
+    with celery_worker(env=env, log_path=log_path) as worker:
         yield broker_folder, worker, log_path
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
 
 
 @pytest.fixture

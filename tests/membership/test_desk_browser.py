@@ -5,51 +5,22 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from membership.models import Member
 from stores.models import Store
+from tests.browser import BROWSER_MARKS, browser_page_open
 from tests.factories import StaffFactory
 from tests.membership.conftest import resident_id
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 SCREENSHOTS = Path(os.environ.get("DESK_SCREENSHOTS", "/tmp"))
 
-pytestmark = [
-    pytest.mark.browser,
-    # CI sets REQUIRE_BROWSER: there a missing Chromium fails the launch instead of skipping the test.
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) and not os.environ.get("REQUIRE_BROWSER"),
-        reason=f"needs Debian's Chromium at {CHROMIUM}",
-    ),
-    # live_server needs committed rows; serialized rollback brings back the tiers and roles of the migrations.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (requirements-dev.txt)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            # ORM calls made while Playwright runs open their own connection (its greenlet has its own
-            # context); closing it lets PostgreSQL drop the test database at the end of the session.
-            connections.close_all()
-            context.close()
-            browser.close()
+    with browser_page_open(width=1024, height=768, locale="zh-CN") as page:
+        yield page
 
 
 @pytest.fixture

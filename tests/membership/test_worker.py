@@ -5,8 +5,6 @@ worker is another process, and SQLite's test database lives in this one's memory
 """
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +19,7 @@ from kombu import Connection
 from membership.models import MergeCandidate
 from membership.tasks import merge_candidates_detect
 from tests.membership.conftest import register
-from tests.servers import current_database_url
+from tests.servers import celery_worker, current_database_url
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,22 +54,10 @@ def worker_queue(tmp_path):
         "CELERY_RESULT_BACKEND": BROKER_URL,
         "CONN_MAX_AGE": "0",
     }
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", queue, "-n", f"{queue}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip",
-             "--loglevel=INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
     try:
-        yield queue, worker, log_path
+        with celery_worker(env=env, log_path=log_path, extra_args=("-Q", queue, "-n", f"{queue}@%h")) as worker:
+            yield queue, worker, log_path
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
         with Connection(BROKER_URL, connect_timeout=2) as broker:
             broker.default_channel.client.delete(f"_kombu.binding.{queue}", queue)
 
