@@ -47,7 +47,7 @@ def members_in_scope(queryset: QuerySet, user, *, now: datetime | None = None) -
     registered at one of their stores or with a purchase at one of them in the last MEMBER_SCOPE_MONTHS months.
 
     One EXISTS per member on the purchases (indexes purchase_member_time and purchase_store_time), never a join
-    that repeats members. docs/permissions.md states the rule.
+    that repeats members. docs/operations.md section 4 states the rule.
     """
     return member_rows_in_scope(queryset, user, member_path="", now=now)
 

@@ -1,4 +1,4 @@
-"""A store's members (DESIGN section 5, docs/permissions.md): those registered at the store or who bought there in
+"""A store's members (DESIGN section 5, docs/operations.md §4): those registered at the store or who bought there in
 the last 12 months; in the member list, its search, the change page and the export, and in the lists of a
 member's rows (cards, identities, ledgers, tier changes, duplicate pairs)."""
 
