@@ -39,3 +39,29 @@ def make_card(product: CardProduct, *, balance="0.00", status=Card.Status.ACTIVE
 @pytest.fixture
 def card_factory(db):
     return make_card
+
+
+# --- the sale orders' admin ----------------------------------------------------------------------------------
+
+
+def transfer_line(amount: str) -> dict:
+    """A bank-transfer payment line of a sale order form (a company paying the department store)."""
+    return {"method": "bank_transfer", "amount": amount, "reference": "B1", "payer_account_name": "重庆某某有限公司",
+            "payer_account_no": "6222000011112222", "payee_account_name": "百货公司",
+            "payee_account_no": "3100000011110000"}
+
+
+@pytest.fixture
+def card_ops(make_staff):
+    """A headquarters card operations clerk."""
+    from stores.models import StaffProfile
+
+    return make_staff("hq_card_ops", group="卡务运营", scope=StaffProfile.Scope.HQ)
+
+
+@pytest.fixture
+def ops_client(client, card_ops):
+    """The test client logged in as the card operations clerk, in English."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.force_login(card_ops)
+    return client

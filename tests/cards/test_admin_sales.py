@@ -13,6 +13,7 @@ from approvals.services import approval_request_approve
 from cards.models import Card, CardLedgerEntry, SaleOrder, SalePayment
 from cards.services.sales import PartyInput, SaleInput, SaleLineInput, sale_order_create
 from core.pii import resident_id_check_digit
+from tests.cards.conftest import transfer_line
 
 pytestmark = pytest.mark.django_db
 
@@ -50,26 +51,6 @@ def order_form(store, **overrides) -> dict:
     }
     data.update(overrides)
     return data
-
-
-def transfer_line(amount: str) -> dict:
-    return {"method": "bank_transfer", "amount": amount, "reference": "B1", "payer_account_name": "重庆某某有限公司",
-            "payer_account_no": "6222000011112222", "payee_account_name": "百货公司",
-            "payee_account_no": "3100000011110000"}
-
-
-@pytest.fixture
-def card_ops(make_staff):
-    from stores.models import StaffProfile
-
-    return make_staff("hq_card_ops", group="卡务运营", scope=StaffProfile.Scope.HQ)
-
-
-@pytest.fixture
-def ops_client(client, card_ops):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(card_ops)
-    return client
 
 
 def _action(client, action: str, orders, follow=True):

@@ -28,7 +28,8 @@ from cards.services.sales import (
 )
 from core.ledgers import ledgers_check
 from core.pii import pii_digest, resident_id_check_digit
-from stores.models import LegalEntity, StaffProfile
+from stores.models import LegalEntity
+from tests.cards.conftest import transfer_line
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,25 +75,7 @@ def company() -> PartyInput:
     return PartyInput(name="重庆某某有限公司", credit_code=USCC, phone="023-68881234")
 
 
-def transfer_line(amount: str) -> dict:
-    return {"method": "bank_transfer", "amount": amount, "reference": "B1", "payer_account_name": "重庆某某有限公司",
-            "payer_account_no": "6222000011112222", "payee_account_name": "百货公司",
-            "payee_account_no": "3100000011110000"}
-
-
 # --- the admin ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def card_ops(make_staff):
-    return make_staff("hq_card_ops", group="卡务运营", scope=StaffProfile.Scope.HQ)
-
-
-@pytest.fixture
-def ops_client(client, card_ops):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(card_ops)
-    return client
 
 
 def order_form(store, cards, *, amount="500.00", **overrides) -> dict:

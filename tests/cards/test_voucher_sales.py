@@ -497,20 +497,6 @@ def order_form(store, **overrides) -> dict:
     return data
 
 
-@pytest.fixture
-def card_ops(make_staff):
-    from stores.models import StaffProfile
-
-    return make_staff("hq_card_ops", group="卡务运营", scope=StaffProfile.Scope.HQ)
-
-
-@pytest.fixture
-def ops_client(client, card_ops):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(card_ops)
-    return client
-
-
 def _action(client, action: str, orders, follow=True):
     return client.post(reverse(CHANGELIST), {"action": action, "_selected_action": [str(o.pk) for o in orders]},
                        follow=follow)
