@@ -51,6 +51,10 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
         "cards.VoucherBatch", "cards.VoucherLedgerEntry", "cards.VoucherProduct", "cards.Supplier",
         "page:cards_voucher_liability", "page:cards_voucher_settlement",
     )),
+    ("campaigns", _("Marketing"), (
+        "campaigns.CouponTemplate", "campaigns.Coupon", "campaigns.CouponRedemption", "campaigns.CouponRule",
+        "campaigns.PointsPromotion", "campaigns.MemberDay",
+    )),
     ("approvals", _("Approvals"), ("approvals.ApprovalRequest", "approvals.ApprovalPolicy")),
     ("stores", _("Stores and staff"), (
         "stores.Store", "stores.Terminal", "stores.Format", "stores.Region", "stores.LegalEntity",
@@ -66,7 +70,7 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
 
 # Where a model no entry of GROUPS names goes: the group of its app; any other app's is "System".
 APP_GROUPS = {
-    "membership": "members", "campaigns": "members", "cards": "cards", "reports": "cards", "approvals": "approvals",
+    "membership": "members", "campaigns": "campaigns", "cards": "cards", "reports": "cards", "approvals": "approvals",
     "stores": "stores", "auth": "stores",
 }
 

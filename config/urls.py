@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns.api import CouponRedeemView, CouponValidateView, MemberCouponClaimView, MemberCouponsView
 from cards.api import CardDebitView, CardRefundView, CardView, TransactionReverseView, VoucherRedeemView
 from core.api import api_not_found
 from membership.api import MemberLookupView, PointsRedeemView, PurchaseCreateView, PurchaseReturnCreateView
@@ -29,6 +30,10 @@ api_v1 = [
     path("cards/<str:card_no>/refund", CardRefundView.as_view(), name="card-refund"),
     path("transactions/<str:transaction_id>/reverse", TransactionReverseView.as_view(), name="transaction-reverse"),
     path("vouchers/<str:code>/redeem", VoucherRedeemView.as_view(), name="voucher-redeem"),
+    path("coupons/<str:code>/redeem", CouponRedeemView.as_view(), name="coupon-redeem"),
+    path("coupons/<str:code>/validate", CouponValidateView.as_view(), name="coupon-validate"),
+    path("members/<str:member_no>/coupons", MemberCouponsView.as_view(), name="member-coupons"),
+    path("members/<str:member_no>/coupons/claim", MemberCouponClaimView.as_view(), name="member-coupons-claim"),
     re_path(r"^.*$", api_not_found),
 ]
 
@@ -42,5 +47,6 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api-v1"))),
     path("admin/", admin.site.urls),
     path("desk/cards/", include("cards.urls")),
+    path("desk/coupons/", include("campaigns.urls")),
     path("desk/", include("membership.urls")),
 ]

@@ -32,8 +32,11 @@ QUERY_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK_PATTERN = rf"[^{SPACE}]"
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+def error_body(code: str, message: str, fields: dict | None = None, extra: dict | None = None) -> dict:
+    """The CONTRACT envelope; `extra` adds keys an error code documents (a coupon refusal's "reason")."""
     error = {"code": code, "message": message}
+    if extra:
+        error.update(extra)
     if fields:
         error["fields"] = fields
     return {"error": error}
@@ -73,7 +76,7 @@ _DRF_CODES = [
 def exception_handler(exc, context):
     """Render every error the API raises in the CONTRACT envelope."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, str(exc), exc.fields), status=exc.status)
+        return Response(error_body(exc.code, str(exc), exc.fields, exc.extra), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -196,6 +199,9 @@ class PosPostView(APIView):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
+    reason = serializers.CharField(
+        required=False, help_text="coupon_not_applicable only: why the coupon does not apply.",
+    )
     fields = serializers.DictField(required=False)
 
 

@@ -11,6 +11,8 @@ class DomainError(Exception):
     code = "validation_error"
     status = 400
     default_message = _("The request could not be carried out.")
+    # Keys the API adds to the error object beside code and message (a coupon refusal's "reason").
+    extra: dict | None = None
 
     def __init__(self, message=None, *, fields: dict | None = None, **params):
         self.message = message if message is not None else self.default_message

@@ -40,6 +40,11 @@ NIGHTLY = {
         _("Marks pickup vouchers past their validity as expired; their remaining units stay on them and are "
           "reported apart in the voucher liability."),
     ),
+    # After midnight, so a coupon valid "until" yesterday shows as expired in the morning.
+    "campaigns: expire coupons": (
+        "campaigns.coupons_expire", 0, 58,
+        _("Closes open coupons past their validity as expired, and keeps each template's counts in step."),
+    ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
         _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS, and expired rate counters."),
@@ -59,6 +64,7 @@ JOB_LABELS = {
     "membership: detect merge candidates": _("Detect merge candidates"),
     "cards: expire bearer cards": _("Expire bearer cards"),
     "cards: expire pickup vouchers": _("Expire pickup vouchers"),
+    "campaigns: expire coupons": _("Expire coupons"),
     "core: purge idempotency keys": _("Purge POS idempotency keys"),
     "core: check ledgers": _("Check ledgers"),
 }

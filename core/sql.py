@@ -47,9 +47,15 @@ class JoinedSelect:
     LEFT JOIN that found nothing is None on its parent.
     """
 
-    def __init__(self, parts: Iterable[Part], from_sql: str):
+    def __init__(self, parts: Iterable[Part], from_sql: str, *, extras: Sequence[str] = (),
+                 tables: dict[str, type[Model]] | None = None):
         self.parts = list(parts)
         self.from_sql = from_sql
+        # SQL expressions after the parts' columns (their params come first): their values, as the database
+        # answers them, are the list `extras` of the result. `tables` names more {placeholders} of from_sql and
+        # of the extras (a many-to-many table, say) by their model.
+        self.extras = list(extras)
+        self.tables = dict(tables or {})
         self._sql = None
         self._converters = None
 
@@ -60,7 +66,9 @@ class JoinedSelect:
                 f"{quote(part.alias)}.{quote(column.column)}" for part in self.parts for column in part.columns
             )
             tables = {part.alias: quote(part.model._meta.db_table) for part in self.parts}
-            self._sql = f"SELECT {columns} {self.from_sql.format(**tables)}"
+            tables.update({name: quote(model._meta.db_table) for name, model in self.tables.items()})
+            extras = "".join(f", {extra.format(**tables)}" for extra in self.extras)
+            self._sql = f"SELECT {columns}{extras} {self.from_sql.format(**tables)}"
         return self._sql
 
     def _converters_for(self) -> list:
@@ -84,7 +92,7 @@ class JoinedSelect:
         return self.load(row)
 
     def load(self, row: Sequence) -> dict[str, Model | None]:
-        values = list(row)
+        values = list(row[:len(row) - len(self.extras)])
         for index, (expression, converters) in enumerate(self._converters_for()):
             for converter in converters:
                 values[index] = converter(values[index], expression, connection)
@@ -102,6 +110,8 @@ class JoinedSelect:
                 parent = found[parent_alias]
                 if parent is not None:
                     parent._meta.get_field(name).set_cached_value(parent, instance)
+        if self.extras:
+            found["extras"] = list(row[len(row) - len(self.extras):])
         return found
 
 

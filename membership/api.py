@@ -1,6 +1,7 @@
 """POS API for members: find a member, record purchases and returns, turn points into cash (CONTRACT section 3)."""
 
 import re
+from decimal import ROUND_DOWN
 
 from django.db.models import QuerySet
 from django.utils.text import format_lazy
@@ -11,7 +12,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import NOT_BLANK_PATTERN, QUERY_SPACE, WRITE_ERRORS, ErrorEnvelopeSerializer, PosPostView, validated
-from core.fields import LinesField, MoneyField, OffsetDateTimeField, PointsField, PositiveMoneyField, ReceiptField
+from core.fields import (
+    LinesField,
+    LocalTimeField,
+    MoneyField,
+    OffsetDateTimeField,
+    PointsField,
+    PositiveMoneyField,
+    ReceiptField,
+)
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
 from core.schema import IDEMPOTENCY_PARAMETER
 from membership import queries, services
@@ -24,7 +33,9 @@ LOOKUP_LIMIT = 20
 # Oldest record first, so a family always appears in the same order at every till.
 LOOKUP_ORDER = ("registered_at", "pk")
 # What the answer shows: sealed ID numbers and addresses stay in the database.
-LOOKUP_COLUMNS = ("member_no", "name", "points", "status", "registered_at", "tier__code", "tier__name")
+LOOKUP_COLUMNS = (
+    "member_no", "name", "points", "status", "registered_at", "tier__code", "tier__name", "tier__discount_rate",
+)
 LOOKUPS = {
     "phone": queries.members_by_phone,
     "member_no": queries.members_by_member_no,
@@ -157,6 +168,11 @@ class LookupQuerySerializer(serializers.Serializer):
 class TierSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
+    # Two decimals (CONTRACT); a finer rate is rounded down, so a till never gives more than the tier's discount.
+    discount_rate = serializers.DecimalField(
+        max_digits=5, decimal_places=2, coerce_to_string=True, rounding=ROUND_DOWN,
+        help_text=_('The tier\'s discount at the till as a decimal string: "0.05" for 5 percent off, "0.00" for none.'),
+    )
 
 
 class LookupMemberSerializer(serializers.Serializer):
@@ -207,10 +223,18 @@ class MemberNoField(serializers.CharField):
         super().__init__(max_length=64, **kwargs)
 
 
+@extend_schema_field({"type": "string", "maxLength": 64, "pattern": NOT_BLANK_PATTERN, "nullable": True})
+class OptionalMemberNoField(MemberNoField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _("Our member number or a number from a legacy member system; null or left "
+                                         "out for a customer who showed no membership."))
+        super().__init__(required=False, allow_null=True, default=None, **kwargs)
+
+
 class PurchaseInputSerializer(serializers.Serializer):
-    member_no = MemberNoField()
+    member_no = OptionalMemberNoField()
     receipt_no = ReceiptField()
-    amount = PositiveMoneyField(help_text=_("What the member paid, greater than 0."))
+    amount = PositiveMoneyField(help_text=_("What the customer paid, greater than 0."))
     occurred_at = OffsetDateTimeField(
         help_text=_("Time of sale, ISO 8601 with offset; not in the future (five minutes' clock difference allowed).")
     )
@@ -218,12 +242,26 @@ class PurchaseInputSerializer(serializers.Serializer):
     lines = LinesField(required=False, default=list)
 
 
+class IssuedCouponSerializer(serializers.Serializer):
+    coupon_code = serializers.CharField()
+    name = serializers.CharField()
+    discount_text = serializers.CharField(help_text=_("What the coupon gives, as the receipt prints it."))
+    valid_until = LocalTimeField(allow_null=True, help_text=_("Empty for a coupon without an end."))
+
+
 class PurchaseOutputSerializer(serializers.Serializer):
     purchase_id = serializers.IntegerField()
-    points_earned = serializers.IntegerField(help_text=_("Points this purchase earned, pending ones included."))
-    points = serializers.IntegerField(help_text=_("The member's usable points balance after the purchase."))
+    points_earned = serializers.IntegerField(
+        help_text=_("Points this purchase earned, pending ones included; 0 without a member.")
+    )
+    points = serializers.IntegerField(
+        allow_null=True, help_text=_("The member's usable points balance after the purchase; null without a member.")
+    )
     points_pending = serializers.IntegerField(
         help_text=_("Points of this purchase held until the format's return window has passed (not in points).")
+    )
+    coupons = IssuedCouponSerializer(
+        many=True, help_text=_("Coupons this purchase gave (to print on the receipt); empty when none.")
     )
 
 
@@ -233,11 +271,13 @@ class PurchaseOutputSerializer(serializers.Serializer):
     responses={201: PurchaseOutputSerializer, **WRITE_ERRORS},
     parameters=[IDEMPOTENCY_PARAMETER],
     description=(
-        "Record a receipt that names a member and credit its points (the format's earn rule, the member's tier "
-        "or paid-tier multiplier, campaign multipliers; rounded down). The same receipt_no at the same store is "
-        "never counted twice: a second one with another Idempotency-Key is 409 validation_error naming the "
-        "purchase already recorded. In a format with a return window the points are pending (points_pending) "
-        "until it has passed. Unknown member: 404 not_found; frozen or closed member: 409 validation_error."
+        "Record a receipt and credit its points to the member it names (the format's earn rule, the member's tier "
+        "or paid-tier multiplier, points promotions; rounded down). member_no null or left out: a customer who "
+        "showed no membership; the sale is recorded and earns nothing (points_earned 0, points null). The same "
+        "receipt_no at the same store is never counted twice: a second one with another Idempotency-Key is 409 "
+        "validation_error naming the purchase already recorded. In a format with a return window the points are "
+        "pending (points_pending) until it has passed. coupons lists the coupons the sale gave. Unknown member: "
+        "404 not_found; frozen or closed member: 409 validation_error."
     ),
 ))
 class PurchaseCreateView(PosPostView):
@@ -251,8 +291,10 @@ class PurchaseCreateView(PosPostView):
             lines=data["lines"],
         )
         return Response(PurchaseOutputSerializer({
-            "purchase_id": purchase.pk, "points_earned": purchase.points_earned, "points": purchase.member.points,
+            "purchase_id": purchase.pk, "points_earned": purchase.points_earned,
+            "points": purchase.member.points if purchase.member_id else None,
             "points_pending": services.purchase_points_pending(purchase),
+            "coupons": getattr(purchase, "issued_coupons", []),
         }).data, status=201)
 
 
@@ -276,7 +318,9 @@ class ReturnOutputSerializer(serializers.Serializer):
     points_owed = serializers.IntegerField(
         help_text=_("Points the member had already spent: recorded as owed and paid off by later earnings.")
     )
-    points = serializers.IntegerField(help_text=_("The member's points balance after the return."))
+    points = serializers.IntegerField(
+        allow_null=True, help_text=_("The member's points balance after the return; null for a sale without a member.")
+    )
 
 
 @extend_schema_view(post=extend_schema(
@@ -302,7 +346,9 @@ class PurchaseReturnCreateView(PosPostView):
             store=request.auth.store, terminal=request.auth, original_receipt_no=data["original_receipt_no"],
             receipt_no=data["receipt_no"], amount=data["amount"], occurred_at=data.get("occurred_at"),
         )
-        balance = Member.objects.filter(pk=record.purchase.member_id).values_list("points", flat=True).get()
+        member_id = record.purchase.member_id
+        balance = (Member.objects.filter(pk=member_id).values_list("points", flat=True).get()
+                   if member_id is not None else None)
         return Response(ReturnOutputSerializer({
             "return_id": record.pk, "purchase_id": record.purchase_id, "points_reversed": record.points_reversed,
             "points_owed": record.points_debt, "points": balance,
@@ -329,7 +375,8 @@ class RedeemOutputSerializer(serializers.Serializer):
     parameters=[IDEMPOTENCY_PARAMETER],
     description=(
         "Turn points into cash on a receipt (积分抵现), in any format: points x cash value / points per unit of "
-        "the points policy (default 100 points = 1.00 yuan), rounded down to the cent. Fewer points than the "
+        "the points policy (default 100 points = 1.00 yuan), or of a points-to-cash day at the store when it gives "
+        "more cash per point, rounded down to the cent. Fewer points than the "
         "minimum per receipt, more than the maximum per receipt (all redemptions on one receipt together), or a "
         "value under 0.01 is 422 limit_exceeded naming the rule; more points than the balance is 422 "
         "insufficient_points. The redeeming store's company is recorded as honouring the points."

@@ -77,7 +77,8 @@ def members_in_scope_count(store_ids, *, now: datetime | None = None) -> int:
     since = moment_months_add(now or timezone.now(), -MEMBER_SCOPE_MONTHS)
     live = ~Q(status=Member.Status.MERGED)
     registered = Member.objects.filter(live, registered_store_id__in=store_ids).count()
-    buyers = (Purchase.objects.filter(store_id__in=store_ids, occurred_at__gte=since)
+    # Sales without a member are no buyer to count.
+    buyers = (Purchase.objects.filter(store_id__in=store_ids, occurred_at__gte=since, member__isnull=False)
               .exclude(member__registered_store_id__in=store_ids).exclude(member__status=Member.Status.MERGED)
               .values("member_id").distinct().count())
     return registered + buyers

@@ -37,6 +37,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
         # Receiving card stock sent to the store, sending it back, selling and serving cards at the desk.
         "cards.receive_card_stock", "cards.add_cardtransfer", "cards.sell_card", "cards.serve_card",
+        # The coupons redeemed at the store's tills.
+        "campaigns.view_couponredemption",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
             "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",

@@ -20,7 +20,7 @@ from membership.models import Member, PointsEntry
 pytestmark = pytest.mark.django_db
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-WAITING = {"cards.batch_produce", "cards.sale_approve", "membership.points_adjust",
+WAITING = {"campaigns.coupon_template_start", "cards.batch_produce", "cards.sale_approve", "membership.points_adjust",
            "membership.member_merge_conflicting_ids"}
 
 

@@ -18,6 +18,7 @@ reverse tells them (`discounts.follow_up`) so they give back their share in the 
 
 import base64
 import secrets
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
@@ -55,6 +56,7 @@ from stores.models import Format, LegalEntity
 __all__ = [
     "LINES_MAX",
     "CardPaymentNotFound",
+    "PAYMENT_REVERSED",
     "CheckedLines",
     "RefundExceedsPayment",
     "card_debit",
@@ -63,6 +65,7 @@ __all__ = [
     "card_refund",
     "card_status_shown",
     "card_transaction_reverse",
+    "on_payment_reversed",
 ]
 
 RECEIPT_MAX = 64
@@ -92,6 +95,17 @@ _CARD = JoinedSelect(_CARD_PARTS, _CARD_FROM)
 # NO KEY UPDATE is the lock the balance UPDATE takes anyway; unlike FOR UPDATE it does not hold up other
 # transactions' foreign-key checks of rows that refer to the card.
 _CARD_LOCKED = JoinedSelect(_CARD_PARTS, _CARD_FROM + ' FOR NO KEY UPDATE OF c')
+
+
+# Called as listener(payment=, reversal=) in the reversal's transaction when a card payment is voided (campaigns
+# gives back the coupons used on its receipt). Registered with on_payment_reversed.
+PAYMENT_REVERSED: list[Callable] = []
+
+
+def on_payment_reversed(function: Callable) -> Callable:
+    """Register a listener of voided card payments (see PAYMENT_REVERSED)."""
+    PAYMENT_REVERSED.append(function)
+    return function
 
 
 def _card(card_no: str, *, lock: bool) -> Card:
@@ -415,4 +429,7 @@ def card_transaction_reverse(*, transaction_id: str, store, terminal=None) -> Ca
         _post(record, card=card, kind=CardLedgerEntry.Kind.REVERSE, amount=moved, store=store, terminal=terminal,
               receipt_no=target.receipt_no, legal_entity=_company(store), cap=cap)
         discounts.follow_up(record)
+        if target.kind == CardTransaction.Kind.DEBIT:
+            for listener in PAYMENT_REVERSED:
+                listener(payment=target, reversal=record)
     return record

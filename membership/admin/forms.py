@@ -209,8 +209,8 @@ class GiftStockCorrectForm(forms.Form):
 class TierForm(forms.ModelForm):
     class Meta:
         model = Tier
-        fields = ["code", "name", "kind", "rank", "is_active", "points_multiplier", "discount_text", "benefits",
-                  "threshold", "grace_days", "fee", "term_months"]
+        fields = ["code", "name", "kind", "rank", "is_active", "points_multiplier", "discount_rate", "discount_text",
+                  "benefits", "threshold", "grace_days", "fee", "term_months"]
 
     def clean(self):
         cleaned = super().clean()

@@ -293,7 +293,8 @@ class PurchaseReturnInline(ReadOnlyInline):
 
 @admin.register(Purchase)
 class PurchaseAdmin(MemberRowAdmin):
-    """Receipts from every format's POS that named a member; written only by the POS API."""
+    """Receipts from every format's POS, of members and of customers who showed no membership; written only by
+    the POS API."""
 
     store_path = "store"
     list_display = ["occurred_at", "store", "format", "receipt_no", "member_link", "amount", "returned_amount",
@@ -305,7 +306,7 @@ class PurchaseAdmin(MemberRowAdmin):
     sortable_by = ["occurred_at"]
     readonly_fields = ["member_link", "store", "format", "legal_entity", "terminal", "receipt_no", "amount",
                        "returned_amount", "occurred_at", "payment_method_shown", "lines_table", "points_earned",
-                       "points_entries", "created_at"]
+                       "promotions_text", "points_entries", "created_at"]
     fields = readonly_fields
     inlines = [PurchaseReturnInline]
 
@@ -320,6 +321,12 @@ class PurchaseAdmin(MemberRowAdmin):
             condition |= Q(member_id__in=list(Member.objects.filter(member_no=term).values_list("pk", flat=True)))
         return queryset.filter(condition), False
 
+    @admin.display(description=_("member"))
+    def member_link(self, obj):
+        if obj.member_id is None:
+            return format_html('— <span class="quiet">{}</span>', gettext("non-member"))
+        return super().member_link(obj)
+
     @admin.display(description=_("lines"))
     def lines_table(self, obj):
         lines = [line for line in (obj.lines or []) if isinstance(line, dict)]
@@ -331,6 +338,8 @@ class PurchaseAdmin(MemberRowAdmin):
 
     @admin.display(description=_("points entries"))
     def points_entries(self, obj):
+        if obj.member_id is None:
+            return gettext("A sale without a member earns no points.")
         entries = PointsEntry.objects.filter(
             member_id=obj.member_id, cause_type=ContentType.objects.get_for_model(Purchase), cause_id=str(obj.pk),
         ).select_related("legal_entity").order_by("created_at", "pk")

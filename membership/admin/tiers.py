@@ -110,14 +110,14 @@ class TierAdmin(BaseAdmin):
     """Tier configuration: what earns each tier, what it gives, and what a paid tier costs (history kept)."""
 
     form = TierForm
-    list_display = ["code", "name", "kind", "rank", "threshold", "points_multiplier", "discount_text", "grace_days",
-                    "fee", "term_months", "is_active"]
+    list_display = ["code", "name", "kind", "rank", "threshold", "points_multiplier", "discount_rate", "discount_text",
+                    "grace_days", "fee", "term_months", "is_active"]
     list_display_links = ["code", "name"]
     list_filter = ["kind", "is_active"]
     search_fields = ["=code", "name"]
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "rank", "is_active"]}),
-        (_("benefits"), {"fields": ["points_multiplier", "discount_text", "benefits"]}),
+        (_("benefits"), {"fields": ["points_multiplier", "discount_rate", "discount_text", "benefits"]}),
         (_("earned tiers"), {"fields": ["threshold", "grace_days"],
                              "description": _("The spend window is set in the points policy.")}),
         (_("paid tiers"), {"fields": ["fee", "term_months"]}),

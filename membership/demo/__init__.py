@@ -426,6 +426,10 @@ CATEGORIES = {
 }
 PURCHASE_BATCH = 250
 DEMO_PLUS_EVERY = 40
+# Sales to customers who showed no membership, per open store, over the last WALK_IN_DAYS days: what the member
+# share of sales is measured against (and what a member may claim later).
+WALK_IN_SALES_PER_STORE = 12
+WALK_IN_DAYS = 30
 
 
 @dataclass
@@ -495,6 +499,37 @@ def seed_loyalty(*, today: date | None = None, seed: int = DEMO_SEED) -> Loyalty
     result.tiers = tiers_evaluate(today=today).as_dict()
     result.plus = _plus_for_a_few(today=today)
     return result
+
+
+def seed_walk_in_sales(*, seed: int = DEMO_SEED) -> int:
+    """Sales without a member at every open store (WALK_IN_SALES_PER_STORE each, receipts WALKIN-0001 ...); a
+    receipt a store already has is left alone, so a second run adds nothing. Return how many were created.
+
+    They earn nothing, so no ledger moves: written in bulk like the members' purchases.
+    """
+    now = timezone.now()
+    stores = list(Store.objects.exclude(status=Store.Status.CLOSED).select_related("format").order_by("code"))
+    receipts = [f"WALKIN-{number:04d}" for number in range(1, WALK_IN_SALES_PER_STORE + 1)]
+    existing = set(Purchase.objects.filter(store__in=stores, receipt_no__in=receipts)
+                   .values_list("store_id", "receipt_no"))
+    sales = []
+    for store in stores:
+        rng = random.Random(seed * 7_919 + store.pk)
+        format_code = store.format.code if store.format.code in CATEGORIES else "SUPER"
+        for receipt_no in receipts:
+            lines = _basket(rng, format_code)
+            moment = timezone.localtime(now - timedelta(days=rng.randrange(WALK_IN_DAYS)))
+            moment = min(moment.replace(hour=rng.randint(9, 20), minute=rng.randrange(60)), now)
+            payment_method = rng.choice(PAYMENT_METHODS)
+            if (store.pk, receipt_no) in existing:
+                continue
+            sales.append(Purchase(
+                member=None, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
+                receipt_no=receipt_no, amount=sum((Decimal(line["amount"]) for line in lines), Decimal("0.00")),
+                occurred_at=moment, payment_method=payment_method, lines=lines, created_at=moment, points_earned=0,
+            ))
+    Purchase.objects.bulk_create(sales, batch_size=1000, ignore_conflicts=True)
+    return len(sales)
 
 
 def _stores_by_city_and_format() -> dict:

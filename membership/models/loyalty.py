@@ -226,11 +226,12 @@ class TierSubscription(PaymentMethodShown, models.Model):
 
 
 class Purchase(PaymentMethodShown, models.Model):
-    """A receipt from a format's POS that names a member (CONTRACT: POST /api/v1/purchases)."""
+    """A receipt from a format's POS (CONTRACT: POST /api/v1/purchases), of a member or of a customer who showed
+    no membership (member empty: the sale counts in total sales and earns nothing)."""
 
     member = models.ForeignKey(
-        "membership.Member", on_delete=models.PROTECT, related_name="purchases", verbose_name=_("member"),
-        db_index=False,
+        "membership.Member", on_delete=models.PROTECT, null=True, blank=True, related_name="purchases",
+        verbose_name=_("member"), db_index=False, help_text=_("Empty for a customer who showed no membership."),
     )
     store = models.ForeignKey(
         "stores.Store", on_delete=models.PROTECT, related_name="+", verbose_name=_("store"), db_index=False
@@ -258,6 +259,10 @@ class Purchase(PaymentMethodShown, models.Model):
     points_earned = models.IntegerField(
         _("points earned"), default=0, help_text=_("Including points still pending in the return window.")
     )
+    promotions_text = models.CharField(
+        _("points promotions"), max_length=200, blank=True,
+        help_text=_("The points promotions that raised what this purchase earned, as the ledger names them."),
+    )
     created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
 
     class Meta:
@@ -272,6 +277,11 @@ class Purchase(PaymentMethodShown, models.Model):
                 name="purchase_returned_within_amount",
             ),
             models.CheckConstraint(condition=models.Q(points_earned__gte=0), name="purchase_points_not_negative"),
+            # A sale without a member earns nothing (it may be claimed later, which names the member first).
+            models.CheckConstraint(
+                condition=models.Q(member__isnull=False) | models.Q(points_earned=0, promotions_text=""),
+                name="purchase_without_member_earns_nothing",
+            ),
         ]
         indexes = [
             models.Index(fields=["member", "occurred_at"], name="purchase_member_time"),

@@ -3,7 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -39,6 +39,12 @@ class Tier(models.Model):
     )
     discount_text = models.CharField(
         _("discount"), max_length=100, blank=True, help_text=_("The member discount as shown to staff, e.g. 95折.")
+    )
+    discount_rate = models.DecimalField(
+        _("discount rate"), max_digits=5, decimal_places=4, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("0.9999"))],
+        help_text=_("0.05 for 5 percent off: the discount a till gives the tier's members (sent to the POS with "
+                    "the member lookup); 0 for none."),
     )
     benefits = models.TextField(_("benefits"), blank=True)
     grace_days = models.PositiveSmallIntegerField(

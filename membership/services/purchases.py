@@ -1,6 +1,6 @@
 """Purchases from every format's POS, returns of them, and points held in a format's return window."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -32,11 +32,22 @@ from membership.models import (
 )
 from membership.services.ledger import _lock_members, points_debt_move, points_earn, points_post
 from membership.services.members import merge_mover, survivor_pk
-from membership.services.points import _cents, earn_rule_default, points_for_purchase
+from membership.services.points import (
+    EarnBonus,
+    _cents,
+    earn_rule_default,
+    earn_rule_for,
+    points_for_purchase_detail,
+    promotions_text,
+)
 
 __all__ = [
     "LINES_MAX",
+    "PURCHASE_RECORDED",
+    "PURCHASE_RETURNED",
     "member_for_pos",
+    "on_purchase_recorded",
+    "on_purchase_returned",
     "points_holds_release",
     "points_to_take_back",
     "purchase_points_pending",
@@ -50,6 +61,30 @@ CLOCK_SKEW = timedelta(minutes=5)
 MONEY_MAX = Decimal("999999999999.99")
 RECEIPT_MAX = 64
 CENT = Decimal("0.01")
+
+
+# --- hooks other apps fill in at start-up (membership knows no campaign) ---------------------------------------
+
+# Called as listener(purchase=, bonuses=) in the purchase's transaction right after it is written (with or without
+# a member; bonuses as EarnResult.bonuses, empty without a member). A listener may set `purchase.issued_coupons`
+# to the coupons the sale gave: dicts {"coupon_code", "name", "discount_text", "valid_until"} (a datetime or
+# None), which the POS answer lists. An exception rolls the purchase back.
+PURCHASE_RECORDED: list[Callable[..., None]] = []
+# Called as listener(purchase=, purchase_return=) in the return's transaction, after the return is recorded and
+# purchase.returned_amount updated.
+PURCHASE_RETURNED: list[Callable[..., None]] = []
+
+
+def on_purchase_recorded(function: Callable[..., None]) -> Callable[..., None]:
+    """Register a listener of recorded purchases (see PURCHASE_RECORDED)."""
+    PURCHASE_RECORDED.append(function)
+    return function
+
+
+def on_purchase_returned(function: Callable[..., None]) -> Callable[..., None]:
+    """Register a listener of purchase returns (see PURCHASE_RETURNED)."""
+    PURCHASE_RETURNED.append(function)
+    return function
 
 
 # --- finding the member at a till -------------------------------------------------------------
@@ -205,7 +240,7 @@ def _lines_clean(lines) -> tuple[list[dict], list[str]]:
 def purchase_record(
     *,
     store,
-    member: Member | int | str,
+    member: Member | int | str | None,
     receipt_no: str,
     amount: Decimal,
     occurred_at: datetime,
@@ -214,14 +249,17 @@ def purchase_record(
     lines: Iterable[Mapping] = (),
     operator=None,
 ) -> Purchase:
-    """Record a receipt that names a member and credit the points it earns, in one transaction.
+    """Record a receipt and credit the points it earns to the member it names, in one transaction.
 
-    `member` is a Member, its primary key, or the number a till sends (ours or a legacy one).
+    `member` is a Member, its primary key, or the number a till sends (ours or a legacy one); None for a
+    customer who showed no membership: the sale is recorded (it counts in total sales) and earns nothing.
+    The format's receipt limits apply either way.
     The same receipt of the same store is counted once, also when two tills send it at the same time:
     the unique constraint decides, the loser gets ReceiptAlreadyRecorded naming the purchase recorded.
     In a format with a return window the points are held (PointsHold) until the window has passed;
-    otherwise they are credited at once and pay off any points the member owes first.
-    Raise PurchaseInvalid, MemberNotFound, MemberNotActive, ReceiptAlreadyRecorded.
+    otherwise they are credited at once and pay off any points the member owes first. The listeners of
+    PURCHASE_RECORDED are called in the same transaction once it is written.
+    Raise PurchaseInvalid, PurchaseLimitExceeded, MemberNotFound, MemberNotActive, ReceiptAlreadyRecorded.
     """
     now = timezone.now()
     errors: dict[str, list[str]] = {}
@@ -240,7 +278,10 @@ def purchase_record(
     if errors:
         raise PurchaseInvalid(fields=errors)
     receipt_no = receipt_no.strip()
-    member, rule = _earning_member(member, format=store.format)
+    if member is None:
+        rule = earn_rule_for(store.format)
+    else:
+        member, rule = _earning_member(member, format=store.format)
     if amount > rule.max_receipt_amount:
         limit = gettext("a receipt of this format is at most %(amount)s yuan") % {
             "amount": f"{rule.max_receipt_amount:,.2f}"}
@@ -250,27 +291,40 @@ def purchase_record(
     # than failing on the unique constraint, so every refusal leaves the caller's transaction usable.
     # A receipt sent by two tills at once: the second insert waits for the first to commit, then skips.
     with transaction.atomic(savepoint=False):
-        purchase = _purchase_write(
+        written = _purchase_write(
             store=store, member=member, rule=rule, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
             terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
         )
-    if purchase is None:
+        if written is not None:
+            purchase, bonuses = written
+            purchase.issued_coupons = []
+            for listener in PURCHASE_RECORDED:
+                listener(purchase=purchase, bonuses=bonuses)
+    if written is None:
         existing = _recorded(Purchase, store=store, receipt_no=receipt_no)
         raise _receipt_taken(receipt_no, gettext("purchase"), existing)
     return purchase
 
 
 def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, terminal, payment_method, lines,
-                    operator, now) -> Purchase | None:
+                    operator, now) -> tuple[Purchase, list[tuple[EarnBonus, int]]] | None:
+    """The purchase written with its points (credited or held) and the promotions behind them; None when the
+    store already has this receipt."""
     purchase = Purchase(
         member=member, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
         terminal=terminal, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
         payment_method=payment_method, lines=lines, created_at=now,
     )
-    purchase.points_earned = points = points_for_purchase(
-        member=member, store=store, amount=amount, occurred_at=occurred_at, lines=lines,
-        payment_method=payment_method, purchase=purchase, rule=rule,
-    )
+    bonuses: list[tuple[EarnBonus, int]] = []
+    points = 0
+    if member is not None:
+        earned = points_for_purchase_detail(
+            member=member, store=store, amount=amount, occurred_at=occurred_at, lines=lines,
+            payment_method=payment_method, purchase=purchase, rule=rule,
+        )
+        points, bonuses = earned.points, earned.bonuses
+    purchase.points_earned = points
+    purchase.promotions_text = promotions_text(bonuses) if points else ""
     if points > rule.max_points_per_receipt:
         limit = gettext("a receipt of this format earns at most %(points)s points") % {
             "points": f"{rule.max_points_per_receipt:,}"}
@@ -280,16 +334,20 @@ def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, ter
     available_at = occurred_at + timedelta(days=rule.pending_days)
     if points and rule.pending_days and available_at > now:
         PointsHold.objects.create(member=member, purchase=purchase, points=points, available_at=available_at)
-        return purchase
+        return purchase, bonuses
     # Known to have no hold: purchase_points_pending then answers without a query.
     Purchase.points_hold.related.set_cached_value(purchase, None)
     if points:
+        if purchase.promotions_text:
+            reason = gettext("purchase on receipt %(receipt_no)s, %(promotions)s") % {
+                "receipt_no": receipt_no, "promotions": purchase.promotions_text}
+        else:
+            reason = gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": receipt_no}
         points_earn(
             member=member, points=points, store=store, terminal=terminal, receipt_no=receipt_no, cause=purchase,
-            legal_entity_id=purchase.legal_entity_id, operator=operator,
-            reason=gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": receipt_no},
+            legal_entity_id=purchase.legal_entity_id, operator=operator, reason=reason,
         )
-    return purchase
+    return purchase, bonuses
 
 
 def purchase_points_pending(purchase: Purchase) -> int:
@@ -346,7 +404,8 @@ def purchase_return(
     Points still held in the return window are cancelled; points already credited are taken back with a
     `reversal` entry as far as the balance allows, and the rest is recorded as points owed (paid off by
     later earnings), so the balance never goes below zero. The returns of a purchase never add up to more
-    than its amount: the purchase row is locked for the check.
+    than its amount: the purchase row is locked for the check. A sale without a member has no points to take
+    back. The listeners of PURCHASE_RETURNED are called in the same transaction once the return is recorded.
     Raise PurchaseInvalid, PurchaseNotFound, ReturnExceedsPurchase, ReceiptAlreadyRecorded.
     """
     now = timezone.now()
@@ -431,6 +490,8 @@ def purchase_return(
         if owed:
             points_debt_move(member=member, points=owed, kind=PointsDebtEntry.Kind.INCURRED, reason=note,
                              cause=record)
+    for listener in PURCHASE_RETURNED:
+        listener(purchase=purchase, purchase_return=record)
     return record
 
 
@@ -474,12 +535,16 @@ def _holds_release_batch(*, hold_ids: list[int], member_ids: list[int]) -> int:
     for hold in holds:
         purchase = hold.purchase
         if hold.remaining > 0:
+            if purchase.promotions_text:
+                reason = gettext("pending points of receipt %(receipt_no)s released, %(promotions)s") % {
+                    "receipt_no": purchase.receipt_no, "promotions": purchase.promotions_text}
+            else:
+                reason = gettext("pending points of receipt %(receipt_no)s released") % {
+                    "receipt_no": purchase.receipt_no}
             hold.released_entry = points_earn(
                 member=members[hold.member_id], points=hold.remaining, store=purchase.store,
                 terminal=purchase.terminal, receipt_no=purchase.receipt_no, cause=purchase,
-                legal_entity_id=purchase.legal_entity_id,
-                reason=gettext("pending points of receipt %(receipt_no)s released") % {
-                    "receipt_no": purchase.receipt_no},
+                legal_entity_id=purchase.legal_entity_id, reason=reason,
             )
             hold.status = PointsHold.Status.RELEASED
         else:

@@ -193,7 +193,7 @@ def _decide_earned(cursor, *, today: date) -> None:
             SELECT p.member_id, CASE WHEN SUM(p.amount - p.returned_amount) > 999999999999.99 THEN 999999999999.99
                                      ELSE ROUND(SUM(p.amount - p.returned_amount), 2) END AS spend
             FROM {_table(Purchase)} p
-            WHERE p.occurred_at >= %s AND p.occurred_at < %s
+            WHERE p.occurred_at >= %s AND p.occurred_at < %s AND p.member_id IS NOT NULL
             GROUP BY p.member_id
         ),
         evaluated AS (

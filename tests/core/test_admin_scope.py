@@ -140,8 +140,16 @@ def _of_stores(paths, store_ids) -> Q:
 
 
 def _another_stores_row(model, paths, store_ids):
-    """A row that names a store on some path and none of the user's stores on any."""
+    """A row that names a store on some path and none of the user's stores on any.
+
+    A store's members are also those who bought there (membership.queries.members_in_scope): a member registered
+    elsewhere who bought at the manager's store, and the rows of that member, are the manager's.
+    """
     rows = model._default_manager.exclude(_of_stores(paths, store_ids))
+    bought = [path.removesuffix("registered_store") + "purchases__store" for path in paths
+              if path.endswith("registered_store")]
+    if bought:
+        rows = rows.exclude(_of_stores(bought, store_ids))
     named = reduce(operator.or_, (Q(**{f"{path}__isnull": False}) if path else Q() for path in paths))
     return rows.filter(named).order_by("pk").first()
 

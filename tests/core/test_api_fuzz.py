@@ -1,7 +1,7 @@
 """The served OpenAPI schema against the server: a bounded schemathesis run over every POS operation.
 
 Schemathesis loads /api/v1/schema/ from the WSGI application and sends every operation data the schema allows
-and data it refuses, some of it naming real cards, members, vouchers, payments and receipts (fuzz
+and data it refuses, some of it naming real cards, members, vouchers, coupons, payments and receipts (fuzz
 dictionaries), so that the calls reach the services and not only 404. Every answer must be documented
 (status, body, headers), data the schema allows must never be refused as malformed (400), data outside it must
 be refused, and nothing may answer 500. Afterwards every balance still equals its ledger.
@@ -27,6 +27,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 
+from campaigns.models import CouponBatch, CouponTemplate
+from campaigns.services import coupons_issue
 from cards.models import Card
 from cards.services import payments
 from config.wsgi import application
@@ -86,6 +88,8 @@ class World:
     phones: list[str]
     id_numbers: list[str]
     receipt_nos: list[str]
+    coupon_codes: list[str]
+    claim_codes: list[str]
     dictionaries: dict[str, list] = field(init=False)
 
     def __post_init__(self):
@@ -93,6 +97,8 @@ class World:
             "cards": self.card_nos + self.pin_card_nos, "transactions": self.transaction_ids,
             "vouchers": self.voucher_codes, "members": self.member_nos, "member_cards": self.member_card_nos,
             "phones": self.phones, "id_numbers": self.id_numbers, "receipts": self.receipt_nos,
+            # A path's {code} is a pickup voucher's or a coupon's.
+            "codes": self.voucher_codes + self.coupon_codes, "claim_codes": self.claim_codes,
             # Receipt numbers no sale has used yet, and the few units a voucher holds.
             "new_receipts": [f"FZ-{number:03d}" for number in range(1, 101)], "units": [1, 2, 3],
         }
@@ -100,11 +106,12 @@ class World:
 
 # Where each dictionary's values go ("location.name", a body field by its path).
 BINDINGS = {
-    "path.card_no": "cards", "path.transaction_id": "transactions", "path.code": "vouchers",
+    "path.card_no": "cards", "path.transaction_id": "transactions", "path.code": "codes", "path.member_no": "members",
     "query.member_no": "members", "query.card_no": "member_cards", "query.phone": "phones",
     "query.id_number": "id_numbers",
     "body.member_no": "members", "body.original_transaction_id": "transactions",
     "body.original_receipt_no": "receipts", "body.receipt_no": "new_receipts", "body.quantity": "units",
+    "body.claim_code": "claim_codes",
 }
 
 
@@ -145,12 +152,31 @@ def fuzz_world(db, dept001, stored_product, bearer_product, pin_product, issued_
         for number in range(9)
     ]
     vouchers = voucher_fixtures.sold(issued_batch, store=dept001, user=hq_admin, count=3)
+    coupon_codes = _coupons(members)
     return World(
         key=key, card_nos=[card.card_no for card in cards], pin_card_nos=[pin_card.card_no],
         transaction_ids=transactions, voucher_codes=[voucher.code for voucher in vouchers],
         member_nos=[member.member_no for member in members], member_card_nos=["M-0000001"],
         phones=["13800138000", "13908070605", "010-62345678"], id_numbers=[id_number], receipt_nos=receipts,
+        coupon_codes=coupon_codes, claim_codes=["FUZZ20"],
     )
+
+
+def _coupons(members) -> list[str]:
+    """满200减30 coupons for DEPT stores held by the members, bulk codes anyone may use, and a poster's claim code."""
+    threshold = CouponTemplate.objects.create(
+        code="FZ200", name="满200减30", kind=CouponTemplate.Kind.THRESHOLD, status=CouponTemplate.Status.ACTIVE,
+        threshold=Decimal("200.00"), amount=Decimal("30.00"), per_member_limit=5, total_budget=Decimal("3000.00"),
+    )
+    threshold.formats.set([Format.objects.get(code="DEPT")])
+    CouponTemplate.objects.create(code="FZCLAIM", name="20元券", status=CouponTemplate.Status.ACTIVE,
+                                  amount=Decimal("20.00"), claim_code="FUZZ20", valid_days=30)
+    batches = [
+        coupons_issue(template=threshold, member_ids=[member.pk for member in members] * 5,
+                      channel=CouponBatch.Channel.MEMBER_LIST),
+        coupons_issue(template=threshold, quantity=20, channel=CouponBatch.Channel.BULK),
+    ]
+    return [coupon.code for batch in batches for coupon in batch.coupons.order_by("pk")]
 
 
 # --- documented rules JSON Schema cannot state ---------------------------------------------------------------

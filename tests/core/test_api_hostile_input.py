@@ -100,7 +100,8 @@ def test_a_hostile_card_debit_body_is_a_validation_error(api, card, raw):
 
 
 @pytest.mark.parametrize("url", [PURCHASES, "/api/v1/points/redeem", "/api/v1/purchases/returns",
-                                 "/api/v1/vouchers/1234567890123456/redeem"])
+                                 "/api/v1/vouchers/1234567890123456/redeem", "/api/v1/coupons/ABC123/redeem",
+                                 "/api/v1/coupons/ABC123/validate", "/api/v1/members/12345678/coupons/claim"])
 def test_every_pos_write_refuses_a_lone_surrogate_the_same_way(api, url):
     response = raw_post(api, url, '{"receipt_no": "\\ud800"}')
 

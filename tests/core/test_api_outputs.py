@@ -15,6 +15,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from campaigns.models import CouponBatch, CouponRule, CouponTemplate
+from campaigns.services import coupons_issue
 from cards.services.payments import card_debit
 from membership.models import EarnRule
 from membership.services import purchase_record
@@ -68,6 +70,44 @@ def _reverse(api, world):
     return post(api, f"/transactions/{fresh.json()['transaction_id']}/reverse", {})
 
 
+def _coupon_code(world, code: str, **fields) -> str:
+    """A new coupon of the member's, of an active template (100.00 or more, 10.00 off by default)."""
+    fields = {"kind": CouponTemplate.Kind.THRESHOLD, "threshold": Decimal("100.00"), "amount": Decimal("10.00"),
+              **fields}
+    template = CouponTemplate.objects.create(code=code, name=code, status=CouponTemplate.Status.ACTIVE, **fields)
+    batch = coupons_issue(template=template, member_ids=[world["member"].pk], channel=CouponBatch.Channel.MEMBER_LIST)
+    return batch.coupons.get().code
+
+
+def _purchase_with_coupon(api, world):
+    """A purchase an after-payment rule gives a coupon, so the answer's list of coupons is not empty."""
+    template = CouponTemplate.objects.create(code="WAFTER", name="WAFTER", status=CouponTemplate.Status.ACTIVE,
+                                             amount=Decimal("5.00"), valid_days=30)
+    CouponRule.objects.create(name="W", template=template, starts_on=timezone.localdate(),
+                              ends_on=timezone.localdate())
+    return post(api, "/purchases", {
+        "member_no": world["member"].member_no, "receipt_no": "W-P2", "amount": "100.00",
+        "occurred_at": timezone.localtime().isoformat(), "payment_method": "CASH",
+        "lines": [{"sku": "6920152400012", "category": "FOOD", "amount": "100.00", "quantity": "1.5"}],
+    })
+
+
+def _coupon_use(api, world, action: str):
+    return post(api, f"/coupons/{_coupon_code(world, 'W' + action.upper())}/{action}",
+                {"member_no": world["member"].member_no, "receipt_no": "W-C", "basket_amount": "150.00"})
+
+
+def _member_coupons(api, world):
+    _coupon_code(world, "WLIST")
+    return api.get(f"{API}/members/{world['member'].member_no}/coupons")
+
+
+def _coupon_claim(api, world):
+    CouponTemplate.objects.create(code="WCLAIM", name="WCLAIM", status=CouponTemplate.Status.ACTIVE,
+                                  amount=Decimal("5.00"), claim_code="WPOSTER", valid_days=30)
+    return post(api, f"/members/{world['member'].member_no}/coupons/claim", {"claim_code": "WPOSTER"})
+
+
 # operationId: (method, path in the schema, status, the call)
 CASES = {
     "terminal_retrieve": ("get", "/terminal", 200, lambda api, world: api.get(f"{API}/terminal")),
@@ -88,17 +128,18 @@ CASES = {
     "vouchers_redeem": ("post", "/vouchers/{code}/redeem", 201, lambda api, world: post(
         api, f"/vouchers/{world['voucher'].code}/redeem", {"receipt_no": "W-V", "quantity": 2},
     )),
-    "purchases_create": ("post", "/purchases", 201, lambda api, world: post(api, "/purchases", {
-        "member_no": world["member"].member_no, "receipt_no": "W-P2", "amount": "100.00",
-        "occurred_at": timezone.localtime().isoformat(), "payment_method": "CASH",
-        "lines": [{"sku": "6920152400012", "category": "FOOD", "amount": "100.00", "quantity": "1.5"}],
-    })),
+    "purchases_create": ("post", "/purchases", 201, lambda api, world: _purchase_with_coupon(api, world)),
     "purchases_returns_create": ("post", "/purchases/returns", 201, lambda api, world: post(
         api, "/purchases/returns", {"original_receipt_no": "W-P", "receipt_no": "W-PR", "amount": "10.00"},
     )),
     "points_redeem": ("post", "/points/redeem", 201, lambda api, world: post(
         api, "/points/redeem", {"member_no": world["member"].member_no, "points": 200, "receipt_no": "W-D"},
     )),
+    "coupons_redeem": ("post", "/coupons/{code}/redeem", 201, lambda api, world: _coupon_use(api, world, "redeem")),
+    "coupons_validate": ("post", "/coupons/{code}/validate", 200,
+                         lambda api, world: _coupon_use(api, world, "validate")),
+    "members_coupons_list": ("get", "/members/{member_no}/coupons", 200, _member_coupons),
+    "members_coupons_claim": ("post", "/members/{member_no}/coupons/claim", 201, _coupon_claim),
 }
 
 

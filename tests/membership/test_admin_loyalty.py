@@ -379,17 +379,34 @@ def test_tier_configuration_is_edited_with_history_and_never_deleted(en_client, 
     listing = en_client.get("/admin/membership/tier/").content.decode()
     response = en_client.post(url, {
         "name": "金卡", "kind": "earned", "rank": "2", "is_active": "on", "points_multiplier": "1.30",
-        "discount_text": "95折", "benefits": "生日双倍积分", "threshold": "25000.00", "grace_days": "60",
-        "fee": "0.00", "term_months": "12",
+        "discount_rate": "0.06", "discount_text": "94折", "benefits": "生日双倍积分", "threshold": "25000.00",
+        "grace_days": "60", "fee": "0.00", "term_months": "12",
     })
 
     gold.refresh_from_db()
     assert "20,000.00" in listing and "1.20" in listing and "199.00" in listing
     assert response.status_code == 302
-    assert (gold.threshold, gold.points_multiplier, gold.grace_days, gold.code) == (
-        Decimal("25000.00"), Decimal("1.30"), 60, "GOLD")
+    assert (gold.threshold, gold.points_multiplier, gold.discount_rate, gold.grace_days, gold.code) == (
+        Decimal("25000.00"), Decimal("1.30"), Decimal("0.06"), 60, "GOLD")
     assert gold.history.count() >= 1
     assert en_client.post(f"/admin/membership/tier/{gold.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize("rate", ["1.00", "-0.01", "0.12345"])
+def test_a_tier_discount_rate_outside_0_to_0_9999_is_refused(en_client, hq_admin, rate):
+    en_client.force_login(hq_admin)
+    gold = Tier.objects.get(code="GOLD")
+
+    response = en_client.post(f"/admin/membership/tier/{gold.pk}/change/", {
+        "name": "金卡", "kind": "earned", "rank": "2", "is_active": "on", "points_multiplier": "1.20",
+        "discount_rate": rate, "discount_text": "95折", "threshold": "20000.00", "grace_days": "90",
+        "fee": "0.00", "term_months": "12",
+    })
+
+    assert response.status_code == 200
+    assert "discount_rate" in response.context["adminform"].form.errors
+    gold.refresh_from_db()
+    assert gold.discount_rate == Decimal("0.05")
 
 
 def test_points_policy_opens_its_one_row_and_is_never_added_or_deleted(en_client, hq_admin):

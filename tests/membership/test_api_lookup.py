@@ -6,7 +6,7 @@ import pytest
 
 from core.pii import resident_id_check_digit
 from membership.api import LOOKUP_LIMIT
-from membership.models import Member, MemberCard, MemberIdentity, PointsEntry
+from membership.models import Member, MemberCard, MemberIdentity, PointsEntry, Tier
 from membership.services import member_merge_request, member_status_set, points_post
 from tests.membership.conftest import register, resident_id
 
@@ -25,6 +25,26 @@ def numbers(body) -> list[str]:
     return [row["member_no"] for row in body["results"]]
 
 
+@pytest.mark.parametrize(("tier", "rate"), [("NORMAL", "0.00"), ("SILVER", "0.02"), ("GOLD", "0.05"),
+                                            ("PLATINUM", "0.08")])
+def test_lookup_gives_the_tier_s_discount_rate_with_two_decimals(api, member_with_phone, tier, rate):
+    Member.objects.filter(pk=member_with_phone.pk).update(tier=Tier.objects.get(code=tier))
+
+    response, body = lookup(api, member_no=member_with_phone.member_no)
+
+    assert response.status_code == 200
+    assert body["results"][0]["tier"] == {"code": tier, "name": Tier.objects.get(code=tier).name,
+                                          "discount_rate": rate}
+
+
+def test_lookup_rounds_a_finer_discount_rate_down(api, member_with_phone):
+    Tier.objects.filter(code="NORMAL").update(discount_rate="0.0850")
+
+    _response, body = lookup(api, member_no=member_with_phone.member_no)
+
+    assert body["results"][0]["tier"]["discount_rate"] == "0.08"
+
+
 def test_lookup_by_phone_answers_in_the_contract_shape(api, member_with_phone):
     # given
     points_post(member=member_with_phone, points=150, kind=PointsEntry.Kind.EARN)
@@ -37,7 +57,7 @@ def test_lookup_by_phone_answers_in_the_contract_shape(api, member_with_phone):
             {
                 "member_no": member_with_phone.member_no,
                 "name_masked": "李**",
-                "tier": {"code": "NORMAL", "name": "普卡"},
+                "tier": {"code": "NORMAL", "name": "普卡", "discount_rate": "0.00"},
                 "points": 150,
                 "status": "active",
             }

@@ -113,7 +113,8 @@ def test_purchase_answers_in_the_contract_shape(api, member, ledgers_balanced):
 
     assert response.status_code == 201
     purchase = Purchase.objects.get()
-    assert response.json() == {"purchase_id": purchase.pk, "points_earned": 123, "points": 123, "points_pending": 0}
+    assert response.json() == {"purchase_id": purchase.pk, "points_earned": 123, "points": 123, "points_pending": 0,
+                               "coupons": []}
     assert (purchase.store.code, purchase.terminal.name, purchase.payment_method) == ("DEPT001", "T1", "CASH")
     assert purchase.lines == [{"sku": "6920152400012", "category": "FOOD", "amount": "100.00", "quantity": "1"}]
     ledgers_balanced()

@@ -19,7 +19,7 @@ from membership.models import (
     Tier,
 )
 from membership.services import (
-    EARN_MULTIPLIERS,
+    EarnBonus,
     member_for_pos,
     member_merge_request,
     member_points_multiplier,
@@ -189,11 +189,12 @@ def test_the_better_of_earned_and_paid_tier_multiplier_applies(plus_member):
 def double_points_for_wechat(monkeypatch):
     calls = []
 
-    def wechat_double(*, member, store, purchase, occurred_at, payment_method, lines):
-        calls.append({"member": member.pk, "store": store.code, "amount": purchase.amount, "lines": len(lines)})
-        return D("2") if payment_method == "WECHAT" else None
+    def wechat_double(*, member, store, occurred_at, payment_method, lines):
+        calls.append({"member": member.pk, "store": store.code, "lines": len(lines)})
+        return [EarnBonus(factor=D("2"), stacking=EarnBonus.MULTIPLY, label="微信双倍积分", key=1)] \
+            if payment_method == "WECHAT" else []
 
-    monkeypatch.setattr("membership.services.points.EARN_MULTIPLIERS", [*EARN_MULTIPLIERS, wechat_double])
+    monkeypatch.setattr("membership.services.points.EARN_BONUSES", [wechat_double])
     return calls
 
 
@@ -201,8 +202,7 @@ def test_campaign_multipliers_multiply_with_the_tier(earn_rules, gold_member, do
     purchase = buy(gold_member, "DEPT001", "99.00", payment_method="WECHAT")
 
     assert purchase.points_earned == 237  # 99 x 1.2 x 2 = 237.6
-    assert double_points_for_wechat == [{"member": gold_member.pk, "store": "DEPT001", "amount": D("99.00"),
-                                         "lines": 0}]
+    assert double_points_for_wechat == [{"member": gold_member.pk, "store": "DEPT001", "lines": 0}]
 
 
 def test_a_campaign_that_does_not_apply_changes_nothing(earn_rules, member, double_points_for_wechat):

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from campaigns.demo.coupons import coupons_seed
+from campaigns.demo.promotions import promotions_seed
 from cards import demo as cards_demo
 from cards.demo import showcase as cards_showcase
 from cards.demo.brands import _seed_user
@@ -40,6 +42,7 @@ class Command(BaseCommand):
             staff = stores_demo.seed_staff(password=settings.DEMO_ADMIN_PASSWORD)
             members = membership_demo.seed_members(count=options["members"])
             loyalty = membership_demo.seed_loyalty()
+            walk_in_sales = membership_demo.seed_walk_in_sales()
             cards = cards_demo.seed_cards(count=options["cards"])
             brand_vouchers = cards_demo.seed_brand_cards_and_vouchers()
             # The README's members and cards, sale orders of both kinds, and requests waiting for hq_approver.
@@ -47,6 +50,9 @@ class Command(BaseCommand):
             seeder = _seed_user(None)
             card_showcase = cards_showcase.seed_card_showcase(requester=seeder)
             member_approvals = membership_showcase.seed_member_approvals(requester=seeder)
+            # Coupons, points promotions and a member day, with results to look at.
+            coupons_seed(stdout=self.stdout)
+            promotions_seed(stdout=self.stdout)
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -58,7 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Loyalty: {loyalty.earn_rules} earn rules and {loyalty.gifts} gifts created; "
             f"{loyalty.purchases} purchases with {loyalty.points_entries} points entries "
-            f"({loyalty.points_held} held in a return window); tiers: {tiers}; Plus sold: {loyalty.plus}."
+            f"({loyalty.points_held} held in a return window); tiers: {tiers}; Plus sold: {loyalty.plus}; "
+            f"{walk_in_sales} sales without a member."
         ))
         plans = ", ".join(f"{plan} {count}" for plan, count in sorted(cards.by_plan.items())) or "none new"
         self.stdout.write(self.style.SUCCESS(

@@ -1,0 +1,198 @@
+"""Points promotions (积分活动) and member days (会员日): which promotions a purchase or a cash-out meets, the
+points a promotion added, and the checks of their settings.
+
+The membership paths ask the providers here through their hooks (campaigns/promotion_hooks.py registers them):
+`promotion_earn_bonuses` on every purchase, `promotion_cash_rates` on every points-to-cash at a till, and
+`promotion_credits_record` once the purchase is written, in its transaction. A provider answers with one query:
+the promotions running that day whose stores, formats and tiers fit are found in the database (EXISTS over the
+small link tables, by their unique indexes); weekdays and payment methods, short texts, are matched here.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from campaigns.models import PointsPromotion, PromotionCredit, weekday_set, word_set
+from core.errors import ValidationFailed
+from membership.models import PointsPolicy
+from membership.services.points import CashRate, EarnBonus
+
+__all__ = [
+    "PromotionBonus",
+    "member_day_check",
+    "points_promotion_check",
+    "promotion_cash_rates",
+    "promotion_credits_record",
+    "promotion_earn_bonuses",
+    "promotions_running",
+]
+
+MULTIPLIER_MIN, MULTIPLIER_MAX = Decimal("1.00"), Decimal("10.00")
+PAYMENT_METHODS_MAX = 200
+
+
+@dataclass(frozen=True)
+class PromotionBonus(EarnBonus):
+    """A points promotion's multiplier on a purchase (its `key` is the promotion's id): the purchase listener
+    credits the promotion with the points it added."""
+
+
+# --- which promotions apply ---------------------------------------------------------------------------------
+
+
+def promotions_running(*, kind: str, store, day: date, tier_ids=None) -> list[PointsPromotion]:
+    """The active promotions of `kind` running on `day` at `store` (and, when `tier_ids` is given, open to a
+    member of one of those tiers), whatever their weekdays and payment methods. One query.
+
+    A store takes part when a promotion names it, or names no store and names its format or no format; a promotion
+    that names tiers is for their members only.
+    """
+    links_stores = PointsPromotion.stores.through.objects
+    links_formats = PointsPromotion.formats.through.objects
+    promotion = OuterRef("pk")
+    where = Exists(links_stores.filter(pointspromotion_id=promotion, store_id=store.pk)) | (
+        ~Exists(links_stores.filter(pointspromotion_id=promotion))
+        & (~Exists(links_formats.filter(pointspromotion_id=promotion))
+           | Exists(links_formats.filter(pointspromotion_id=promotion, format_id=store.format_id)))
+    )
+    promotions = PointsPromotion.objects.filter(where, kind=kind, is_active=True, starts_on__lte=day,
+                                                ends_on__gte=day)
+    if tier_ids is not None:
+        links_tiers = PointsPromotion.tiers.through.objects
+        promotions = promotions.filter(
+            ~Exists(links_tiers.filter(pointspromotion_id=promotion))
+            | Exists(links_tiers.filter(pointspromotion_id=promotion, tier_id__in=list(tier_ids) or [0]))
+        )
+    return list(promotions.only(
+        "pk", "code", "name", "kind", "multiplier", "stacking", "cash_points", "cash_value", "weekdays",
+        "payment_methods",
+    ).order_by("pk"))
+
+
+def _member_tier_ids(member, *, day: date) -> list[int]:
+    """The member's earned tier and paid tier still running on that day."""
+    tier_ids = [member.tier_id] if member.tier_id else []
+    if member.paid_tier_id and member.paid_tier_until and member.paid_tier_until >= day:
+        tier_ids.append(member.paid_tier_id)
+    return tier_ids
+
+
+def _on_weekday(promotion: PointsPromotion, day: date) -> bool:
+    weekdays = weekday_set(promotion.weekdays)
+    return not weekdays or day.isoweekday() in weekdays
+
+
+def _paid_with(promotion: PointsPromotion, payment_method: str) -> bool:
+    methods = {method.lower() for method in word_set(promotion.payment_methods)}
+    return not methods or (payment_method or "").strip().lower() in methods
+
+
+def promotion_earn_bonuses(*, member, store, occurred_at: datetime, payment_method: str = "", lines=(),
+                           **_context) -> list[PromotionBonus]:
+    """The multipliers of the points promotions a purchase meets: its day (the local date of the sale) and
+    weekday, its store or format, the member's tier (earned, or paid and running), its payment method."""
+    if member is None:
+        return []
+    day = timezone.localdate(occurred_at)
+    promotions = promotions_running(kind=PointsPromotion.Kind.MULTIPLIER, store=store, day=day,
+                                    tier_ids=_member_tier_ids(member, day=day))
+    return [
+        PromotionBonus(factor=promotion.multiplier, stacking=promotion.stacking, label=promotion.name,
+                       key=promotion.pk)
+        for promotion in promotions
+        if _on_weekday(promotion, day) and _paid_with(promotion, payment_method) and promotion.multiplier > 1
+    ]
+
+
+def promotion_cash_rates(*, store, on: date, **_context) -> list[CashRate]:
+    """The points-to-cash rates of the points-to-cash days running at `store` on that day."""
+    return [
+        CashRate(cash_points=promotion.cash_points, cash_value=promotion.cash_value, label=promotion.name,
+                 key=promotion.pk)
+        for promotion in promotions_running(kind=PointsPromotion.Kind.CASH_RATE, store=store, day=on)
+        if _on_weekday(promotion, on) and promotion.cash_points and promotion.cash_value
+    ]
+
+
+def promotion_credits_record(*, purchase, bonuses, **_context) -> list[PromotionCredit]:
+    """Record the extra points each points promotion gave a member's purchase (for its results), in the
+    purchase's transaction. Other bonuses, and sales without a member, record nothing."""
+    if purchase.member_id is None:
+        return []
+    credits = [
+        PromotionCredit(promotion_id=bonus.key, purchase=purchase, member_id=purchase.member_id,
+                        extra_points=extra_points, created_at=purchase.created_at or timezone.now())
+        for bonus, extra_points in bonuses
+        if isinstance(bonus, PromotionBonus) and extra_points > 0
+    ]
+    if credits:
+        PromotionCredit.objects.bulk_create(credits)
+    return credits
+
+
+# --- checks of the settings ---------------------------------------------------------------------------------
+
+
+def _dates_errors(starts_on, ends_on) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(starts_on, date):
+        errors["starts_on"] = [gettext("Give the first day.")]
+    if not isinstance(ends_on, date):
+        errors["ends_on"] = [gettext("Give the last day.")]
+    if not errors and ends_on < starts_on:
+        errors["ends_on"] = [gettext("The last day cannot come before the first day.")]
+    return errors
+
+
+def points_promotion_check(
+    *,
+    kind: str,
+    starts_on: date | None,
+    ends_on: date | None,
+    multiplier: Decimal | None = None,
+    cash_points: int | None = None,
+    cash_value: Decimal | None = None,
+    weekdays: str = "",
+    payment_methods: str = "",
+) -> None:
+    """Check a points promotion's settings before it is created or changed: the dates in order, a multiplier
+    from 1 to 10, a points-to-cash day's rate given and better than the standard one, weekdays 1 to 7.
+    Raise ValidationFailed naming the fields."""
+    errors = _dates_errors(starts_on, ends_on)
+    if kind not in PointsPromotion.Kind.values:
+        errors["kind"] = [gettext("Choose a points multiplier or a points-to-cash day.")]
+    if kind == PointsPromotion.Kind.MULTIPLIER:
+        if not isinstance(multiplier, Decimal) or not MULTIPLIER_MIN <= multiplier <= MULTIPLIER_MAX:
+            errors["multiplier"] = [gettext("A multiplier is from 1 to 10, e.g. 2 for double points.")]
+    if kind == PointsPromotion.Kind.CASH_RATE:
+        if not isinstance(cash_points, int) or cash_points < 1:
+            errors["cash_points"] = [gettext("A points-to-cash day needs the points per cash unit (1 or more).")]
+        if not isinstance(cash_value, Decimal) or cash_value < Decimal("0.01"):
+            errors["cash_value"] = [gettext("A points-to-cash day needs the cash value of those points "
+                                            "(0.01 yuan or more).")]
+        if "cash_points" not in errors and "cash_value" not in errors:
+            policy = PointsPolicy.current()
+            if cash_value * policy.cash_points <= policy.cash_value * cash_points:
+                errors["cash_value"] = [gettext(
+                    "A points-to-cash day must give a better rate than the standard %(points)s points = "
+                    "%(value)s yuan."
+                ) % {"points": policy.cash_points, "value": policy.cash_value}]
+    days = [part.strip() for part in (weekdays or "").replace("，", ",").split(",") if part.strip()]
+    if any(not part.isdigit() or not 1 <= int(part) <= 7 for part in days):
+        errors["weekdays"] = [gettext("Days of the week are numbers 1 (Monday) to 7 (Sunday) separated by "
+                                      "commas.")]
+    if len(payment_methods or "") > PAYMENT_METHODS_MAX:
+        errors["payment_methods"] = [gettext("At most %(max)s characters.") % {"max": PAYMENT_METHODS_MAX}]
+    if errors:
+        raise ValidationFailed(fields=errors)
+
+
+def member_day_check(*, starts_on: date | None, ends_on: date | None) -> None:
+    """Check a member day's dates before it is created or changed. Raise ValidationFailed naming the fields."""
+    errors = _dates_errors(starts_on, ends_on)
+    if errors:
+        raise ValidationFailed(fields=errors)
