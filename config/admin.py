@@ -25,7 +25,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from config import admin_index
 from core.jobs import UnknownJobTask, job_run_now, with_last_result
 from core.schedules import job_label
-from stores.queries import user_is_hq
+from stores.admin_base import HeadquartersOnlyMixin
 
 JOB_APPS = ("django_celery_beat", "django_celery_results")
 
@@ -39,25 +39,6 @@ RESULT_LABELS = {
     "REVOKED": _("Cancelled"),
 }
 _NUMBER = re.compile(r"^\d{1,2}$")
-
-
-class HeadquartersOnlyMixin:
-    """Headquarters staff and superusers only, and only with the model's permissions."""
-
-    def has_module_permission(self, request):
-        return user_is_hq(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args, **kwargs):
-        return user_is_hq(request.user) and super().has_add_permission(request, *args, **kwargs)
-
-    def has_change_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_delete_permission(request, obj)
 
 
 def crontab_text(crontab: CrontabSchedule | None) -> str:

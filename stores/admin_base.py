@@ -25,7 +25,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.exports import LabelledExportForm
 from core.history import ReadableHistoryMixin
-from stores.queries import scope_queryset, stores_visible_to, user_can_see_store
+from stores.queries import scope_queryset, stores_visible_to, user_can_see_store, user_is_hq
 
 
 def store_paths(store_path: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -204,3 +204,32 @@ class StoreFilter(admin.SimpleListFilter):
                            if name != self.parameter_name),
             "options": [(self._codes[pk], label) for pk, label in self.lookup_choices],
         }
+
+
+class HeadquartersOnlyMixin:
+    """Headquarters staff and superusers only, and only with the model's permissions: store staff get neither the
+    menu entry nor the pages (schedules, brand contracts, campaigns)."""
+
+    def has_module_permission(self, request):
+        return user_is_hq(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return user_is_hq(request.user) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return user_is_hq(request.user) and super().has_add_permission(request, *args, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return user_is_hq(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return user_is_hq(request.user) and super().has_delete_permission(request, obj)
+
+
+class HeadquartersRecordsMixin(HeadquartersOnlyMixin):
+    """HeadquartersOnlyMixin for records that stay once made (a brand contract, a coupon template that issued, a
+    promotion that gave points): ended or made inactive, never deleted."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+

@@ -48,7 +48,7 @@ from core.models import PersonalDataAccess
 from core.pii import mask_name
 from core.services import personal_data_access_log
 from membership.models import Member
-from stores.admin_base import BaseAdmin, StoreFilter
+from stores.admin_base import BaseAdmin, HeadquartersRecordsMixin, StoreFilter
 from stores.queries import user_is_hq
 
 TEMPLATES = "admin/campaigns/coupons"
@@ -66,25 +66,6 @@ SKUS_SHOWN = 20
 def code_masked(code: str) -> str:
     """A coupon code as lists and exports show it: only its last 4 characters."""
     return "****" + code[-4:] if code else ""
-
-
-class HeadquartersOnlyMixin:
-    """Coupon campaigns are headquarters' business: store staff get neither the menu entry nor the pages."""
-
-    def has_module_permission(self, request):
-        return user_is_hq(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return user_is_hq(request.user) and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- templates ------------------------------------------------------------------------------------------------
@@ -215,7 +196,7 @@ def _results_rows(results: dict) -> list[tuple]:
 
 
 @admin.register(CouponTemplate)
-class CouponTemplateAdmin(HeadquartersOnlyMixin, ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
+class CouponTemplateAdmin(HeadquartersRecordsMixin, ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
     form = CouponTemplateForm
     change_form_template = f"{TEMPLATES}/template_change_form.html"
     list_display = ["code", "name", "kind", "discount_text", "status", "valid_from", "valid_until", "valid_days",
@@ -554,7 +535,7 @@ class CouponRedemptionInline(admin.TabularInline):
 
 
 @admin.register(Coupon)
-class CouponAdmin(HeadquartersOnlyMixin, ReadOnlyAdminMixin, BaseAdmin):
+class CouponAdmin(HeadquartersRecordsMixin, ReadOnlyAdminMixin, BaseAdmin):
     list_display = ["masked_code", "member_no", "status", "valid_from", "valid_until", "template", "issued_at"]
     list_filter = ["status", "template"]
     list_select_related = ["template", "member"]
@@ -723,7 +704,7 @@ class CouponRuleForm(forms.ModelForm):
 
 
 @admin.register(CouponRule)
-class CouponRuleAdmin(HeadquartersOnlyMixin, BaseAdmin):
+class CouponRuleAdmin(HeadquartersRecordsMixin, BaseAdmin):
     form = CouponRuleForm
     list_display = ["name", "template", "min_amount", "payment_methods", "starts_on", "ends_on", "weekdays",
                     "is_active"]

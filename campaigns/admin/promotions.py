@@ -24,8 +24,7 @@ from core.files import table_xlsx_response, xlsx_money
 from core.forms import add_service_error
 from core.numbers import points_display
 from membership.models.loyalty import PAYMENT_METHOD_LABELS, payment_method_label
-from stores.admin_base import BaseAdmin
-from stores.queries import user_is_hq
+from stores.admin_base import BaseAdmin, HeadquartersRecordsMixin
 
 
 def _table(headers, rows, *, empty=None):
@@ -34,27 +33,6 @@ def _table(headers, rows, *, empty=None):
 
 def _share_text(share) -> str:
     return "-" if share is None else f"{share * 100:.1f}%"
-
-
-class HeadquartersOnlyMixin:
-    """Promotions and member days are headquarters' business: store staff get neither the menu nor the pages."""
-
-    def has_module_permission(self, request):
-        return user_is_hq(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return user_is_hq(request.user) and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        # A promotion that gave points or a member day with results stays on record; one that ends is made
-        # inactive or its dates shortened.
-        return False
 
 
 class ResultsDownloadMixin:
@@ -154,7 +132,7 @@ class PointsPromotionForm(forms.ModelForm):
 
 
 @admin.register(PointsPromotion)
-class PointsPromotionAdmin(HeadquartersOnlyMixin, ResultsDownloadMixin, BaseAdmin):
+class PointsPromotionAdmin(HeadquartersRecordsMixin, ResultsDownloadMixin, BaseAdmin):
     """Points multipliers and points-to-cash days: where and when they run, and what they gave."""
 
     form = PointsPromotionForm
@@ -257,7 +235,7 @@ class MemberDayForm(forms.ModelForm):
 
 
 @admin.register(MemberDay)
-class MemberDayAdmin(HeadquartersOnlyMixin, ResultsDownloadMixin, BaseAdmin):
+class MemberDayAdmin(HeadquartersRecordsMixin, ResultsDownloadMixin, BaseAdmin):
     """Member-only sale days: their days and stores, the promotions and coupons that belong to them, and what
     they brought (new members, members who bought, member share of sales)."""
 

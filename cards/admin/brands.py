@@ -29,30 +29,11 @@ from core.admin import ServiceCallsMixin, ServiceRefusalMixin, change_page, copy
 from core.errors import DomainError
 from core.files import escape_cell, xlsx_response
 from core.forms import add_service_error
-from stores.admin_base import BaseAdmin
+from stores.admin_base import BaseAdmin, HeadquartersRecordsMixin
 from stores.queries import user_is_hq
 
 TEMPLATES = "admin/cards/brands"
 PERMISSION_CHANGE = brands.PERMISSION_CHANGE
-
-
-class HeadquartersOnlyMixin:
-    """Contracts with brands are headquarters' business: store staff get neither the menu entry nor the pages."""
-
-    def has_module_permission(self, request):
-        return user_is_hq(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return user_is_hq(request.user) and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return user_is_hq(request.user) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- brand partners -----------------------------------------------------------------------------------
@@ -134,7 +115,7 @@ class BrandProgrammeInline(admin.TabularInline):
 
 
 @admin.register(Brand)
-class BrandAdmin(HeadquartersOnlyMixin, BaseAdmin):
+class BrandAdmin(HeadquartersRecordsMixin, BaseAdmin):
     form = BrandForm
     list_display = ["code", "name", "contact_name", "contact_phone", "contract_starts_on", "contract_ends_on",
                     "billing_name", "is_active"]
@@ -253,7 +234,7 @@ class SkuListUploadForm(forms.Form):
 
 
 @admin.register(BrandProgramme)
-class BrandProgrammeAdmin(HeadquartersOnlyMixin, ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
+class BrandProgrammeAdmin(HeadquartersRecordsMixin, ServiceCallsMixin, ServiceRefusalMixin, BaseAdmin):
     form = BrandProgrammeForm
     change_form_template = f"{TEMPLATES}/programme_change_form.html"
     list_display = ["code", "name", "status", "brand", "product", "rate", "share", "cap_per_receipt",
