@@ -509,3 +509,27 @@ class PromotionCredit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.promotion_id}: {self.extra_points:+d}"
+
+
+class PromotionCashOut(models.Model):
+    """Points turned into cash at a points-to-cash day's rate (for its results); the ledger entry names it too."""
+
+    promotion = models.ForeignKey(PointsPromotion, on_delete=models.PROTECT, related_name="cash_outs",
+                                  verbose_name=_("points promotion"), db_index=False)
+    entry = models.OneToOneField("membership.PointsEntry", on_delete=models.PROTECT, related_name="+",
+                                 verbose_name=_("points entry"))
+    member = models.ForeignKey("membership.Member", on_delete=models.PROTECT, related_name="+",
+                               verbose_name=_("member"), db_index=False)
+    points = models.PositiveIntegerField(_("points"))
+    cash_value = models.DecimalField(_("cash value"), max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("points-to-cash at a promotion's rate")
+        verbose_name_plural = _("points-to-cash at a promotion's rate")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["promotion", "created_at"], name="promotion_cash_out_time")]
+
+    def __str__(self) -> str:
+        return f"{self.promotion_id}: {self.points}"
+

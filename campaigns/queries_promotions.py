@@ -7,8 +7,8 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from campaigns.models import MemberDay, PointsPromotion, PromotionCredit
-from membership.models import Member, PointsEntry, PointsPolicy, Purchase
+from campaigns.models import MemberDay, PointsPromotion, PromotionCashOut, PromotionCredit
+from membership.models import Member, PointsPolicy, Purchase
 from membership.services.points import cash_value_of
 
 __all__ = ["days_span", "member_day_results", "promotion_results"]
@@ -28,21 +28,18 @@ def promotion_results(promotion: PointsPromotion) -> dict:
     """What a points promotion gave.
 
     A multiplier: the purchases it raised, their members, the extra points and their cash value at today's
-    points policy, and the sales on those purchases. A points-to-cash day: the cash-outs its rate paid (their
-    ledger entries name it), their members and the points turned into cash.
+    points policy, and the sales on those purchases. A points-to-cash day: the cash-outs its rate paid (recorded
+    as PromotionCashOut when they were paid), their members and the points turned into cash.
     """
     policy = PointsPolicy.current()
     if promotion.kind == PointsPromotion.Kind.CASH_RATE:
-        starts, ends = days_span(promotion.starts_on, promotion.ends_on)
-        totals = PointsEntry.objects.filter(
-            kind=PointsEntry.Kind.CASH_OUT, created_at__gte=starts, created_at__lt=ends,
-            reason__contains=promotion.name,
-        ).aggregate(cash_outs=Count("pk"), members=Count("member_id", distinct=True), points=Sum("points"))
+        totals = PromotionCashOut.objects.filter(promotion=promotion).aggregate(
+            cash_outs=Count("pk"), members=Count("member_id", distinct=True), points=Sum("points"))
         return {
             "kind": promotion.kind,
             "cash_outs": totals["cash_outs"],
             "members": totals["members"],
-            "points_cashed": -(totals["points"] or 0),
+            "points_cashed": totals["points"] or 0,
         }
     totals = PromotionCredit.objects.filter(promotion=promotion).aggregate(
         purchases=Count("pk"), members=Count("member_id", distinct=True), extra_points=Sum("extra_points"),

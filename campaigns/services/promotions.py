@@ -16,15 +16,17 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from campaigns.models import PointsPromotion, PromotionCredit, weekday_set, word_set
+from campaigns.models import PointsPromotion, PromotionCashOut, PromotionCredit, weekday_set, word_set
 from core.errors import ValidationFailed
 from membership.models import PointsPolicy
 from membership.services.points import CashRate, EarnBonus
 
 __all__ = [
     "PromotionBonus",
+    "PromotionCashRate",
     "member_day_check",
     "points_promotion_check",
+    "promotion_cash_out_record",
     "promotion_cash_rates",
     "promotion_credits_record",
     "promotion_earn_bonuses",
@@ -39,6 +41,11 @@ PAYMENT_METHODS_MAX = 200
 class PromotionBonus(EarnBonus):
     """A points promotion's multiplier on a purchase (its `key` is the promotion's id): the purchase listener
     credits the promotion with the points it added."""
+
+
+@dataclass(frozen=True)
+class PromotionCashRate(CashRate):
+    """A points-to-cash day's rate (its `key` is the promotion's id): the cash-out listener records what it paid."""
 
 
 # --- which promotions apply ---------------------------------------------------------------------------------
@@ -108,11 +115,11 @@ def promotion_earn_bonuses(*, member, store, occurred_at: datetime, payment_meth
     ]
 
 
-def promotion_cash_rates(*, store, on: date, **_context) -> list[CashRate]:
+def promotion_cash_rates(*, store, on: date, **_context) -> list[PromotionCashRate]:
     """The points-to-cash rates of the points-to-cash days running at `store` on that day."""
     return [
-        CashRate(cash_points=promotion.cash_points, cash_value=promotion.cash_value, label=promotion.name,
-                 key=promotion.pk)
+        PromotionCashRate(cash_points=promotion.cash_points, cash_value=promotion.cash_value, label=promotion.name,
+                          key=promotion.pk)
         for promotion in promotions_running(kind=PointsPromotion.Kind.CASH_RATE, store=store, day=on)
         if _on_weekday(promotion, on) and promotion.cash_points and promotion.cash_value
     ]
@@ -132,6 +139,17 @@ def promotion_credits_record(*, purchase, bonuses, **_context) -> list[Promotion
     if credits:
         PromotionCredit.objects.bulk_create(credits)
     return credits
+
+
+def promotion_cash_out_record(*, cash_out, **_context) -> PromotionCashOut | None:
+    """Record the points a points-to-cash day's rate turned into cash (for its results), in the cash-out's
+    transaction. A rate of another provider records nothing."""
+    rate, entry = cash_out.promotion, cash_out.entry
+    if not isinstance(rate, PromotionCashRate):
+        return None
+    return PromotionCashOut.objects.create(promotion_id=rate.key, entry=entry, member_id=entry.member_id,
+                                           points=-entry.points, cash_value=cash_out.cash_value,
+                                           created_at=entry.created_at)
 
 
 # --- checks of the settings ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from membership.models import EarnRule, Member, PointsEntry, PointsPolicy
 from membership.services.ledger import _lock_members, points_post
 
 __all__ = [
+    "CASHED_OUT",
     "CASH_RATES",
     "EARN_BONUSES",
     "POINTS_MAX",
@@ -34,6 +35,7 @@ __all__ = [
     "EarnResult",
     "cash_rate_best",
     "cash_rate_provider",
+    "on_points_cashed_out",
     "cash_value_of",
     "earn_bonus_provider",
     "earn_rule_default",
@@ -110,6 +112,17 @@ CASH_RATES: list[Callable[..., list[CashRate]]] = []
 def cash_rate_provider(function: Callable[..., list[CashRate]]) -> Callable[..., list[CashRate]]:
     """Register a provider of points-to-cash rates (see CASH_RATES)."""
     CASH_RATES.append(function)
+    return function
+
+
+# Called as listener(cash_out=) in the cash-out's transaction when a promotion's rate paid it (campaigns records
+# what each points-to-cash day paid). Registered with on_points_cashed_out.
+CASHED_OUT: list[Callable] = []
+
+
+def on_points_cashed_out(function: Callable) -> Callable:
+    """Register a listener of cash-outs paid at a promotion's rate (see CASHED_OUT)."""
+    CASHED_OUT.append(function)
     return function
 
 
@@ -343,4 +356,8 @@ def points_cash_out(
         member=member, points=-points, kind=PointsEntry.Kind.CASH_OUT, store=store, terminal=terminal,
         receipt_no=receipt_no, operator=operator, reason=reason,
     )
-    return CashOut(entry=entry, cash_value=cash_value, balance=entry.balance_after, promotion=promotion)
+    cash_out = CashOut(entry=entry, cash_value=cash_value, balance=entry.balance_after, promotion=promotion)
+    if promotion is not None:
+        for listener in CASHED_OUT:
+            listener(cash_out=cash_out)
+    return cash_out

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 import campaigns.promotion_hooks  # noqa: F401 - registers the providers and the purchase listener
-from campaigns.models import PointsPromotion, PromotionCredit
+from campaigns.models import PointsPromotion, PromotionCashOut, PromotionCredit
 from campaigns.queries_promotions import promotion_results
 from campaigns.services.promotions import points_promotion_check, promotion_cash_rates, promotion_earn_bonuses
 from core.errors import ValidationFailed
@@ -291,6 +291,26 @@ def test_a_points_to_cash_day_gives_the_better_rate_and_names_it(super001_till, 
     assert promotion_results(cash_day) == {"kind": "cash_rate", "cash_outs": 1, "members": 1,
                                            "points_cashed": 500}
     ledgers_balanced()
+
+
+def test_a_cash_day_counts_only_the_cash_outs_its_own_rate_paid(super001, dept001, member, cash_day):
+    # given: another points-to-cash day whose name contains the first's, at DEPT stores
+    today = timezone.localdate()
+    other = make_promotion(name="周六积分抵现日", code="SAT_CASH", kind=PointsPromotion.Kind.CASH_RATE,
+                           cash_points=100, cash_value=Decimal("1.50"), starts_on=today, ends_on=today,
+                           formats=[dept001.format])
+    purchase_record(store=dept001, member=member, receipt_no="R-1", amount=Decimal("1000.00"),
+                    occurred_at=timezone.now() - timedelta(minutes=5))
+
+    # when
+    points_cash_out(member=member, points=300, store=dept001, receipt_no="C-1")
+    points_cash_out(member=member, points=200, store=super001, receipt_no="C-2")
+
+    # then
+    assert promotion_results(other)["points_cashed"] == 300
+    assert promotion_results(cash_day)["points_cashed"] == 200
+    record = PromotionCashOut.objects.get(promotion=other)
+    assert (record.points, record.cash_value) == (300, Decimal("4.50"))
 
 
 def test_a_points_to_cash_day_leaves_other_stores_at_the_policy_rate(dept001, member, cash_day):
