@@ -36,6 +36,15 @@ def _focused(page) -> str:
     return page.evaluate("document.activeElement && (document.activeElement.name || document.activeElement.id)")
 
 
+def _until_focused(page, name: str) -> None:
+    """Wait until the page's own focus (autofocus, the desk's script) is on the field, as a clerk would see the
+    cursor there before typing: on a busy machine the first keys could otherwise arrive before it."""
+    page.wait_for_function(
+        "name => document.activeElement && (document.activeElement.name || document.activeElement.id) === name",
+        arg=name, timeout=15000,
+    )
+
+
 def test_clerk_registers_an_elderly_member_without_phone_and_finds_her_by_id_keyboard_only(
     live_server, browser_page, desk_clerk
 ):
@@ -112,6 +121,7 @@ def test_results_open_with_arrow_keys_and_number_keys(live_server, browser_page,
     page.fill("#id_password", "pw-for-tests-123")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/desk/")
+    _until_focused(page, "q")
 
     page.keyboard.type("zx")
     page.keyboard.press("Enter")
@@ -140,6 +150,7 @@ def test_likely_duplicate_needs_the_explicit_register_anyway_button(live_server,
     page.fill("#id_password", "pw-for-tests-123")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/desk/register/")
+    _until_focused(page, "name")
 
     page.keyboard.type("李建国")
     for _ in range(3):
@@ -182,6 +193,7 @@ def test_wrong_id_number_is_shown_in_red_and_the_cursor_goes_back_to_it(live_ser
     page.fill("#id_password", "pw-for-tests-123")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/desk/register/")
+    _until_focused(page, "name")
 
     page.keyboard.type("张秀英")
     page.keyboard.press("Tab")
