@@ -39,6 +39,5 @@ def coupons_back_on_reversal(*, payment, reversal) -> None:
     )
 
 
-if hasattr(purchases, "on_purchase_recorded"):
-    purchases.on_purchase_recorded(coupons_for_purchase)
-    purchases.on_purchase_returned(coupons_back_on_return)
+purchases.on_purchase_recorded(coupons_for_purchase)
+purchases.on_purchase_returned(coupons_back_on_return)

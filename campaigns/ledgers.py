@@ -35,14 +35,14 @@ def coupon_counts_check(batch_size: int) -> Iterator[LedgerBatch]:
                 expired=Count("pk", filter=Q(status=Coupon.Status.EXPIRED)),
             )
         }
-        spent = dict(
+        kept = {
+            template_id: (count, total) for template_id, count, total in
             CouponRedemption.objects.filter(template_id__in=ids, status=CouponRedemption.Status.REDEEMED).order_by()
-            .values("template_id").annotate(total=Sum("discount")).values_list("template_id", "total")
-        )
-        redeemed_rows = dict(
-            CouponRedemption.objects.filter(template_id__in=ids, status=CouponRedemption.Status.REDEEMED).order_by()
-            .values("template_id").annotate(n=Count("pk")).values_list("template_id", "n")
-        )
+            .values("template_id").annotate(n=Count("pk"), total=Sum("discount"))
+            .values_list("template_id", "n", "total")
+        }
+        redeemed_rows = {template_id: count for template_id, (count, _total) in kept.items()}
+        spent = {template_id: total for template_id, (_count, total) in kept.items()}
         differences = []
         for row in templates:
             actual = counts.get(row["pk"], {})
