@@ -66,3 +66,23 @@ class CouponNotVoidable(DomainError):
 
 class ClaimCodeNotFound(NotFound):
     default_message = _("No running coupon has this claim code.")
+
+
+class SegmentInvalid(ValidationFailed):
+    """A segment's rules that cannot be counted or used: `fields` names what is wrong."""
+
+    default_message = _("The segment's rules are not valid.")
+
+
+class CampaignInvalid(ValidationFailed):
+    """A targeted campaign that cannot be saved, submitted or started as it is."""
+
+    default_message = _("The campaign cannot be carried out as it is.")
+
+
+class CallNotAllowed(DomainError):
+    """A call outcome recorded by someone who may not work that store's call list."""
+
+    code = "forbidden"
+    status = 403
+    default_message = _("This call is on another store's list.")

@@ -33,7 +33,8 @@ SYSTEM = "system"
 GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
     ("members", _("Members"), (
         "membership.Member", "membership.MemberCard", "membership.MemberIdentity", "membership.MergeCandidate",
-        "membership.Tag", "membership.Purchase", "membership.PurchaseReturn", "core.PersonalDataAccess",
+        "membership.Tag", "membership.Partner", "membership.Purchase", "membership.PurchaseReturn",
+        "core.PersonalDataAccess",
     )),
     ("points", _("Points and tiers"), (
         "membership.PointsEntry", "page:membership_member_points_expiring", "membership.PointsHold",
@@ -53,7 +54,9 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
     )),
     ("campaigns", _("Marketing"), (
         "campaigns.CouponTemplate", "campaigns.Coupon", "campaigns.CouponRedemption", "campaigns.CouponRule",
-        "campaigns.PointsPromotion", "campaigns.MemberDay",
+        "campaigns.PointsPromotion", "campaigns.MemberDay", "campaigns.Segment", "page:campaigns_segment_scenarios",
+        "campaigns.SegmentSnapshot",
+        "campaigns.TargetedCampaign", "campaigns.CampaignMember", "campaigns.CallAttempt",
     )),
     ("approvals", _("Approvals"), ("approvals.ApprovalRequest", "approvals.ApprovalPolicy")),
     ("stores", _("Stores and staff"), (
@@ -80,6 +83,10 @@ def _page_may_view(url_name: str, request) -> bool:
     user = request.user
     if url_name == "membership_member_points_expiring":
         return user.has_perm("membership.view_member")
+    if url_name == "campaigns_segment_scenarios":
+        from campaigns.admin.segments import may_view_scenarios
+
+        return may_view_scenarios(user)
     if url_name == "cards_stock_overview":
         return user.has_perm("cards.view_card")
     if url_name == "cards_voucher_liability":
@@ -91,6 +98,7 @@ def _page_may_view(url_name: str, request) -> bool:
 
 PAGE_TITLES = {
     "membership_member_points_expiring": _("Points expiring soon"),
+    "campaigns_segment_scenarios": _("Scenario templates"),
     "cards_stock_overview": _("Card stock"),
     "cards_voucher_liability": _("Pickup voucher liability"),
     "cards_voucher_settlement": _("Pickup voucher supplier settlement"),

@@ -48,5 +48,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("desk/cards/", include("cards.urls")),
     path("desk/coupons/", include("campaigns.urls")),
+    path("desk/calls/", include("campaigns.urls_calls")),
     path("desk/", include("membership.urls")),
 ]

@@ -40,6 +40,11 @@ NIGHTLY = {
         _("Marks pickup vouchers past their validity as expired; their remaining units stay on them and are "
           "reported apart in the voucher liability."),
     ),
+    # Just after midnight, so a campaign's first day starts with its coupons and points in place.
+    "campaigns: switch targeted campaigns": (
+        "campaigns.targeted_campaigns_switch", 0, 5,
+        _("Starts scheduled targeted campaigns on their first day and ends running ones after their last day."),
+    ),
     # After midnight, so a coupon valid "until" yesterday shows as expired in the morning.
     "campaigns: expire coupons": (
         "campaigns.coupons_expire", 0, 58,
@@ -65,6 +70,7 @@ JOB_LABELS = {
     "cards: expire bearer cards": _("Expire bearer cards"),
     "cards: expire pickup vouchers": _("Expire pickup vouchers"),
     "campaigns: expire coupons": _("Expire coupons"),
+    "campaigns: switch targeted campaigns": _("Switch targeted campaigns"),
     "core: purge idempotency keys": _("Purge POS idempotency keys"),
     "core: check ledgers": _("Check ledgers"),
 }

@@ -57,6 +57,10 @@ class MemberRegisterForm(forms.Form):
         label=_("Member card number"), max_length=32, required=False, widget=_text(inputmode="numeric"),
         help_text=_("Only when a member card is handed over."),
     )
+    partner_code = forms.CharField(
+        label=_("Partner registration code"), max_length=20, required=False, widget=_text(),
+        help_text=_("Only when the customer registers through a partner (a bank, a telecom, a car brand)."),
+    )
     # The ids of the likely duplicates the clerk was shown; "register anyway" only
     # counts for exactly those, so a different match found later is shown again.
     duplicates_seen = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -75,6 +79,7 @@ class MemberRegisterForm(forms.Form):
             contact_channel=data["contact_channel"],
             marketing_consent=data["marketing_consent"],
             card_no=data["card_no"],
+            partner_code=data["partner_code"],
         )
 
     def duplicate_ids_seen(self) -> set[int]:

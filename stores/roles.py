@@ -39,12 +39,16 @@ ROLES: dict[str, tuple[str, ...]] = {
         "cards.receive_card_stock", "cards.add_cardtransfer", "cards.sell_card", "cards.serve_card",
         # The coupons redeemed at the store's tills.
         "campaigns.view_couponredemption",
+        # The store's members on targeted campaigns and the calls its clerks made from the call lists.
+        "campaigns.view_campaignmember", "campaigns.view_callattempt",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
             "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",
             "membership.view_gift", "membership.view_giftstock", "membership.view_tier",
             # Selling and topping up cards, balance enquiries, loss reports and replacements at the desk.
-            "cards.sell_card", "cards.serve_card", "cards.view_card", "cards.view_cardproduct"),
+            "cards.sell_card", "cards.serve_card", "cards.view_card", "cards.view_cardproduct",
+            # Working off the store's call lists of targeted campaigns.
+            "campaigns.add_callattempt"),
     "报表查看": ("reports.view_*",),
 }
 

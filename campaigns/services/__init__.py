@@ -2,4 +2,6 @@
 
 from campaigns.services.coupons import *  # noqa: F401,F403
 from campaigns.services.issuing import *  # noqa: F401,F403
+from campaigns.services.segments import *  # noqa: F401,F403
+from campaigns.services.targeting import *  # noqa: F401,F403
 from campaigns.services.templates import *  # noqa: F401,F403

@@ -142,7 +142,8 @@ class MemberFullExportResource(MemberExportResource):
 _MEMBER_READONLY = [
     "member_no", "name", "gender", "birth_date_age", "id_type", "id_number_shown", "status", "merged_into_link",
     "tier", "points_link", "phone_shown", "family_phone_shown", "address", "contact_channel", "marketing_consent",
-    "marketing_consent_at", "registered_store", "registered_channel", "registered_by", "registered_at", "notes",
+    "marketing_consent_at", "registered_store", "registered_channel", "partner", "registered_by", "registered_at",
+    "notes",
     "earned_tier", "paid_tier_shown", "pending_points", "points_debt_shown", "recent_points", "purchases_by_format",
     "recent_purchases", "tier_history",
 ]
@@ -157,7 +158,7 @@ class MemberAdmin(MemberPointsMixin, MemberTiersMixin, ServiceRefusalMixin, Impo
                     "status", "registered_at"]
     list_select_related = ["tier", "paid_tier", "registered_store"]
     # No date hierarchy: its year list is a DISTINCT over every row; the date filter uses the index.
-    list_filter = ["status", "tier", "registered_channel", "gender", "registered_store__format",
+    list_filter = ["status", "tier", "registered_channel", "partner", "gender", "registered_store__format",
                    ("registered_at", admin.DateFieldListFilter), "tags", MemberStoreFilter]
     # The box is handled by get_search_results; Django shows it only when search_fields is set.
     search_fields = ["member_no"]
@@ -250,7 +251,7 @@ class MemberAdmin(MemberPointsMixin, MemberTiersMixin, ServiceRefusalMixin, Impo
             (_("tier and points"), {"fields": ["earned_tier", "paid_tier_shown", "points_link", "pending_points",
                                                "points_debt_shown"]}),
             (_("contact"), {"fields": [*contact, "marketing_consent_at"]}),
-            (_("registration"), {"fields": ["registered_store", "registered_channel", "registered_by",
+            (_("registration"), {"fields": ["registered_store", "registered_channel", "partner", "registered_by",
                                             "registered_at", "notes"]}),
             (_("points ledger"), {"fields": ["recent_points"]}),
             (_("purchases"), {"fields": ["purchases_by_format", "recent_purchases"]}),

@@ -19,6 +19,7 @@ from membership.models.members import (  # noqa: F401
     MemberIdentity,
     MemberTag,
     MergeCandidate,
+    Partner,
     PointsEntry,
     Tag,
     Tier,

@@ -6,7 +6,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from core.history import AuditHistory
@@ -72,6 +72,40 @@ class Tier(models.Model):
     @classmethod
     def default(cls) -> "Tier":
         return cls.objects.filter(kind=cls.Kind.EARNED, is_active=True).order_by("rank").first()
+
+
+class Partner(models.Model):
+    """A partner that brings members (联名会员渠道): a bank, a telecom, a car brand.
+
+    Members who register with its registration code (at the desk, or in a partner's file) are attributed
+    to it (`Member.partner`); the partner page counts those who made a first purchase and their sales.
+    """
+
+    class Kind(models.TextChoices):
+        BANK = "bank", pgettext_lazy("partner", "bank")
+        TELECOM = "telecom", _("telecom operator")
+        CAR_BRAND = "car_brand", _("car brand")
+        OTHER = "other", _("other")
+
+    code = models.CharField(_("code"), max_length=20, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.OTHER)
+    registration_code = models.CharField(
+        _("registration code"), max_length=20, unique=True,
+        help_text=_("The code a new member gives at registration to be attributed to this partner."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    history = AuditHistory()
+
+    class Meta:
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
 
 
 class Member(models.Model):
@@ -163,6 +197,10 @@ class Member(models.Model):
     )
     registered_channel = models.CharField(
         _("registration channel"), max_length=10, choices=Channel.choices, default=Channel.DESK
+    )
+    partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="members",
+        verbose_name=_("partner"), help_text=_("The partner channel the member registered through."),
     )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",

@@ -39,6 +39,7 @@ from membership.models import (
     MemberIdentity,
     MemberTag,
     MergeCandidate,
+    Partner,
     PointsEntry,
     Tag,
     Tier,
@@ -199,6 +200,7 @@ class MemberInput:
     marketing_consent: bool = False
     notes: str = ""
     card_no: str = ""
+    partner_code: str = ""  # a partner's registration code (联名会员渠道): the member is attributed to it
 
 
 _GENDERS = frozenset(Member.Gender.values)
@@ -219,9 +221,27 @@ def member_input_clean(data: MemberInput, *, today: date | None = None, require_
         contact_channel=data.contact_channel, marketing_consent=data.marketing_consent, notes=data.notes,
         today=today or timezone.localdate(), require_contact=require_contact,
     )
+    partner_code = (data.partner_code or "").strip()
+    if partner_code:
+        partner, partner_error = _partner_by_registration_code(partner_code)
+        if partner_error:
+            errors = {**(errors or {}), "partner_code": [partner_error]}
+        elif values is not None:
+            values["partner"] = partner
     if errors:
         raise MemberInvalid(fields=errors)
     return values
+
+
+def _partner_by_registration_code(code: str) -> tuple[Partner | None, str]:
+    """The active partner whose registration code is `code` (letters in any case), or the reason there is none."""
+    partner = Partner.objects.filter(registration_code__iexact=code).first()
+    if partner is None:
+        return None, gettext("Partner registration code: no partner has the code %(code)s.") % {"code": code}
+    if not partner.is_active:
+        return None, gettext("Partner registration code: the partner %(partner)s no longer registers members.") % {
+            "partner": partner.name}
+    return partner, ""
 
 
 def member_values_clean(
@@ -317,6 +337,8 @@ def member_register(
     now = timezone.now()
     if values["marketing_consent"]:
         values["marketing_consent_at"] = now
+    if values.get("partner") is not None:
+        channel = Member.Channel.PARTNER
     member = _member_create(
         values,
         tier=tier or Tier.default(),
@@ -329,7 +351,7 @@ def member_register(
         MemberCard.objects.create(card_no=card_no, member=member, issued_store=store)
     MemberEvent.objects.create(
         member=member, kind=MemberEvent.Kind.REGISTERED, actor=registered_by, store=store,
-        data={"channel": channel},
+        data={"channel": channel, **({"partner": member.partner.code} if member.partner_id else {})},
     )
     return member
 

@@ -37,10 +37,12 @@ ALLOWED = {
 SKIPPED_URL_NAMES = {"jsi18n", "logout", "autocomplete"}
 
 SKIPPED_TAGS = ("script", "style", "template", "noscript", "code")
+VOID_TAGS = ("input", "img", "br", "hr", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’]*[A-Za-z]|[A-Za-z]")
 # A token holding a digit, an underscore, '@' or several capitals in a row is a code (DEPT001, BRANDDEMO5,
 # super001_manager, RMB), not a word.
 TOKEN = re.compile(r"[A-Za-z0-9_@.\-:/]+")
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 
 class _TextNodes(HTMLParser):
@@ -51,13 +53,17 @@ class _TextNodes(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.texts: list[str] = []
         self._skip = 0
+        self._skipped: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in SKIPPED_TAGS:
+        # translate="no" marks what is not language (the JSON of a segment's rules, as staff may type it).
+        if tag in SKIPPED_TAGS or (("translate", "no") in attrs and tag not in VOID_TAGS):
             self._skip += 1
+            self._skipped.append(tag)
 
     def handle_endtag(self, tag):
-        if tag in SKIPPED_TAGS and self._skip:
+        if self._skipped and self._skipped[-1] == tag:
+            self._skipped.pop()
             self._skip -= 1
 
     def handle_data(self, data):
@@ -70,7 +76,8 @@ def english_words(html: str, allowed: set[str]) -> list[str]:
     parser.feed(html)
     found = []
     for text in parser.texts:
-        for token in TOKEN.findall(text):
+        # A placeholder staff type as it is ({name} in a campaign's message) is a code, not a word.
+        for token in TOKEN.findall(PLACEHOLDER.sub(" ", text)):
             if not re.search(r"[A-Za-z]", token) or token in allowed:
                 continue
             if re.search(r"[0-9_@/]", token) or re.fullmatch(r"[A-Z]{2,}[A-Z0-9\-]*", token):

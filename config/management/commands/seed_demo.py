@@ -1,14 +1,17 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
+from django.utils import translation
 
 from campaigns.demo.coupons import coupons_seed
 from campaigns.demo.promotions import promotions_seed
+from campaigns.demo.targeting import load as targeting_load
 from cards import demo as cards_demo
 from cards.demo import showcase as cards_showcase
 from cards.demo.brands import _seed_user
 from membership import demo as membership_demo
 from membership.demo import showcase as membership_showcase
+from membership.demo.partners import seed_partners
 from stores import demo as stores_demo
 
 
@@ -47,12 +50,17 @@ class Command(BaseCommand):
             brand_vouchers = cards_demo.seed_brand_cards_and_vouchers()
             # The README's members and cards, sale orders of both kinds, and requests waiting for hq_approver.
             showcase = membership_showcase.seed_showcase_members()
+            partners = seed_partners()
             seeder = _seed_user(None)
             card_showcase = cards_showcase.seed_card_showcase(requester=seeder)
             member_approvals = membership_showcase.seed_member_approvals(requester=seeder)
             # Coupons, points promotions and a member day, with results to look at.
             coupons_seed(stdout=self.stdout)
             promotions_seed(stdout=self.stdout)
+            # Segments from the scenarios, an ended campaign with results and a running call list at DEPT001.
+            # Scenario names and texts are stored in the site's language (commands run untranslated).
+            with translation.override(settings.LANGUAGE_CODE):
+                targeting_load(stdout=self.stdout)
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -77,6 +85,10 @@ class Command(BaseCommand):
             f"Brand cards: programme BRANDDEMO5 on BRANDDEMO ({brand['skus']} SKUs listed, {brand['cards']} cards and "
             f"{brand['payments']} discounted payments created). Pickup vouchers: {brand_vouchers.vouchers} in the "
             f"demo batch, {brand_vouchers.vouchers_sold} sold to a company now."
+        ))
+        self.stdout.write(self.style.SUCCESS(
+            f"Partners: {partners.partners} created, {partners.members} members registered through them, "
+            f"{partners.purchases} of their purchases."
         ))
         approvals = card_showcase.approvals + member_approvals
         self.stdout.write(self.style.SUCCESS(
