@@ -40,6 +40,7 @@ from campaigns.services.targeting import (
     campaign_save,
     campaign_submit,
     contacts_mark_reached,
+    message_fill,
 )
 from core.admin import (
     CappedCountPaginator,
@@ -535,7 +536,7 @@ class TargetedCampaignAdmin(HeadquartersRecordsMixin, ServiceCallsMixin, Service
             for item in members.iterator(chunk_size=2000):
                 member = item.member
                 yield (member.member_no, member.name, member.phone, item.get_channel_display(),
-                       campaign.message_text.replace("{name}", member.name))
+                       message_fill(campaign.message_text, member.name))
 
         filename = f"campaign-messages-{campaign.code}-{timezone.localdate():%Y%m%d}"
         if as_excel:
@@ -599,7 +600,7 @@ class TargetedCampaignAdmin(HeadquartersRecordsMixin, ServiceCallsMixin, Service
                                   campaign.points) % {"points": campaign.points})
         letters = [{
             "member": item.member, "store": item.store,
-            "text": campaign.message_text.replace("{name}", item.member.name),
+            "text": message_fill(campaign.message_text, item.member.name),
         } for item in page.object_list]
         return TemplateResponse(request, f"{TEMPLATES}/letters.html", {
             "campaign": campaign, "letters": letters, "offer": offer, "page": page,

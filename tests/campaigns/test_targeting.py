@@ -36,6 +36,7 @@ from campaigns.services import (
     contacts_mark_reached,
     control_group,
     member_channel,
+    message_fill,
     segment_save,
     targeted_campaigns_switch,
 )
@@ -672,3 +673,9 @@ def test_the_demo_loader_makes_an_ended_campaign_with_results_and_a_running_call
     assert CallAttempt.objects.filter(campaign_member__campaign=calls, store=dept001).count() == made["calls"] == 3
     assert CampaignMember.objects.filter(campaign=calls, call_outcome="reached", reached_at__isnull=False).count() == 1
     assert load()["campaigns"] == 0
+
+
+def test_a_message_names_the_member_and_keeps_braces_written_doubled():
+    assert message_fill("{name}您好，满{{300}}减30", "张秀英") == "张秀英您好，满{300}减30"
+    # A text saved before the check that does not read as a template only gets the name.
+    assert message_fill("{name}，{优惠}", "张秀英") == "张秀英，{优惠}"
