@@ -76,7 +76,7 @@ def call_campaigns(request: HttpRequest) -> HttpResponse:
             continue
         rows.append({
             "campaign": campaign, "total": total,
-            "to_call": members.filter(call_outcome="").count(),
+            "to_call": members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER]).count(),
             "reached": members.filter(call_outcome=CampaignMember.CallOutcome.REACHED).count(),
         })
     return render(request, "campaigns/desk_calls.html", {"rows": rows})
@@ -93,12 +93,14 @@ def call_list_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return _not_found(request)
     members = call_list(campaign=campaign, store=request.desk_store)
     show_all = request.GET.get("show") == "all"
-    shown = members if show_all else members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER])
+    # Members not called yet and those who did not answer are still to call.
+    to_call = members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER])
+    shown = members if show_all else to_call
     shown = shown.select_related("member", "member__tier")
     page = Paginator(shown, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "campaigns/desk_calls_list.html", {
         "campaign": campaign, "page": page, "show_all": show_all, "total": members.count(),
-        "to_call": members.filter(call_outcome="").count(),
+        "to_call": to_call.count(),
     })
 
 
