@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.errors import CampaignInvalid
 from campaigns.models import Segment, TargetedCampaign
 from campaigns.services.segments import segment_save
+from campaigns.services.targeting import campaign_code_new
 from stores.models import Format
 
 __all__ = ["GROUPS", "SCENARIOS", "Scenario", "scenario_use", "scenarios_by_group"]
@@ -188,13 +189,6 @@ def scenarios_by_group() -> list[tuple[str, str, list[Scenario]]]:
             for group, label in GROUPS]
 
 
-def _campaign_code(day: date) -> str:
-    prefix = f"TC{day:%Y%m%d}"
-    taken = TargetedCampaign.objects.filter(code__startswith=prefix).values_list("code", flat=True)
-    numbers = [int(code[len(prefix):]) for code in taken if code[len(prefix):].isdigit()]
-    return f"{prefix}{max(numbers, default=0) + 1:03d}"
-
-
 @transaction.atomic
 def scenario_use(*, code: str, operator, starts_on: date | None = None) -> TargetedCampaign:
     """Create the scenario's segment and a draft campaign for it, starting `starts_on` (tomorrow) for 14 days.
@@ -213,7 +207,7 @@ def scenario_use(*, code: str, operator, starts_on: date | None = None) -> Targe
                            purpose=scenario.purpose, rules=scenario.rules(today), operator=operator,
                            scenario=scenario.code)
     campaign = TargetedCampaign(
-        code=_campaign_code(today), name=str(scenario.campaign_name), description=str(scenario.description),
+        code=campaign_code_new(today), name=str(scenario.campaign_name), description=str(scenario.description),
         scenario=scenario.code, segment=segment, status=TargetedCampaign.Status.DRAFT,
         control_percent=scenario.control_percent, starts_on=starts_on,
         ends_on=starts_on + timedelta(days=CAMPAIGN_DAYS - 1), result_days=scenario.result_days,

@@ -64,6 +64,7 @@ __all__ = [
     "TARGETED_CAMPAIGN_START",
     "call_record",
     "campaign_cancel",
+    "campaign_code_new",
     "campaign_end",
     "campaign_estimate",
     "campaign_overlaps",
@@ -147,13 +148,12 @@ def _refused(campaign: TargetedCampaign, reason: str, *, fields: dict | None = N
         "code": campaign.code, "status": campaign.get_status_display(), "reason": reason}, fields=fields)
 
 
-def _code_new(day: date) -> str:
+def campaign_code_new(day: date) -> str:
+    """The next free campaign code of the day: "TC" + yyyymmdd + a three-digit counter."""
     prefix = f"TC{day:%Y%m%d}"
-    taken = set(TargetedCampaign.objects.filter(code__startswith=prefix).values_list("code", flat=True))
-    number = len(taken) + 1
-    while f"{prefix}{number:03d}" in taken:
-        number += 1
-    return f"{prefix}{number:03d}"
+    taken = TargetedCampaign.objects.filter(code__startswith=prefix).values_list("code", flat=True)
+    numbers = [int(code[len(prefix):]) for code in taken if code[len(prefix):].isdigit()]
+    return f"{prefix}{max(numbers, default=0) + 1:03d}"
 
 
 def _instance(model, value, field: str, errors: dict):
@@ -317,7 +317,7 @@ def campaign_save(*, campaign: TargetedCampaign | None = None, values: Mapping, 
                                                        % {"code": code}]})
             campaign.code = code
         else:
-            campaign.code = _code_new(today)
+            campaign.code = campaign_code_new(today)
         campaign.scenario = campaign.segment.scenario
         try:
             campaign.full_clean(validate_unique=False, validate_constraints=False)
