@@ -57,6 +57,11 @@ def _campaign_or_none(campaign_id: int) -> TargetedCampaign | None:
         pk=campaign_id, status=TargetedCampaign.Status.RUNNING, call_list=True).first()
 
 
+def _still_to_call(members):
+    """Members not called yet and those who did not answer."""
+    return members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER])
+
+
 def _not_found(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/desk_calls_not_found.html", status=404)
 
@@ -76,7 +81,7 @@ def call_campaigns(request: HttpRequest) -> HttpResponse:
             continue
         rows.append({
             "campaign": campaign, "total": total,
-            "to_call": members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER]).count(),
+            "to_call": _still_to_call(members).count(),
             "reached": members.filter(call_outcome=CampaignMember.CallOutcome.REACHED).count(),
         })
     return render(request, "campaigns/desk_calls.html", {"rows": rows})
@@ -93,8 +98,7 @@ def call_list_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return _not_found(request)
     members = call_list(campaign=campaign, store=request.desk_store)
     show_all = request.GET.get("show") == "all"
-    # Members not called yet and those who did not answer are still to call.
-    to_call = members.filter(call_outcome__in=["", CampaignMember.CallOutcome.NO_ANSWER])
+    to_call = _still_to_call(members)
     shown = members if show_all else to_call
     shown = shown.select_related("member", "member__tier")
     page = Paginator(shown, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
