@@ -45,6 +45,13 @@ def _until_focused(page, name: str) -> None:
     )
 
 
+def _until_active(page, predicate: str, arg=None) -> None:
+    """Wait until the focused element satisfies `predicate`, a JavaScript expression over `el` (and `arg`)."""
+    page.wait_for_function(
+        f"arg => {{ const el = document.activeElement; return !!el && ({predicate}); }}", arg=arg, timeout=15000,
+    )
+
+
 def test_clerk_registers_an_elderly_member_without_phone_and_finds_her_by_id_keyboard_only(
     live_server, browser_page, desk_clerk
 ):
@@ -59,7 +66,7 @@ def test_clerk_registers_an_elderly_member_without_phone_and_finds_her_by_id_key
     page.keyboard.type("pw-for-tests-123")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/desk/")
-    assert _focused(page) == "q"
+    _until_focused(page, "q")
     assert page.evaluate("getComputedStyle(document.body).fontSize") == "22px"
     assert float(page.evaluate("parseFloat(getComputedStyle(document.getElementById('q')).fontSize)")) >= 30
     page.screenshot(path=str(SCREENSHOTS / "desk_search.png"))
@@ -67,7 +74,7 @@ def test_clerk_registers_an_elderly_member_without_phone_and_finds_her_by_id_key
     # when: F2 opens the form; name, ID (the reader ends with Enter), family phone, Enter
     page.keyboard.press("F2")
     page.wait_for_url(f"{live_server.url}/desk/register/")
-    assert _focused(page) == "name"
+    _until_focused(page, "name")
     page.keyboard.type("张秀英")
     page.keyboard.press("Tab")
     assert _focused(page) == "id_type"
@@ -91,12 +98,12 @@ def test_clerk_registers_an_elderly_member_without_phone_and_finds_her_by_id_key
     assert member.gender == Member.Gender.FEMALE
     assert member.family_phone == "13908070605" and member.phone == ""
     assert member.registered_by == desk_clerk
-    assert page.evaluate("document.activeElement.hasAttribute('data-print')")
+    _until_active(page, "el.hasAttribute('data-print')")
 
     # when: Esc goes back to the search, where the ID card reader types the number and Enter
     page.keyboard.press("Escape")
     page.wait_for_url(f"{live_server.url}/desk/")
-    assert _focused(page) == "q"
+    _until_focused(page, "q")
     page.keyboard.type(id_number)
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/desk/members/{member.member_no}/")
@@ -128,7 +135,7 @@ def test_results_open_with_arrow_keys_and_number_keys(live_server, browser_page,
     page.wait_for_url("**/desk/?q=zx")
     listed = page.eval_on_selector_all("[data-results] .result", "rows => rows.map(row => row.pathname)")
     assert sorted(listed) == sorted(f"/desk/members/{m.member_no}/" for m in (first, second))
-    assert page.evaluate("document.activeElement.getAttribute('href')") == listed[0]
+    _until_active(page, "el.getAttribute('href') === arg", listed[0])
     page.screenshot(path=str(SCREENSHOTS / "desk_results.png"))
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
@@ -159,7 +166,7 @@ def test_likely_duplicate_needs_the_explicit_register_anyway_button(live_server,
     page.keyboard.type("13800138000")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.classList.contains('warning')")
+    _until_active(page, "el.classList.contains('warning')")
     assert existing.member_no in page.inner_text("section.warning")
     page.screenshot(path=str(SCREENSHOTS / "desk_duplicate.png"))
 
@@ -172,7 +179,7 @@ def test_likely_duplicate_needs_the_explicit_register_anyway_button(live_server,
 
     page.focus("section.warning")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.getAttribute('href')") == f"/desk/members/{existing.member_no}/"
+    _until_active(page, "el.getAttribute('href') === arg", f"/desk/members/{existing.member_no}/")
     page.keyboard.press("Tab")
     assert _focused(page) == "confirm"
     page.keyboard.press("Enter")
@@ -242,7 +249,7 @@ def test_clerk_gives_a_gift_for_points_keyboard_only_and_prints_the_slip(live_se
     # when: F6 opens the gifts, the arrow key picks the flask, Tab goes to the quantity, Enter gives it
     page.keyboard.press("F6")
     page.wait_for_url(f"{live_server.url}/desk/members/{member.member_no}/gifts/")
-    assert page.evaluate("document.activeElement.type") == "radio"
+    _until_active(page, "el.type === 'radio'")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Tab")
     assert _focused(page) == "quantity"
@@ -255,7 +262,7 @@ def test_clerk_gives_a_gift_for_points_keyboard_only_and_prints_the_slip(live_se
     assert (redemption.gift, redemption.quantity, redemption.points) == (flask, 1, 1500)
     assert GiftStock.objects.get(gift=flask, store=dept001).quantity == 9
     assert page.inner_text("[data-balance]") == "500"
-    assert page.evaluate("document.activeElement.hasAttribute('data-print')")
+    _until_active(page, "el.hasAttribute('data-print')")
     page.emulate_media(media="print")
     assert page.is_visible("section.slip") and not page.is_visible("section.panel")
     assert "保温杯" in page.inner_text("section.slip")
