@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "membership",
     "cards",
     "campaigns",
+    "settlement",
     "reports",
     # Last: the project's own commands (seed_demo, ensure_admin), which use every app.
     "config",

@@ -9,7 +9,7 @@ from fnmatch import fnmatch
 
 from django.apps import apps as global_apps
 
-PROJECT_APPS = ("stores", "approvals", "membership", "cards", "campaigns", "reports")
+PROJECT_APPS = ("stores", "approvals", "membership", "cards", "campaigns", "settlement", "reports")
 
 # group name -> permissions as "app_label.codename" patterns
 ROLES: dict[str, tuple[str, ...]] = {
@@ -22,6 +22,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     # Finance settles points between legal entities: the ledgers and purchases, not the members' details.
     "财务": (
         "cards.view_*", "reports.*", "stores.view_*", "membership.view_tier", "approvals.view_*",
+        # Clearing, periods, statements, the finance files and reconciliation.
+        "settlement.*",
         "membership.view_pointsentry", "membership.view_purchase", "membership.view_purchasereturn",
         "membership.view_pointsdebtentry", "membership.view_pointshold", "membership.view_tiersubscription",
         "membership.view_giftredemption", "membership.view_pointspolicy", "membership.view_earnrule",
@@ -41,6 +43,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "campaigns.view_couponredemption",
         # The store's members on targeted campaigns and the calls its clerks made from the call lists.
         "campaigns.view_campaignmember", "campaigns.view_callattempt",
+        # The store's POS files and reconciliation: uploading a day's file, accepting its exceptions.
+        "settlement.view_posfile", "settlement.add_posfile", "settlement.view_posline", "settlement.view_reconday",
+        "settlement.view_reconexception", "settlement.resolve_reconexception", "settlement.view_posfilelayout",
     ),
     "服务台": ("membership.view_member", "membership.add_member", "membership.change_member",
             "membership.use_service_desk", "membership.redeem_gift", "membership.sell_paid_tier",

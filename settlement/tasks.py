@@ -1,0 +1,1 @@
+"""Celery tasks of settlement: thin wrappers around the services."""
