@@ -58,6 +58,15 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
         "campaigns.SegmentSnapshot",
         "campaigns.TargetedCampaign", "campaigns.CampaignMember", "campaigns.CallAttempt",
     )),
+    ("settlement", _("Settlement"), (
+        "settlement.SettlementPeriod", "settlement.Statement", "page:settlement_clearing_matrix",
+        "settlement.ClearingLine", "settlement.ClearingRun", "settlement.ClearingRule",
+        "settlement.FinanceExportFile", "settlement.FinanceExportLayout", "page:settlement_liability",
+    )),
+    ("reconciliation", _("Reconciliation"), (
+        "settlement.PosFile", "settlement.ReconDay", "settlement.ReconException", "page:settlement_recon_report",
+        "settlement.PosLine", "settlement.PosFileLayout",
+    )),
     ("approvals", _("Approvals"), ("approvals.ApprovalRequest", "approvals.ApprovalPolicy")),
     ("stores", _("Stores and staff"), (
         "stores.Store", "stores.Terminal", "stores.Format", "stores.Region", "stores.LegalEntity",
@@ -74,7 +83,7 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
 # Where a model no entry of GROUPS names goes: the group of its app; any other app's is "System".
 APP_GROUPS = {
     "membership": "members", "campaigns": "campaigns", "cards": "cards", "reports": "cards", "approvals": "approvals",
-    "stores": "stores", "auth": "stores",
+    "stores": "stores", "auth": "stores", "settlement": "settlement",
 }
 
 

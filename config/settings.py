@@ -228,6 +228,11 @@ IDEMPOTENCY_KEY_TTL_DAYS = env.int("IDEMPOTENCY_KEY_TTL_DAYS", default=7)
 # Last-used time of a terminal is written at most this often (seconds).
 TERMINAL_TOUCH_INTERVAL = env.int("TERMINAL_TOUCH_INTERVAL", default=60)
 
+# Settlement: a month closes only when every store-day with card payments has its POS file reconciled (turn off
+# where some POS systems send no daily file); a card with no movement for this many days is dormant in the ageing.
+SETTLEMENT_CLOSE_NEEDS_POS_FILES = env.bool("SETTLEMENT_CLOSE_NEEDS_POS_FILES", default=True)
+SETTLEMENT_DORMANT_DAYS = env.int("SETTLEMENT_DORMANT_DAYS", default=365)
+
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin12345")
 

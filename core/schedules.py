@@ -50,6 +50,12 @@ NIGHTLY = {
         "campaigns.coupons_expire", 0, 58,
         _("Closes open coupons past their validity as expired, and keeps each template's counts in step."),
     ),
+    # After midnight's postings of yesterday (points released, cards expired), before the ledger check.
+    "settlement: clear yesterday": (
+        "settlement.clearing_run_yesterday", 2, 10,
+        _("Works out what the group's companies owe each other for yesterday's card, points, coupon and voucher "
+          "movements, unless yesterday's settlement period is closed."),
+    ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
         _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS, and expired rate counters."),
@@ -71,6 +77,7 @@ JOB_LABELS = {
     "cards: expire pickup vouchers": _("Expire pickup vouchers"),
     "campaigns: expire coupons": _("Expire coupons"),
     "campaigns: switch targeted campaigns": _("Switch targeted campaigns"),
+    "settlement: clear yesterday": _("Clear yesterday between companies"),
     "core: purge idempotency keys": _("Purge POS idempotency keys"),
     "core: check ledgers": _("Check ledgers"),
 }

@@ -308,8 +308,8 @@ class FinanceExportLayout(models.Model):
     name = models.CharField(_("name"), max_length=100)
     columns = models.JSONField(
         _("columns"), default=list,
-        help_text=_('In order: [{"field": "store_code", "header": "门店编码"}, ...]; the fields each data offers are '
-                    "listed beside this box."),
+        help_text=_("The file's columns in order, each a field of the data and the header written for it; the fields "
+                    "each data offers are listed beside this box."),
     )
     file_type = models.CharField(_("file type"), max_length=4, choices=FileType.choices, default=FileType.XLSX)
     encoding = models.CharField(_("encoding"), max_length=10, choices=Encoding.choices, default=Encoding.UTF8_BOM,
@@ -389,8 +389,8 @@ class PosFileLayout(models.Model):
     delimiter = models.CharField(_("CSV delimiter"), max_length=1, default=",")
     columns = models.JSONField(
         _("columns"), default=dict,
-        help_text=_('The file\'s header for each field: {"store_code": "门店", "occurred_at": "交易时间", '
-                    '"receipt_no": "小票号", "card_no": "卡号", "member_no": "会员号", "amount": "金额"}.'),
+        help_text=_("The file's header for each field: store, time, receipt number, card number, member number and "
+                    "amount (store, time, receipt number and amount are required)."),
     )
     datetime_format = models.CharField(_("time format"), max_length=30, default="%Y-%m-%d %H:%M:%S")
     time_window_minutes = models.PositiveSmallIntegerField(

@@ -78,6 +78,9 @@ DEMO_STAFF = [
     ("dept001_manager", "解放碑百货店长", StaffProfile.Scope.STORES, "门店店长", ["DEPT001"]),
     ("super001_manager", "解放碑超市店长", StaffProfile.Scope.STORES, "门店店长", ["SUPER001"]),
     ("dept001_desk", "解放碑服务台", StaffProfile.Scope.STORES, "服务台", ["DEPT001"]),
+    # Finance at headquarters closes the month; a format's finance sees its own company's statements and files.
+    ("finance_hq", "总部财务", StaffProfile.Scope.HQ, "财务", []),
+    ("super_finance", "超市财务", StaffProfile.Scope.STORES, "财务", ["SUPER001"]),
 ]
 
 

@@ -12,6 +12,7 @@ from cards.demo.brands import _seed_user
 from membership import demo as membership_demo
 from membership.demo import showcase as membership_showcase
 from membership.demo.partners import seed_partners
+from settlement.demo import settlement_seed
 from stores import demo as stores_demo
 
 
@@ -61,6 +62,10 @@ class Command(BaseCommand):
             # Scenario names and texts are stored in the site's language (commands run untranslated).
             with translation.override(settings.LANGUAGE_CODE):
                 targeting_load(stdout=self.stdout)
+            # Settlement: clearing rules and file layouts, last closed month locked with its statements, this month's
+            # reconciliation with two exceptions to work off at DEPT001.
+            with translation.override(settings.LANGUAGE_CODE):
+                settlement_seed(stdout=self.stdout)
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
