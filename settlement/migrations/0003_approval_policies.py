@@ -1,8 +1,9 @@
 """The approvals of settlement and its nightly run.
 
-Locking a settlement period is decided at headquarters by whoever may approve periods; correcting the ledger for a
-reconciliation exception by whoever may work exceptions off (a store's manager may decide for their store), never
-by the person who asked (the approval engine refuses that). The nightly clearing of yesterday is created in
+Locking a settlement period is decided at headquarters by whoever may approve periods; correcting a card's ledger
+for a reconciliation exception at headquarters by whoever may work exceptions off (a store's manager may ask for a
+correction and accept exceptions, but money moves on a card only when headquarters decides), never by the person
+who asked (the approval engine refuses that). The nightly clearing of yesterday is created in
 django-celery-beat, on databases migrated before it existed.
 """
 
@@ -13,7 +14,7 @@ from core.migration_ops import create_app_permissions
 POLICIES = (
     # action, approver permission, approved at headquarters only
     ("settlement.period_lock", "approve_settlementperiod", True),
-    ("settlement.exception_correct", "resolve_reconexception", False),
+    ("settlement.exception_correct", "resolve_reconexception", True),
 )
 
 

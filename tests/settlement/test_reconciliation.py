@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from approvals.errors import SelfApprovalForbidden
+from approvals.errors import ApproverNotPermitted, SelfApprovalForbidden
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import approval_request_approve, approval_request_reject
 from cards.models import CardLedgerEntry
@@ -23,7 +23,7 @@ from settlement.services.reconciliation import (
     recon_exception_accept,
     recon_exception_correct_request,
 )
-from tests.factories import MemberFactory, permission_named
+from tests.factories import MemberFactory, StaffFactory, permission_named
 from tests.settlement.conftest import card_pay, card_refund_at, card_reverse_at, card_sold, local_moment
 
 D = Decimal
@@ -56,7 +56,7 @@ def correct_policy(db):
     """The approval policy of corrections (made by the settlement migrations; get-or-create so it holds either way)."""
     policy, _ = ApprovalPolicy.objects.get_or_create(
         action=EXCEPTION_CORRECT, min_amount=None,
-        defaults={"approver_permission": permission_named("settlement.resolve_reconexception"), "hq_only": False},
+        defaults={"approver_permission": permission_named("settlement.resolve_reconexception"), "hq_only": True},
     )
     return policy
 
@@ -319,6 +319,22 @@ def test_a_missing_debit_is_corrected_after_approval(layout, dept001, card, day,
     assert (exception.status, exception.resolved_by) == (Status.CORRECTED, hq_approver)
     assert recon(dept001, day).status == ReconDay.Status.ACCEPTED
     ledgers_balanced()
+
+
+def test_another_manager_of_the_store_cannot_approve_a_correction(layout, dept001, card, day, correct_policy,
+                                                                  dept001_manager):
+    card_pay(card, store=dept001, amount="80.00", day=day, receipt_no="DIFF")
+    upload(layout, day, [("DIFF", card.card_no, "85.00")], store=dept001)
+    request = recon_exception_correct_request(exception=_only_exception(Kind.AMOUNT_DIFFERS), user=dept001_manager,
+                                              reason="POS is right")
+    deputy = StaffFactory(username="dept001_deputy", group="门店店长", stores=[dept001])
+
+    with pytest.raises(ApproverNotPermitted):
+        approval_request_approve(approval_request=request, approver=deputy)
+
+    card.refresh_from_db()
+    assert card.balance == D("920.00")
+    assert _only_exception(Kind.AMOUNT_DIFFERS).status == Status.CORRECTING
 
 
 def test_an_amount_difference_is_corrected_by_the_difference(layout, dept001, card, day, correct_policy,
