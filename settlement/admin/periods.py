@@ -24,6 +24,7 @@ from approvals.admin import ApprovalHistoryInline, approval_outcome_message
 from core.admin import ReadOnlyAdminMixin, ServiceCallsMixin, change_page, local_time, summary_table
 from core.errors import DomainError
 from core.forms import add_service_error
+from core.numbers import points_display
 from settlement.admin.clearing import (
     TEMPLATES,
     CompanyScopedMixin,
@@ -115,12 +116,12 @@ class SettlementPeriodAdmin(ServiceCallsMixin, ReadOnlyAdminMixin, BaseAdmin):
                            "note"]}),
         (_("readiness"), {"fields": ["readiness"]}),
         (_("statements"), {"fields": ["statements_summary"]}),
-        (_("close figures"), {"fields": ["card_outstanding", "points_outstanding", "points_value", "escrow_base",
-                                         "escrow_required"]}),
+        (_("close figures"), {"fields": ["card_outstanding", "points_outstanding_shown", "points_value",
+                                         "escrow_base", "escrow_required"]}),
         (_("finance files"), {"fields": ["export_files"]}),
     ]
     readonly_fields = ["code", "starts_on", "ends_on", "status", "close_requested_by", "locked_by", "locked_at",
-                       "note", "readiness", "statements_summary", "card_outstanding", "points_outstanding",
+                       "note", "readiness", "statements_summary", "card_outstanding", "points_outstanding_shown",
                        "points_value", "escrow_base", "escrow_required", "export_files"]
     inlines = [ApprovalHistoryInline]
 
@@ -131,8 +132,15 @@ class SettlementPeriodAdmin(ServiceCallsMixin, ReadOnlyAdminMixin, BaseAdmin):
             period.viewer = request.user
         return period
 
+    @admin.display(description=SettlementPeriod._meta.get_field("points_outstanding").verbose_name)
+    def points_outstanding_shown(self, obj):
+        return "-" if obj.points_outstanding is None else points_display(obj.points_outstanding)
+
     @admin.display(description=_("what keeps it from closing"))
     def readiness(self, obj):
+        if obj.status == SettlementPeriod.Status.LOCKED:
+            return gettext("Locked: nothing of this period changes any more; a correction goes into the next open "
+                           "period.")
         if obj.status != SettlementPeriod.Status.OPEN:
             return obj.get_status_display()
         problems = period_close_problems(obj)
