@@ -6,7 +6,7 @@ What it leaves (`settlement_seed`):
 - a POS file layout for each format's POS system (Chinese headers, each its own; the supermarkets' files in GBK)
   and the finance systems' default export layouts (`finance_layouts_ensure`);
 - card payments at the tills (`CardTransaction` with their ledger rows, through `card_post`) every day from the
-  first day of the last closed month to yesterday, with demo cards of their own (prefix 8697) sold by each
+  first day of the last closed month to yesterday, with demo cards of their own (prefix 8696) sold by each
   company, so card money moves between the companies;
 - the closed month (the month before the one of three days ago): a clearing run for every day, each format's
   POS file of each day written from that day's card payments as the till would and imported (reconciled), the
@@ -44,7 +44,8 @@ from settlement.services.reconciliation import pos_file_import, pos_layout_clean
 from stores.models import Format, LegalEntity, Store
 
 DEMO_SEED = 20261207
-CARD_PREFIX = "8697"
+# Its own prefix: 8697 is the showcase's (the README's cards), 8698 the brand cards', 8699 the demo cards'.
+CARD_PREFIX = "8696"
 CARD_COUNT = 40
 CARD_LOAD = Decimal("5000.00")
 # The companies' demo cards are sold at their first store; payments are taken at these stores.
