@@ -45,7 +45,7 @@ def _counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in models}
 
 
-def test_the_closed_month_is_locked_with_statements_that_net_to_zero(seeded):
+def _the_closed_month_is_locked_with_statements_that_net_to_zero(seeded):
     # given the demo's days
     days = demo_days(seeded["reconciled_day"] + timedelta(days=3))
     period = SettlementPeriod.objects.get(code=seeded["closed_period"])
@@ -71,7 +71,7 @@ def test_the_closed_month_is_locked_with_statements_that_net_to_zero(seeded):
     assert any(value for value in matrix.owed.values())
 
 
-def test_the_month_s_pos_files_were_reconciled_in_every_format(seeded):
+def _the_month_s_pos_files_were_reconciled_in_every_format(seeded):
     period = SettlementPeriod.objects.get(code=seeded["closed_period"])
     files = PosFile.objects.filter(business_date__range=(period.starts_on, period.ends_on))
 
@@ -86,7 +86,7 @@ def test_the_month_s_pos_files_were_reconciled_in_every_format(seeded):
     assert paid <= set(days.values_list("store_id", "business_date"))
 
 
-def test_the_current_month_has_a_reconciled_day_and_an_open_day_with_two_planted_exceptions(seeded):
+def _the_current_month_has_a_reconciled_day_and_an_open_day_with_two_planted_exceptions(seeded):
     # a reconciled day: every store-day of it matched
     reconciled = ReconDay.objects.filter(business_date=seeded["reconciled_day"])
     assert reconciled.filter(store__code=OPEN_DAY_STORE).exists()
@@ -113,7 +113,7 @@ def test_the_current_month_has_a_reconciled_day_and_an_open_day_with_two_planted
     assert ClearingRun.objects.filter(business_date=seeded["open_day"], status=ClearingRun.Status.DONE).exists()
 
 
-def test_the_rules_and_layouts_are_there_for_every_company_and_system(seeded):
+def _the_rules_and_layouts_are_there_for_every_company_and_system(seeded):
     assert ClearingRule.objects.filter(honourer__isnull=True).count() == 4
     assert ClearingRule.objects.get(issuer__code="LE_DEPT", honourer__code="LE_SUPER").card_fee_rate == Decimal(
         "0.0060")
@@ -123,7 +123,7 @@ def test_the_rules_and_layouts_are_there_for_every_company_and_system(seeded):
         "FIN-DEPT", "FIN-SUPER", "FIN-ELEC", "FIN-AUTO"}
 
 
-def test_seeding_twice_adds_nothing(seeded):
+def _seeding_twice_adds_nothing(seeded):
     before = _counts()
 
     again = settlement_seed(stdout=io.StringIO())
@@ -132,3 +132,12 @@ def test_seeding_twice_adds_nothing(seeded):
     assert again["payments"] == again["clearing_runs"] == again["pos_files"] == 0
     assert again["rules"] == again["pos_layouts"] == again["finance_layouts"] == 0
     assert again["closed_status"] == SettlementPeriod.Status.LOCKED
+
+
+def test_the_settlement_demo(seeded):
+    """One seed for every check (seeding takes seconds): each check is a function above, the second run last."""
+    _the_closed_month_is_locked_with_statements_that_net_to_zero(seeded)
+    _the_month_s_pos_files_were_reconciled_in_every_format(seeded)
+    _the_current_month_has_a_reconciled_day_and_an_open_day_with_two_planted_exceptions(seeded)
+    _the_rules_and_layouts_are_there_for_every_company_and_system(seeded)
+    _seeding_twice_adds_nothing(seeded)
