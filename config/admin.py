@@ -16,6 +16,7 @@ from cron_descriptor import FormatException, MissingFieldException, Options, Wro
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils.dates import WEEKDAYS
 from django.utils.html import format_html
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
@@ -50,6 +51,19 @@ def crontab_text(crontab: CrontabSchedule | None) -> str:
     if daily and _NUMBER.match(crontab.hour) and _NUMBER.match(crontab.minute):
         return gettext("Every day at %(time)s (%(zone)s)") % {
             "time": f"{int(crontab.hour):02d}:{int(crontab.minute):02d}", "zone": crontab.timezone}
+    timed = _NUMBER.match(crontab.hour) and _NUMBER.match(crontab.minute)
+    at = f"{int(crontab.hour):02d}:{int(crontab.minute):02d}" if timed else ""
+    if timed and crontab.month_of_year == "*":
+        # A report's weekly or monthly schedule (reports.services.definition_schedule_sync); cron_descriptor leaves
+        # weekday names in English.
+        if crontab.day_of_month == "*" and re.fullmatch(r"[0-6]", crontab.day_of_week):
+            # cron counts from Sunday (0), Django's WEEKDAYS from Monday (0).
+            weekday = WEEKDAYS[(int(crontab.day_of_week) - 1) % 7]
+            return gettext("Every %(weekday)s at %(time)s (%(zone)s)") % {
+                "weekday": weekday, "time": at, "zone": crontab.timezone}
+        if crontab.day_of_week == "*" and _NUMBER.match(crontab.day_of_month):
+            return gettext("On day %(day)s of each month at %(time)s (%(zone)s)") % {
+                "day": int(crontab.day_of_month), "time": at, "zone": crontab.timezone}
     expression = " ".join((crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year,
                            crontab.day_of_week))
     options = Options()

@@ -25,6 +25,7 @@ from cards.admin.vouchers import may_view_liability, may_view_settlement
 from cards.models import SaleOrder
 from membership.models import Purchase
 from membership.queries import members_in_scope_count
+from reports.queries.runs import user_may_view_reports
 from stores.queries import stores_visible_to, user_store_ids
 
 SYSTEM = "system"
@@ -67,6 +68,10 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
         "settlement.PosFile", "settlement.ReconDay", "settlement.ReconException", "page:settlement_recon_report",
         "settlement.PosLine", "settlement.PosFileLayout",
     )),
+    ("reports", _("Reports"), (
+        "page:reports:dashboard", "page:reports:archive", "reports.ReportDefinition", "reports.ReportRun",
+        "reports.ReportDownload",
+    )),
     ("approvals", _("Approvals"), ("approvals.ApprovalRequest", "approvals.ApprovalPolicy")),
     ("stores", _("Stores and staff"), (
         "stores.Store", "stores.Terminal", "stores.Format", "stores.Region", "stores.LegalEntity",
@@ -82,7 +87,7 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
 
 # Where a model no entry of GROUPS names goes: the group of its app; any other app's is "System".
 APP_GROUPS = {
-    "membership": "members", "campaigns": "campaigns", "cards": "cards", "reports": "cards", "approvals": "approvals",
+    "membership": "members", "campaigns": "campaigns", "cards": "cards", "reports": "reports", "approvals": "approvals",
     "stores": "stores", "auth": "stores", "settlement": "settlement",
 }
 
@@ -102,6 +107,8 @@ def _page_may_view(url_name: str, request) -> bool:
         return may_view_liability(user)
     if url_name == "cards_voucher_settlement":
         return may_view_settlement(user)
+    if url_name in ("reports:dashboard", "reports:archive"):
+        return user_may_view_reports(user)
     return False
 
 
@@ -111,6 +118,9 @@ PAGE_TITLES = {
     "cards_stock_overview": _("Card stock"),
     "cards_voucher_liability": _("Pickup voucher liability"),
     "cards_voucher_settlement": _("Pickup voucher supplier settlement"),
+    # Pages of their own outside the admin (reports/urls.py), named with their namespace.
+    "reports:dashboard": _("Dashboard"),
+    "reports:archive": _("Report archive"),
 }
 
 
@@ -140,8 +150,10 @@ def grouped_app_list(site: admin.AdminSite, request, app_list: list[dict] | None
                 url_name = entry.removeprefix("page:")
                 if url_name in PAGE_TITLES and _page_may_view(url_name, request):
                     entries[entry] = {
-                        "name": PAGE_TITLES[url_name], "object_name": url_name, "perms": {"view": True},
-                        "admin_url": reverse(f"{site.name}:{url_name}"), "add_url": None, "view_only": True,
+                        "name": PAGE_TITLES[url_name], "object_name": url_name.replace(":", "_"),
+                        "perms": {"view": True},
+                        "admin_url": reverse(url_name if ":" in url_name else f"{site.name}:{url_name}"),
+                        "add_url": None, "view_only": True,
                     }
     order = {entry: index for index, entry in enumerate(e for _k, _t, group in GROUPS for e in group)}
     groups = []

@@ -233,6 +233,20 @@ TERMINAL_TOUCH_INTERVAL = env.int("TERMINAL_TOUCH_INTERVAL", default=60)
 SETTLEMENT_CLOSE_NEEDS_POS_FILES = env.bool("SETTLEMENT_CLOSE_NEEDS_POS_FILES", default=True)
 SETTLEMENT_DORMANT_DAYS = env.int("SETTLEMENT_DORMANT_DAYS", default=365)
 
+# Reports: a run's workbook is kept this many days, then the nightly prune removes the file (the run's row stays);
+# scheduled reports mail their recipients a link under SITE_URL. Mail goes to files under var/mail unless
+# EMAIL_BACKEND says otherwise (production: django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST ...).
+REPORTS_RETENTION_DAYS = env.int("REPORTS_RETENTION_DAYS", default=90)
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=BASE_DIR / "var" / "mail")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="reports@localhost")
+
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin12345")
 

@@ -46,6 +46,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include((api_v1, "api-v1"))),
     path("admin/", admin.site.urls),
+    path("reports/", include("reports.urls")),
     path("desk/cards/", include("cards.urls")),
     path("desk/coupons/", include("campaigns.urls")),
     path("desk/calls/", include("campaigns.urls_calls")),

@@ -56,6 +56,10 @@ NIGHTLY = {
         _("Works out what the group's companies owe each other for yesterday's card, points, coupon and voucher "
           "movements, unless yesterday's settlement period is closed."),
     ),
+    "reports: prune old report files": (
+        "reports.runs_prune", 3, 20,
+        _("Removes report workbooks older than REPORTS_RETENTION_DAYS from the archive; the runs stay listed."),
+    ),
     "core: purge idempotency keys": (
         "core.idempotency_records_purge", 3, 0,
         _("Forgets POS idempotency keys older than IDEMPOTENCY_KEY_TTL_DAYS, and expired rate counters."),
@@ -78,6 +82,7 @@ JOB_LABELS = {
     "campaigns: expire coupons": _("Expire coupons"),
     "campaigns: switch targeted campaigns": _("Switch targeted campaigns"),
     "settlement: clear yesterday": _("Clear yesterday between companies"),
+    "reports: prune old report files": _("Prune old report files"),
     "core: purge idempotency keys": _("Purge POS idempotency keys"),
     "core: check ledgers": _("Check ledgers"),
 }

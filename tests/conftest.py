@@ -20,6 +20,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def media_in_a_temporary_folder(tmp_path_factory):
+    """Files the tests make (report workbooks, finance files, uploads) go to a folder of the run, never media/."""
+    from django.conf import settings
+
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+
+
 @pytest.fixture(autouse=True)
 def ledgers_hold_after_each_test(request):
     """After every test that used the database, every balance equals its ledger (check_ledgers).

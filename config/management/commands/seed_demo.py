@@ -12,6 +12,7 @@ from cards.demo.brands import _seed_user
 from membership import demo as membership_demo
 from membership.demo import showcase as membership_showcase
 from membership.demo.partners import seed_partners
+from reports.demo import reports_history_seed, reports_seed
 from settlement.demo import settlement_seed
 from stores import demo as stores_demo
 
@@ -62,10 +63,15 @@ class Command(BaseCommand):
             # Scenario names and texts are stored in the site's language (commands run untranslated).
             with translation.override(settings.LANGUAGE_CODE):
                 targeting_load(stdout=self.stdout)
+            # Card sales, card spending and purchases back to 14 months ago, before settlement clears and closes them.
+            history = reports_history_seed()
             # Settlement: clearing rules and file layouts, last closed month locked with its statements, this month's
             # reconciliation with two exceptions to work off at DEPT001.
             with translation.override(settings.LANGUAGE_CODE):
                 settlement_seed(stdout=self.stdout)
+            # Report definitions with their beat schedules, each run once into the archive.
+            with translation.override(settings.LANGUAGE_CODE):
+                reports = reports_seed()
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -94,6 +100,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Partners: {partners.partners} created, {partners.members} members registered through them, "
             f"{partners.purchases} of their purchases."
+        ))
+        self.stdout.write(self.style.SUCCESS(
+            f"Reports: {history['sale_orders']} card sale orders and {history['top_ups']} top-ups over the last "
+            f"15 months ({history['card_payments']} card payments), {history['purchases']} purchases 13-14 months "
+            f"ago; {reports['definitions']} report definitions and {reports['runs']} runs created."
         ))
         approvals = card_showcase.approvals + member_approvals
         self.stdout.write(self.style.SUCCESS(

@@ -1,0 +1,392 @@
+"""The members report (会员报表): members at the period's end, new and consuming members, the conversion of new
+members to a first purchase, the member share of sales, the first-year repurchase rate and the digitisation rate,
+per store, format and registration channel. Definitions: docs/metrics.md, section members.
+
+Every number is an aggregate in the database (COUNT, SUM, GROUP BY, EXISTS); no member or purchase is read into
+Python. A report restricted to stores counts the stores' members by the rule of membership.queries.members_in_scope
+(registered at one of them, or bought at one of them in the 12 months before the period's end), computed here from
+the period's end rather than from today, so the same parameters always give the same numbers.
+
+The helpers at the top (the scope's members, the period's purchases, money sums, months) are shared by the tiers
+and staff reports.
+"""
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, DecimalField, Exists, F, Min, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from core.dates import moment_months_add, months_add
+from core.numbers import money_round
+from membership.models import Member, Purchase
+from membership.queries import MEMBER_SCOPE_MONTHS
+from membership.services import LIVE_STATUSES
+from reports.frame import NO_DATA, Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
+from stores.models import Format, Store
+
+ZERO = Decimal("0.00")
+MONTHS_SHOWN = 13
+
+
+# --- shared helpers ------------------------------------------------------------------------------------------------
+
+
+def money(value) -> Decimal:
+    """A sum from the database as money (2 places); 0.00 for none."""
+    return money_round(value) if value is not None else ZERO
+
+
+def net_sum(prefix: str = "", **extra) -> Sum:
+    """The net amount of purchases (amount less what returns took back), summed."""
+    return Sum(F(f"{prefix}amount") - F(f"{prefix}returned_amount"),
+               output_field=DecimalField(max_digits=18, decimal_places=2), **extra)
+
+
+def period_end(params: ReportParams) -> datetime:
+    """The first moment after the period: local midnight after `params.end`."""
+    return params.moments()[1]
+
+
+def scope_since(params: ReportParams) -> datetime:
+    """The start of the 12 months before the period's end that make a buyer one of a store's members."""
+    return moment_months_add(timezone.localtime(period_end(params)), -MEMBER_SCOPE_MONTHS)
+
+
+def live_members() -> QuerySet:
+    """Member records that are members: active or frozen (merged records are the same person as their survivor,
+    closed ones have left)."""
+    return Member.objects.filter(status__in=LIVE_STATUSES)
+
+
+def scope_members(params: ReportParams) -> QuerySet:
+    """The members at the period's end: live, registered before the end, and for a report restricted to stores
+    registered at one of them or with a purchase at one of them in the 12 months before the end."""
+    members = live_members().filter(registered_at__lt=period_end(params))
+    if params.store_ids is None:
+        return members
+    buyers = Purchase.objects.filter(
+        store_id__in=params.store_ids, occurred_at__gte=scope_since(params), occurred_at__lt=period_end(params),
+        member__isnull=False,
+    ).values("member_id")
+    # An IN over the stores' recent buyers, not an EXISTS per member: the database hashes the buyers once.
+    return members.filter(Q(registered_store_id__in=params.store_ids) | Q(pk__in=buyers))
+
+
+def new_members(params: ReportParams) -> QuerySet:
+    """Members registered in the period (at the stores asked, for a report restricted to stores)."""
+    start, end = params.moments()
+    return live_members().filter(registered_at__gte=start, registered_at__lt=end, **_registered_at_stores(params))
+
+
+def _registered_at_stores(params: ReportParams) -> dict:
+    return {} if params.store_ids is None else {"registered_store_id__in": params.store_ids}
+
+
+def period_purchases(params: ReportParams) -> QuerySet:
+    """Every receipt of the period at the stores asked, with or without a member."""
+    start, end = params.moments()
+    return Purchase.objects.filter(occurred_at__gte=start, occurred_at__lt=end, **_at_stores(params))
+
+
+def _at_stores(params: ReportParams) -> dict:
+    return {} if params.store_ids is None else {"store_id__in": params.store_ids}
+
+
+def kept(queryset: QuerySet) -> QuerySet:
+    """Receipts that are a purchase for counting members: not wholly returned."""
+    return queryset.filter(amount__gt=F("returned_amount"))
+
+
+def converted(until: datetime) -> Exists:
+    """Whether the member (the outer row) made a purchase at any store at or after registering and before `until`."""
+    return Exists(kept(Purchase.objects.filter(
+        member=OuterRef("pk"), occurred_at__gte=OuterRef("registered_at"), occurred_at__lt=until)))
+
+
+def months_up_to(end: date, count: int = MONTHS_SHOWN) -> list[tuple[str, datetime, datetime]]:
+    """The `count` calendar months up to `end`'s month, oldest first: (label "2026-11", first moment, moment after
+    the last day), the last one ending with `end` (never past it, so a report does not depend on when it runs)."""
+    first_of_last = end.replace(day=1)
+    months = []
+    for back in range(count - 1, -1, -1):
+        first = months_add(first_of_last, -back)
+        last = min(months_add(first, 1) - timedelta(days=1), end)
+        low, high = ReportParams(start=first, end=last).moments()
+        months.append((f"{first.year}-{first.month:02d}", low, high))
+    return months
+
+
+def stores_in_scope(params: ReportParams) -> list[dict]:
+    """The stores a report lists, by code: id, code, name, format_id, format name."""
+    stores = Store.objects.all() if params.store_ids is None else Store.objects.filter(pk__in=params.store_ids)
+    return list(stores.order_by("code").values("id", "code", "name", "format_id", format_name=F("format__name")))
+
+
+def formats_in_scope(params: ReportParams, *extra_ids) -> list[dict]:
+    """The formats a report lists (those of its stores, and any other with numbers), by code: id, code, name."""
+    if params.store_ids is None:
+        wanted = Q()
+    else:
+        wanted = Q(pk__in=Store.objects.filter(pk__in=params.store_ids).values("format_id")) | Q(
+            pk__in=[pk for pk in extra_ids if pk is not None])
+    return list(Format.objects.filter(wanted).order_by("code").values("id", "code", "name"))
+
+
+def grouped(queryset: QuerySet, key: str, **aggregates) -> dict:
+    """{key value: {aggregate name: value}} of one GROUP BY."""
+    return {row.pop(key): row for row in queryset.order_by().values(key).annotate(**aggregates)}
+
+
+def _cell(rows: dict, key, name: str, default=0):
+    row = rows.get(key)
+    value = row.get(name) if row else None
+    return default if value is None else value
+
+
+# --- the numbers ---------------------------------------------------------------------------------------------------
+
+
+def members_total(params: ReportParams) -> int:
+    """members_total: live members registered before the period's end (in scope)."""
+    return scope_members(params).count()
+
+
+def members_digital(params: ReportParams) -> int:
+    """Members reachable digitally: with a phone of their own, registered through the app, or reached on WeChat."""
+    return scope_members(params).filter(digital_q()).count()
+
+
+def digital_q() -> Q:
+    return ~Q(phone="") | Q(registered_channel=Member.Channel.APP) | Q(contact_channel=Member.ContactChannel.WECHAT)
+
+
+def members_new(params: ReportParams) -> dict:
+    """members_new and those of them with a purchase at any store by the period's end (new_member_conversion)."""
+    rows = new_members(params).annotate(converted_flag=converted(period_end(params))).aggregate(
+        new=Count("pk"), converted=Count("pk", filter=Q(converted_flag=True)))
+    return {"new": rows["new"] or 0, "converted": rows["converted"] or 0}
+
+
+def members_consuming(params: ReportParams) -> int:
+    """members_consuming: distinct members with a purchase (not wholly returned) in the period at the stores."""
+    row = kept(period_purchases(params)).filter(member__isnull=False).aggregate(n=Count("member_id", distinct=True))
+    return row["n"] or 0
+
+
+def sales(params: ReportParams) -> dict:
+    """sales_total and member_sales: net amounts of the period's receipts at the stores."""
+    row = period_purchases(params).aggregate(total=net_sum(), member=net_sum(filter=Q(member__isnull=False)))
+    return {"total": money(row["total"]), "member": money(row["member"])}
+
+
+def first_year_repurchase(params: ReportParams) -> dict:
+    """The first-year cohort and its repurchasers.
+
+    Cohort: members whose first purchase (at the stores asked; every store for headquarters) fell in the 12 months
+    ending one year before the period's end. Repurchased: of those, the members with another purchase there at
+    least 24 hours after the first and less than 365 days after it. Receipts wholly returned do not count.
+    """
+    end = timezone.localtime(period_end(params))
+    cohort_end = moment_months_add(end, -12)
+    cohort_start = moment_months_add(end, -24)
+    receipts = kept(Purchase.objects.filter(member__isnull=False, **_at_stores(params))).order_by()
+    firsts = (receipts.filter(occurred_at__lt=cohort_end).values("member_id")
+              .annotate(first=Min("occurred_at")).filter(first__gte=cohort_start))
+    later = receipts.filter(occurred_at__gte=cohort_start, occurred_at__lt=cohort_end + timedelta(days=365))
+    firsts_sql, firsts_params = firsts.query.sql_with_params()
+    later_sql, later_params = later.values("member_id", "occurred_at").query.sql_with_params()
+    if connection.vendor == "postgresql":
+        day_after, year_after = "f.first + INTERVAL '1 day'", "f.first + INTERVAL '365 days'"
+    else:  # Django's own SQLite function for datetime + duration (microseconds)
+        day_after = "django_format_dtdelta('+', f.first, 86400000000)"
+        year_after = "django_format_dtdelta('+', f.first, 31536000000000)"
+    # The cohort is one GROUP BY; the repurchasers one semi-join of it with the receipts (hashed by the database),
+    # not a lookup per member.
+    sql = f"""
+        WITH firsts AS ({firsts_sql})
+        SELECT (SELECT COUNT(*) FROM firsts),
+               (SELECT COUNT(*) FROM firsts f WHERE EXISTS (
+                    SELECT 1 FROM ({later_sql}) r
+                    WHERE r.member_id = f.member_id AND r.occurred_at >= {day_after} AND r.occurred_at < {year_after}))
+    """  # noqa: S608 (the SQL of two querysets; every value is a parameter)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*firsts_params, *later_params])
+        cohort, repurchased = cursor.fetchone()
+    return {"cohort": cohort or 0, "repurchased": repurchased or 0}
+
+
+def members_new_by_month(params: ReportParams) -> list[tuple[str, int]]:
+    """New members per calendar month, the 13 months up to the period's end (one conditional COUNT each)."""
+    months = months_up_to(params.end)
+    registered = live_members().filter(
+        registered_at__gte=months[0][1], registered_at__lt=months[-1][2], **_registered_at_stores(params))
+    row = registered.aggregate(**{
+        f"m{index}": Count("pk", filter=Q(registered_at__gte=low, registered_at__lt=high))
+        for index, (_label, low, high) in enumerate(months)
+    })
+    return [(label, row[f"m{index}"] or 0) for index, (label, _low, _high) in enumerate(months)]
+
+
+def _scoped_rows(params: ReportParams, key: str, buyer_key: str, same_place: str) -> dict:
+    """Members at the end per store (key "registered_store_id") or per format, by the scope rule: those registered
+    there, plus the distinct live members who bought there in the 12 months before the end and are registered
+    elsewhere (or nowhere). Two GROUP BYs; the stores' sets of members overlap, so rows are not added up."""
+    end = period_end(params)
+    registered = grouped(live_members().filter(registered_at__lt=end, **_registered_at_stores(params)),
+                         key, n=Count("pk"))
+    buyers = (Purchase.objects.filter(
+        occurred_at__gte=scope_since(params), occurred_at__lt=end, member__isnull=False,
+        member__status__in=LIVE_STATUSES, member__registered_at__lt=end, **_at_stores(params))
+        .exclude(**{same_place: F(buyer_key)}))
+    others = grouped(buyers, buyer_key, n=Count("member_id", distinct=True))
+    return {place: _cell(registered, place, "n") + _cell(others, place, "n") for place in {*registered, *others}}
+
+
+def _place_rows(params: ReportParams, *, member_key: str, purchase_key: str) -> dict:
+    """new, consuming, member sales and total sales per store or format (GROUP BYs over the period)."""
+    new = grouped(new_members(params), member_key, n=Count("pk"))
+    consuming = grouped(kept(period_purchases(params)).filter(member__isnull=False), purchase_key,
+                        n=Count("member_id", distinct=True))
+    money_rows = grouped(period_purchases(params), purchase_key, total=net_sum(),
+                         member=net_sum(filter=Q(member__isnull=False)))
+    return {"new": new, "consuming": consuming, "sales": money_rows}
+
+
+def by_store(params: ReportParams) -> list[tuple]:
+    """One row per store: code, name, format, members, new, consuming, member sales, total sales, member share."""
+    members = _scoped_rows(params, "registered_store_id", "store_id", "member__registered_store_id")
+    places = _place_rows(params, member_key="registered_store_id", purchase_key="store_id")
+    rows = []
+    for store in stores_in_scope(params):
+        pk = store["id"]
+        member_sales = money(_cell(places["sales"], pk, "member", None))
+        total_sales = money(_cell(places["sales"], pk, "total", None))
+        rows.append((
+            store["code"], store["name"], store["format_name"], members.get(pk, 0), _cell(places["new"], pk, "n"),
+            _cell(places["consuming"], pk, "n"), member_sales, total_sales, share(member_sales, total_sales),
+        ))
+    return rows
+
+
+def by_format(params: ReportParams) -> list[tuple]:
+    """One row per format: name, members, new, consuming, member sales, total sales, member share."""
+    members = _scoped_rows(params, "registered_store__format_id", "format_id",
+                           "member__registered_store__format_id")
+    places = _place_rows(params, member_key="registered_store__format_id", purchase_key="format_id")
+    rows = []
+    for item in formats_in_scope(params, *members, *places["sales"]):
+        pk = item["id"]
+        member_sales = money(_cell(places["sales"], pk, "member", None))
+        total_sales = money(_cell(places["sales"], pk, "total", None))
+        rows.append((
+            item["name"], members.get(pk, 0), _cell(places["new"], pk, "n"), _cell(places["consuming"], pk, "n"),
+            member_sales, total_sales, share(member_sales, total_sales),
+        ))
+    return rows
+
+
+def by_channel(params: ReportParams) -> list[tuple]:
+    """One row per registration channel: members at the end, digital among them, new, consuming, member sales."""
+    members = grouped(scope_members(params), "registered_channel", n=Count("pk"),
+                      digital=Count("pk", filter=digital_q()))
+    new = grouped(new_members(params), "registered_channel", n=Count("pk"))
+    bought = kept(period_purchases(params)).filter(member__isnull=False)
+    consuming = grouped(bought, "member__registered_channel", n=Count("member_id", distinct=True))
+    member_sales = grouped(period_purchases(params).filter(member__isnull=False), "member__registered_channel",
+                           total=net_sum())
+    rows = []
+    for channel, label in Member.Channel.choices:
+        total = _cell(members, channel, "n")
+        rows.append((
+            str(label), total, _cell(members, channel, "digital"), share(_cell(members, channel, "digital"), total),
+            _cell(new, channel, "n"), _cell(consuming, channel, "n"),
+            money(_cell(member_sales, channel, "total", None)),
+        ))
+    return rows
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+
+@register("members", _("Members"), _(
+    "Members at the period's end, new and consuming members, conversion, the member share of sales, repurchase and "
+    "digitisation, by store, format and channel."))
+def build(params: ReportParams) -> Report:
+    total = members_total(params)
+    digital = members_digital(params)
+    new = members_new(params)
+    consuming = members_consuming(params)
+    amounts = sales(params)
+    repurchase = first_year_repurchase(params)
+    figures = [
+        Figure("members_total", gettext("Members"), total, "count"),
+        Figure("members_new", gettext("New members"), new["new"], "count"),
+        Figure("members_consuming", gettext("Consuming members"), consuming, "count"),
+        Figure("new_members_converted", gettext("New members with a first purchase"), new["converted"], "count"),
+        Figure("new_member_conversion", gettext("New member conversion"), share(new["converted"], new["new"]),
+               "percent"),
+        Figure("sales_total", gettext("Total sales"), amounts["total"], "money"),
+        Figure("member_sales", gettext("Member sales"), amounts["member"], "money"),
+        Figure("non_member_sales", gettext("Non-member sales"), amounts["total"] - amounts["member"], "money"),
+        Figure("member_sales_share", gettext("Member share of sales"), share(amounts["member"], amounts["total"]),
+               "percent"),
+        Figure("first_year_cohort", gettext("Members in the first-year cohort"), repurchase["cohort"], "count"),
+        Figure("first_year_repurchased", gettext("First-year repurchasers"), repurchase["repurchased"], "count"),
+        Figure("first_year_repurchase", gettext("First-year repurchase rate"),
+               share(repurchase["repurchased"], repurchase["cohort"]), "percent"),
+        Figure("members_digital", gettext("Digitally reachable members"), digital, "count"),
+        Figure("digitisation_rate", gettext("Digitisation rate"), share(digital, total), "percent"),
+    ]
+    store_rows = by_store(params)
+    format_rows = by_format(params)
+    channel_rows = by_channel(params)
+    place_columns = [
+        Column("members", gettext("Members"), "count"),
+        Column("new", gettext("New members"), "count"),
+        Column("consuming", gettext("Consuming members"), "count"),
+        Column("member_sales", gettext("Member sales"), "money"),
+        Column("sales_total", gettext("Total sales"), "money"),
+        Column("member_sales_share", gettext("Member share of sales"), "percent"),
+    ]
+    store_columns = [
+        Column("store_code", gettext("Store code"), "text"),
+        Column("store", gettext("Store"), "text"),
+        Column("format", gettext("Format"), "text"),
+        *place_columns,
+    ]
+    tables = [
+        Table("by_store", gettext("By store"), store_columns, store_rows),
+        Table("by_format", gettext("By format"), [Column("format", gettext("Format"), "text"), *place_columns],
+              format_rows),
+        Table("by_channel", gettext("By registration channel"), [
+            Column("channel", gettext("Registration channel"), "text"),
+            Column("members", gettext("Members"), "count"),
+            Column("members_digital", gettext("Digitally reachable members"), "count"),
+            Column("digitisation_rate", gettext("Digitisation rate"), "percent"),
+            Column("new", gettext("New members"), "count"),
+            Column("consuming", gettext("Consuming members"), "count"),
+            Column("member_sales", gettext("Member sales"), "money"),
+        ], channel_rows),
+    ]
+    by_month = members_new_by_month(params)
+    charts = [
+        Chart("member_share_by_format", gettext("Member share of sales by format"), "column",
+              [row[0] for row in format_rows],
+              [Series(gettext("Member share of sales"), [row[6] for row in format_rows])], "percent"),
+        Chart("members_new_by_month", gettext("New members by month"), "line", [label for label, _n in by_month],
+              [Series(gettext("New members"), [n for _label, n in by_month])], "count"),
+    ]
+    notes = []
+    if not total and not amounts["total"] and not new["new"]:
+        notes.append(str(NO_DATA))
+    if not repurchase["cohort"]:
+        notes.append(gettext("No member made a first purchase in the 12 months ending a year before the period's "
+                             "end: the first-year repurchase rate has no cohort yet."))
+    return Report(
+        kind="members", title=gettext("Members report"), params=params, figures=figures, tables=tables,
+        charts=charts, detail=Table("detail", gettext("Members by store"), store_columns, store_rows), notes=notes,
+    )
