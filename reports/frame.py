@@ -193,7 +193,7 @@ def report_build(kind: str, params: ReportParams) -> Report:
 def report_snapshot():
     """Build a report inside this: on PostgreSQL every query of it reads one snapshot (REPEATABLE READ, read-only;
     the figures and the streamed detail agree even while the tills write) with room to hash and sort in memory
-    (work_mem 64MB: the distinct counts and the repurchase join of a year of receipts)."""
+    (work_mem 64MB: the distinct counts and the repurchase join of a year of receipts), without JIT."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -201,6 +201,9 @@ def report_snapshot():
                 if outermost:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 cursor.execute("SET LOCAL work_mem = '64MB'")
+                # JIT compiling pays off only for queries of minutes; a report's take seconds (measured: tiers 35%,
+                # staff 3.5x faster without it).
+                cursor.execute("SET LOCAL jit = off")
         yield
 
 
