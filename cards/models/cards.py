@@ -223,6 +223,9 @@ class CardLedgerEntry(LedgerEntry):
         indexes = [
             models.Index(fields=["card", "created_at"], name="card_ledger_card_time"),
             models.Index(fields=["created_at"], name="card_ledger_time"),
+            # a card's last load for the card ageing (settlement.queries.liability), probed per card with a balance
+            models.Index(fields=["card", "created_at"], name="card_ledger_load_time",
+                         condition=models.Q(kind__in=["load", "migration", "transfer_in"])),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance_after__gte=0), name="card_ledger_balance_not_negative"),

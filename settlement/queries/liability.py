@@ -3,8 +3,8 @@ outstanding points valued at the points-to-cash rate, per earning company by the
 
 A card's age is the days since its last load (a sale or top-up, an opening balance from migration, a balance moved
 in from another card) up to the day; a card without any movement in the last SETTLEMENT_DORMANT_DAYS days is
-dormant, whatever its age. Both come from one GROUP BY per card inside one GROUP BY per issuer and bucket, in the
-database: no card is read into Python.
+dormant, whatever its age. Both are computed per card inside one GROUP BY per issuer and bucket, in the database: no
+card is read into Python.
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ from django.db.models import Case, CharField, DecimalField, F, Max, Q, Sum, Valu
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from cards.models import CardLedgerEntry
+from cards.models import Card, CardLedgerEntry
 from core.numbers import money_round
 from membership.models import PointsEntry, PointsPolicy
 from settlement.queries.clearing import day_bounds, points_allocate, points_pool
@@ -82,21 +82,45 @@ def _money(value) -> Decimal:
     return money_round(value) if value is not None else ZERO
 
 
-def card_ageing(*, at: date) -> CardAgeing:
-    """Outstanding card balances per issuing company at the end of `at`, split by age (see the module docstring).
+def _ageing_groups_postgresql(bounds: dict) -> list[tuple]:
+    """(issuer id, bucket, balance, cards) at bounds["end"]: each card's balance is its balance now less the ledger
+    written since the end (only the tail is read; balance = sum(ledger) is the ledger invariant check_ledgers
+    proves), and its last movement and last load are two index probes per card with a balance (card_ledger_card_time
+    and the partial card_ledger_load_time). Grouping the whole ledger per card instead grows with its history."""
+    card, entry = Card._meta.db_table, CardLedgerEntry._meta.db_table
+    # literals, not parameters: the planner proves the partial index's predicate from them
+    loads = ", ".join(f"'{kind.value}'" for kind in LOAD_KINDS)
+    # MATERIALIZED: the CASE reads last_move and last_load up to four times and must not run the probes again
+    sql = f"""
+        WITH per_card AS MATERIALIZED (
+            SELECT c.issuer_id, c.balance - COALESCE(t.since, 0) AS balance,
+                   (SELECT MAX(e.created_at) FROM {entry} e
+                    WHERE e.card_id = c.id AND e.created_at < %(end)s) AS last_move,
+                   (SELECT MAX(e.created_at) FROM {entry} e
+                    WHERE e.card_id = c.id AND e.kind IN ({loads}) AND e.created_at < %(end)s) AS last_load
+            FROM {card} c
+            LEFT JOIN (SELECT card_id, SUM(amount) AS since FROM {entry}
+                       WHERE created_at >= %(end)s GROUP BY card_id) t ON t.card_id = c.id
+            WHERE c.balance - COALESCE(t.since, 0) <> 0)
+        SELECT issuer_id,
+               CASE WHEN last_move < %(dormant)s THEN 'dormant'
+                    WHEN last_load >= %(since90)s THEN 'days_0_90'
+                    WHEN last_load >= %(since180)s THEN 'days_91_180'
+                    WHEN last_load >= %(since365)s THEN 'days_181_365'
+                    ELSE 'over_365' END AS bucket,
+               SUM(balance), COUNT(*)
+        FROM per_card GROUP BY 1, 2"""  # noqa: S608 - table names and constants only, no user text
+    with connection.cursor() as cursor:
+        cursor.execute(sql, bounds)
+        return cursor.fetchall()
 
-    One SQL statement: the ledger up to the day's end grouped per card (balance, last load, last movement, bucket)
-    inside a GROUP BY per issuer and bucket.
-    """
-    dormant_days = settings.SETTLEMENT_DORMANT_DAYS
-    _start, end = day_bounds(at)
 
-    def since(days: int):
-        # The first instant of the day `days` before `at`: a load on or after it is at most `days` days old.
-        return day_bounds(at - timedelta(days=days))[0]
-
+def _ageing_groups_portable(bounds: dict) -> list[tuple]:
+    """The same groups from the ledger up to the end grouped per card (balance, last load, last movement, bucket)
+    inside a GROUP BY per issuer and bucket: SQLite has no MATERIALIZED hint to keep the per-card probes from
+    running again in the CASE, and its small databases do not need them."""
     per_card = (
-        CardLedgerEntry.objects.order_by().filter(created_at__lt=end)
+        CardLedgerEntry.objects.order_by().filter(created_at__lt=bounds["end"])
         .values("card_id", issuer=F("card__issuer_id"))
         .annotate(
             balance=Sum("amount", output_field=DecimalField(max_digits=18, decimal_places=2)),
@@ -104,10 +128,10 @@ def card_ageing(*, at: date) -> CardAgeing:
             last_move=Max("created_at"),
         )
         .annotate(bucket=Case(
-            When(last_move__lt=since(dormant_days - 1), then=Value("dormant")),
-            When(last_load__gte=since(90), then=Value("days_0_90")),
-            When(last_load__gte=since(180), then=Value("days_91_180")),
-            When(last_load__gte=since(365), then=Value("days_181_365")),
+            When(last_move__lt=bounds["dormant"], then=Value("dormant")),
+            When(last_load__gte=bounds["since90"], then=Value("days_0_90")),
+            When(last_load__gte=bounds["since180"], then=Value("days_91_180")),
+            When(last_load__gte=bounds["since365"], then=Value("days_181_365")),
             default=Value("over_365"), output_field=CharField(),
         ))
         .exclude(balance=0)
@@ -122,7 +146,27 @@ def card_ageing(*, at: date) -> CardAgeing:
             f"GROUP BY per_card.{quote('issuer')}, per_card.{quote('bucket')}",
             params,
         )
-        groups = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def card_ageing(*, at: date) -> CardAgeing:
+    """Outstanding card balances per issuing company at the end of `at`, split by age (see the module docstring).
+
+    One SQL statement grouped per issuer and bucket (see _ageing_groups_postgresql and _ageing_groups_portable).
+    """
+    dormant_days = settings.SETTLEMENT_DORMANT_DAYS
+    _start, end = day_bounds(at)
+
+    def since(days: int):
+        # The first instant of the day `days` before `at`: a load on or after it is at most `days` days old.
+        return day_bounds(at - timedelta(days=days))[0]
+
+    bounds = {"end": end, "dormant": since(dormant_days - 1), "since90": since(90), "since180": since(180),
+              "since365": since(365)}
+    if connection.vendor == "postgresql":
+        groups = _ageing_groups_postgresql(bounds)
+    else:
+        groups = _ageing_groups_portable(bounds)
     issuers = LegalEntity.objects.in_bulk({issuer_id for issuer_id, *_rest in groups if issuer_id is not None})
     rows: dict[int | None, CardAgeingRow] = {}
     totals = CardAgeingRow(issuer=None)

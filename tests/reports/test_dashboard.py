@@ -267,3 +267,47 @@ def test_reports_built_side_by_side_equal_those_built_one_by_one_in_the_pages_la
             [(str(f.label), f.value) for f in one_by_one[kind].figures]
     assert side_by_side["cards"].figure("card_sales").value == D("2200.00")
     assert str(side_by_side["cards"].title) == "预付卡"
+
+
+def _workbook_figures(response) -> dict[str, object]:
+    """The summary sheet's figures of a downloaded workbook: label -> cell value (first occurrence)."""
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)
+    figures = {}
+    for row in workbook.worksheets[0].iter_rows(values_only=True):
+        if row and isinstance(row[0], str) and len(row) > 1 and row[1] is not None:
+            figures.setdefault(row[0], row[1])
+    return figures
+
+
+def _cell_display(value, unit: str) -> str:
+    if value == "—":
+        return value_display(None, unit)
+    if unit == "money":
+        return value_display(D(str(value)).quantize(D("0.01")), unit)
+    if unit == "percent":
+        return value_display(D(str(value)).quantize(D("0.0001")), unit)
+    return value_display(int(value), unit)
+
+
+def test_every_number_on_the_dashboard_equals_the_same_number_in_its_excel_report(client, hq_viewer, october):
+    client.force_login(hq_viewer)
+    content = client.get(reverse(DASHBOARD), OCTOBER).content.decode()
+    shown = page_figures(content)
+    params = ReportParams(start=date(2026, 10, 1), end=date(2026, 10, 31))
+    compared = 0
+    with translation.override("zh-hans"):  # the workbook is written in the site's language
+        for kind in dict.fromkeys(tile.kind for tile in TILES):
+            query = "&".join(f"{name}={value}" for name, value in OCTOBER.items())
+            download = client.post(f'{reverse("reports:report", args=[kind])}?{query}', follow=True)
+            assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
+            cells = _workbook_figures(download)
+            for figure in report_build(kind, params).figures:
+                if figure.key not in shown:
+                    continue
+                assert _cell_display(cells[str(figure.label)], figure.unit) == shown[figure.key], figure.key
+                compared += 1
+    assert compared == len(shown) and compared >= 10
