@@ -183,6 +183,80 @@ def sales(params: ReportParams) -> dict:
     return {"total": money(row["total"]), "member": money(row["member"])}
 
 
+# GROUPING(store, format, channel) of each grouping set of _period_sums_grouped, and the name of its rows.
+_GROUPING_SETS = {7: "all", 3: "store", 5: "format", 6: "channel"}
+
+
+def period_sums(params: ReportParams) -> dict:
+    """The period's consuming members ("n"), net sales ("total") and member sales ("member") at the stores, in
+    total ("all": one row) and per store, per format and per member's registration channel ({id or channel: row}).
+    On PostgreSQL one statement reads the period's receipts once (GROUPING SETS); elsewhere one GROUP BY per set."""
+    return _period_sums_grouped(params) if connection.vendor == "postgresql" else _period_sums_each(params)
+
+
+def _period_sums_each(params: ReportParams) -> dict:
+    purchases = period_purchases(params)
+    bought = kept(purchases).filter(member__isnull=False)
+    sums = {"all": {"n": members_consuming(params),
+                    **purchases.aggregate(total=net_sum(), member=net_sum(filter=Q(member__isnull=False)))}}
+    for name, key in (("store", "store_id"), ("format", "format_id")):
+        sums[name] = _merged(grouped(bought, key, n=Count("member_id", distinct=True)),
+                             grouped(purchases, key, total=net_sum(), member=net_sum(filter=Q(member__isnull=False))))
+    sums["channel"] = _merged(
+        grouped(bought, "member__registered_channel", n=Count("member_id", distinct=True)),
+        grouped(purchases.filter(member__isnull=False), "member__registered_channel", member=net_sum()))
+    return sums
+
+
+def _merged(*parts: dict) -> dict:
+    rows: dict = {}
+    for part in parts:
+        for key, row in part.items():
+            rows.setdefault(key, {}).update(row)
+    return rows
+
+
+def _period_sums_grouped(params: ReportParams) -> dict:
+    result: dict = {name: {} for name in _GROUPING_SETS.values()}
+    start, end = params.moments()
+    args: list = [start, end]
+    at_stores = ""
+    if params.store_ids is not None:
+        store_ids = list(params.store_ids)
+        if not store_ids:  # no store: no receipt (as store_id__in=[] gives)
+            result["all"] = {"n": 0, "total": None, "member": None}
+            return result
+        at_stores = f" AND p.store_id IN ({', '.join(['%s'] * len(store_ids))})"
+        args += store_ids
+    purchase_table = connection.ops.quote_name(Purchase._meta.db_table)
+    member_table = connection.ops.quote_name(Member._meta.db_table)
+    sql = f"""
+        SELECT GROUPING(p.store_id, p.format_id, m.registered_channel), p.store_id, p.format_id,
+               m.registered_channel,
+               COUNT(DISTINCT p.member_id) FILTER (WHERE p.amount > p.returned_amount),
+               SUM(p.amount - p.returned_amount),
+               SUM(p.amount - p.returned_amount) FILTER (WHERE p.member_id IS NOT NULL)
+        FROM {purchase_table} p LEFT JOIN {member_table} m ON m.id = p.member_id
+        WHERE p.occurred_at >= %s AND p.occurred_at < %s{at_stores}
+        GROUP BY GROUPING SETS ((), (p.store_id), (p.format_id), (m.registered_channel))
+    """  # noqa: S608 (table names from the models; every value is a parameter)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        for grouping, store_id, format_id, channel, consuming, total, member in cursor.fetchall():
+            name = _GROUPING_SETS.get(grouping)
+            row = {"n": consuming or 0, "total": total, "member": member}
+            if name == "all":
+                result["all"] = row
+            elif name == "store":
+                result["store"][store_id] = row
+            elif name == "format":
+                result["format"][format_id] = row
+            elif name == "channel" and channel is not None:  # receipts without a member have no channel
+                result["channel"][channel] = row
+    result["all"].setdefault("n", 0)
+    return result
+
+
 def first_year_repurchase(params: ReportParams) -> dict:
     """The first-year cohort and its repurchasers.
 
@@ -246,20 +320,18 @@ def _scoped_rows(params: ReportParams, key: str, buyer_key: str, same_place: str
     return {place: _cell(registered, place, "n") + _cell(others, place, "n") for place in {*registered, *others}}
 
 
-def _place_rows(params: ReportParams, *, member_key: str, purchase_key: str) -> dict:
-    """new, consuming, member sales and total sales per store or format (GROUP BYs over the period)."""
+def _place_rows(params: ReportParams, sums: dict, *, member_key: str, place: str) -> dict:
+    """new, consuming, member sales and total sales per store or format (`place`: "store" or "format" of
+    period_sums)."""
     new = grouped(new_members(params), member_key, n=Count("pk"))
-    consuming = grouped(kept(period_purchases(params)).filter(member__isnull=False), purchase_key,
-                        n=Count("member_id", distinct=True))
-    money_rows = grouped(period_purchases(params), purchase_key, total=net_sum(),
-                         member=net_sum(filter=Q(member__isnull=False)))
-    return {"new": new, "consuming": consuming, "sales": money_rows}
+    return {"new": new, "consuming": sums[place], "sales": sums[place]}
 
 
-def by_store(params: ReportParams) -> list[tuple]:
-    """One row per store: code, name, format, members, new, consuming, member sales, total sales, member share."""
+def by_store(params: ReportParams, sums: dict | None = None) -> list[tuple]:
+    """One row per store: code, name, format, members, new, consuming, member sales, total sales, member share.
+    `sums`: period_sums(params), if already computed."""
     members = _scoped_rows(params, "registered_store_id", "store_id", "member__registered_store_id")
-    places = _place_rows(params, member_key="registered_store_id", purchase_key="store_id")
+    places = _place_rows(params, sums or period_sums(params), member_key="registered_store_id", place="store")
     rows = []
     for store in stores_in_scope(params):
         pk = store["id"]
@@ -272,11 +344,13 @@ def by_store(params: ReportParams) -> list[tuple]:
     return rows
 
 
-def by_format(params: ReportParams) -> list[tuple]:
-    """One row per format: name, members, new, consuming, member sales, total sales, member share."""
+def by_format(params: ReportParams, sums: dict | None = None) -> list[tuple]:
+    """One row per format: name, members, new, consuming, member sales, total sales, member share.
+    `sums`: period_sums(params), if already computed."""
     members = _scoped_rows(params, "registered_store__format_id", "format_id",
                            "member__registered_store__format_id")
-    places = _place_rows(params, member_key="registered_store__format_id", purchase_key="format_id")
+    places = _place_rows(params, sums or period_sums(params), member_key="registered_store__format_id",
+                         place="format")
     rows = []
     for item in formats_in_scope(params, *members, *places["sales"]):
         pk = item["id"]
@@ -289,22 +363,19 @@ def by_format(params: ReportParams) -> list[tuple]:
     return rows
 
 
-def by_channel(params: ReportParams) -> list[tuple]:
-    """One row per registration channel: members at the end, digital among them, new, consuming, member sales."""
+def by_channel(params: ReportParams, sums: dict | None = None) -> list[tuple]:
+    """One row per registration channel: members at the end, digital among them, new, consuming, member sales.
+    `sums`: period_sums(params), if already computed."""
     members = grouped(scope_members(params), "registered_channel", n=Count("pk"),
                       digital=Count("pk", filter=digital_q()))
     new = grouped(new_members(params), "registered_channel", n=Count("pk"))
-    bought = kept(period_purchases(params)).filter(member__isnull=False)
-    consuming = grouped(bought, "member__registered_channel", n=Count("member_id", distinct=True))
-    member_sales = grouped(period_purchases(params).filter(member__isnull=False), "member__registered_channel",
-                           total=net_sum())
+    bought = (sums or period_sums(params))["channel"]
     rows = []
     for channel, label in Member.Channel.choices:
         total = _cell(members, channel, "n")
         rows.append((
             str(label), total, _cell(members, channel, "digital"), share(_cell(members, channel, "digital"), total),
-            _cell(new, channel, "n"), _cell(consuming, channel, "n"),
-            money(_cell(member_sales, channel, "total", None)),
+            _cell(new, channel, "n"), _cell(bought, channel, "n"), money(_cell(bought, channel, "member", None)),
         ))
     return rows
 
@@ -319,8 +390,9 @@ def build(params: ReportParams) -> Report:
     total = members_total(params)
     digital = members_digital(params)
     new = members_new(params)
-    consuming = members_consuming(params)
-    amounts = sales(params)
+    sums = period_sums(params)  # consuming members and sales: in total, per store, format and channel
+    consuming = sums["all"].get("n") or 0
+    amounts = {"total": money(sums["all"].get("total")), "member": money(sums["all"].get("member"))}
     repurchase = first_year_repurchase(params)
     figures = [
         Figure("members_total", gettext("Members"), total, "count"),
@@ -341,9 +413,9 @@ def build(params: ReportParams) -> Report:
         Figure("members_digital", gettext("Digitally reachable members"), digital, "count"),
         Figure("digitisation_rate", gettext("Digitisation rate"), share(digital, total), "percent"),
     ]
-    store_rows = by_store(params)
-    format_rows = by_format(params)
-    channel_rows = by_channel(params)
+    store_rows = by_store(params, sums)
+    format_rows = by_format(params, sums)
+    channel_rows = by_channel(params, sums)
     place_columns = [
         Column("members", gettext("Members"), "count"),
         Column("new", gettext("New members"), "count"),

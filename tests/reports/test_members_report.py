@@ -205,3 +205,27 @@ def test_a_store_without_members_reports_zero_not_another_stores_numbers(shop):
     assert values["members_total"] == 0
     assert values["sales_total"] == Decimal("0.00")
     assert values["members_consuming"] == 0
+
+
+def _sums_shown(sums: dict) -> dict:
+    """period_sums as the report shows it: a count, money, for every key (a missing count or sum is 0)."""
+    return {
+        name: {key: (row.get("n") or 0, report.money(row.get("member")),
+                     report.money(row.get("total")) if name != "channel" else None)
+               for key, row in ({None: sums[name]} if name == "all" else sums[name]).items()}
+        for name in ("all", "store", "format", "channel")
+    }
+
+
+@pytest.mark.parametrize("scope", ["headquarters", "store", "no store"])
+def test_the_period_sums_of_one_statement_equal_those_of_a_group_by_each(shop, scope):
+    """On PostgreSQL period_sums is one GROUPING SETS statement: it must give what the GROUP BYs give."""
+    store_ids = {"headquarters": None, "store": (shop["a1"].pk, shop["b1"].pk), "no store": ()}[scope]
+    params = ReportParams(start=shop["start"], end=shop["end"], store_ids=store_ids)
+    assert _sums_shown(report.period_sums(params)) == _sums_shown(report._period_sums_each(params))
+    if scope == "store":
+        shown = _sums_shown(report.period_sums(params))
+        # a1: m1 100 + 50 (80 less 30 returned), a customer 300; b1: m1 50, m5 40 wholly returned (not consuming)
+        assert shown["all"][None] == (1, Decimal("200.00"), Decimal("500.00"))
+        assert shown["store"][shop["b1"].pk] == (1, Decimal("50.00"), Decimal("50.00"))
+        assert shown["store"][shop["a1"].pk] == (1, Decimal("150.00"), Decimal("450.00"))

@@ -4,9 +4,11 @@ from datetime import date, datetime
 from decimal import Decimal as D
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from membership.models import PointsEntry, PointsPolicy
+from membership.services import purchase_record
 from membership.services.ledger import points_post
 from reports.frame import NO_DATA, ReportParams
 from reports.queries.points import build
@@ -137,3 +139,28 @@ def test_detail_rows_per_day_and_store_add_up_to_the_figures(members_with_points
     assert sum(row[4] for row in rows) == 500
     assert sum(row[7] for row in rows) == 100
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
+
+
+def test_a_store_report_counts_the_members_who_bought_there_within_12_months(members_with_points, dept001, super001):
+    """A store's members are also those registered elsewhere who bought there in the 12 months before the end:
+    their points are in the store's outstanding and forecast, those of an older buyer are not."""
+    # given: carol (SUPER001) bought at DEPT001 in October, dave (SUPER001) only more than 12 months before
+    carol, dave = MemberFactory(store=super001), MemberFactory(store=super001)
+    post(carol, 700, Kind.EARN, local(2026, 9, 1), super001)
+    post(dave, 900, Kind.EARN, local(2026, 9, 1), super001)
+    purchase_record(store=dept001, member=carol, receipt_no="P-CAROL", amount=D("10.00"),
+                    occurred_at=local(2026, 10, 20, 12))
+    purchase_record(store=dept001, member=dave, receipt_no="P-DAVE", amount=D("10.00"),
+                    occurred_at=local(2025, 10, 20, 12))
+    _low, high = OCTOBER.moments()
+    carol.refresh_from_db()
+    carol_at_end = carol.points - (PointsEntry.objects.filter(member=carol, created_at__gte=high)
+                                   .aggregate(total=Sum("points"))["total"] or 0)
+
+    report = build(ReportParams(start=OCTOBER.start, end=OCTOBER.end, store_ids=(dept001.pk,)))
+
+    figures = values(report)
+    assert carol_at_end >= 700
+    assert figures["points_outstanding"] == 1050 + carol_at_end  # alice's and carol's, not dave's nor bob's
+    forecast = next(table for table in report.tables if table.key == "expiry_forecast").rows
+    assert sum(row[2] for row in forecast) == figures["points_outstanding"]  # the last run takes every point
