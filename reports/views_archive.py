@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from reports.kinds import KIND_CHOICES
 from reports.queries.runs import runs_visible_to, user_may_view_reports
 from reports.services import run_download_log
+from stores.queries import user_is_hq
 
 RUNS_PER_PAGE = 50
 
@@ -42,6 +43,8 @@ def archive(request):
     context = {
         **admin.site.each_context(request), "title": _("Report archive"), "page": page, "kinds": KIND_CHOICES,
         "kind": kind,
+        # The definitions are headquarters' screen (reports/admin.py).
+        "may_define": user_is_hq(request.user) and request.user.has_perm("reports.view_reportdefinition"),
     }
     return render(request, "reports/archive.html", context)
 

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="cardledgerentry",
             index=models.Index(
-                condition=models.Q(("kind__in", ["load", "migration", "transfer_in"])),
+                condition=models.Q(("kind", "load"), ("kind", "migration"), ("kind", "transfer_in"), _connector="OR"),
                 fields=["card", "created_at"], name="card_ledger_load_time",
             ),
         ),
