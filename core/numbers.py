@@ -69,6 +69,11 @@ def money_round(value) -> Decimal | None:
     return number.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def money_total(value) -> Decimal:
+    """A sum read from the database as money: to the fen (as money_round), 0.00 when there was nothing to sum."""
+    return money_round(value) if value is not None else Decimal("0.00")
+
+
 def money_display(value, *, signed: bool = False) -> str:
     """An amount as people read it, on every screen, receipt and slip: two decimals, thousands separated
     (68,551.50); "" for none. Text that is not a number is shown as it is. Never for the API, whose amounts are

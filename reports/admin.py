@@ -8,25 +8,12 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ReadOnlyAdminMixin, ServiceCallsMixin, local_time
-from core.numbers import money_display, points_display
 from reports import services
+from reports.frame import value_display
 from reports.models import ReportDefinition, ReportDownload, ReportRun
 from reports.queries.runs import runs_visible_to
 from stores.admin_base import BaseAdmin, HeadquartersOnlyMixin
 from stores.queries import user_is_hq
-
-
-def figure_text(value: str | None, unit: str) -> str:
-    """A stored headline figure as people read it."""
-    if value is None:
-        return "—"
-    if unit == "money":
-        return money_display(value)
-    if unit == "percent":
-        return f"{float(value) * 100:.2f}%"
-    if unit in ("count", "points"):
-        return points_display(int(value))
-    return str(value)
 
 
 @admin.register(ReportDefinition)
@@ -178,7 +165,7 @@ class ReportRunAdmin(ReadOnlyAdminMixin, ServiceCallsMixin, BaseAdmin):
             return "—"
         rows = format_html_join(
             "", "<tr><th>{}</th><td class=\"amount\">{}</td></tr>",
-            ((label, figure_text(value, unit)) for _key, label, value, unit in obj.figures),
+            ((label, value_display(value, unit)) for _key, label, value, unit in obj.figures),
         )
         return format_html('<table class="summary">{}</table>', rows)
 

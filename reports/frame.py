@@ -17,13 +17,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.numbers import money_display, points_display
+
 __all__ = [
     "UNITS", "Chart", "Column", "Figure", "KINDS", "Kind", "Report", "ReportParams", "Series", "Table",
-    "kind_get", "register", "report_build", "report_snapshot", "share",
+    "kind_get", "register", "report_build", "report_snapshot", "share", "value_display",
 ]
 
 # unit -> how a value is shown: money in yuan (Decimal, 2 places), a share (Decimal 0..1, shown as a percentage),
 # a count of things (int), points (int), a plain decimal ratio.
+PERCENT_PLACES = Decimal("0.01")
 UNITS = ("money", "percent", "count", "points", "decimal", "text", "date")
 
 
@@ -205,6 +208,22 @@ def report_snapshot():
                 # staff 3.5x faster without it).
                 cursor.execute("SET LOCAL jit = off")
         yield
+
+
+def value_display(value, unit: str) -> str:
+    """A report's value in its unit: money 68,551.50, a share 12.34%, counts and points with separators; "—" for
+    none (a share of nothing, a growth without last year)."""
+    if value is None or value == "":
+        return "—"
+    if unit == "money":
+        return money_display(value)
+    if unit == "percent":
+        return f"{(Decimal(value) * 100).quantize(PERCENT_PLACES)}%"
+    if unit in ("count", "points"):
+        return points_display(value)
+    if unit == "date" and hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def share(part, whole) -> Decimal | None:

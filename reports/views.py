@@ -28,9 +28,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from core.admin import period_choices
 from core.errors import DomainError
 from core.forms import add_service_error
-from core.numbers import money_display, points_display
 from reports.forms import ReportFilterForm
-from reports.frame import Chart, Report, ReportParams, Table, kind_get, report_build
+from reports.frame import Chart, Report, ReportParams, Table, kind_get, report_build, value_display
 from reports.kinds import KIND_LABELS
 from reports.queries.runs import user_may_view_reports
 from reports.services import report_run_create
@@ -42,7 +41,6 @@ TITLE_STORES_MAX = 3
 # The dashboard's reports built at once: one database connection each, a core of the database server each.
 BUILD_THREADS = 3
 NUMERIC_UNITS = ("money", "percent", "count", "points", "decimal")
-PERCENT_PLACES = Decimal("0.01")
 
 
 # --- what the dashboard shows: (kind, figure key) of each tile, the figures under it, and the charts -------------
@@ -81,21 +79,6 @@ DASHBOARD_KINDS = ("members", "points", "cards", "cross_format", "tiers")
 
 # --- values as people read them --------------------------------------------------------------------------------------
 
-
-def value_display(value, unit: str) -> str:
-    """A report's value in its unit: money 68,551.50, a share 12.34%, counts and points with separators; "—" for
-    none (a share of nothing, a growth without last year)."""
-    if value is None or value == "":
-        return "—"
-    if unit == "money":
-        return money_display(value)
-    if unit == "percent":
-        return f"{(Decimal(value) * 100).quantize(PERCENT_PLACES)}%"
-    if unit in ("count", "points"):
-        return points_display(value)
-    if unit == "date" and hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def _chart_value(value):

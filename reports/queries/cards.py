@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from cards.models import Card, CardLedgerEntry, CardTransaction, SaleOrder
 from cards.queries.liability import liability_report
 from core.dates import months_add
-from core.numbers import money_round
+from core.numbers import money_total
 from reports.frame import NO_DATA, Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
 from settlement.queries.liability import AGEING_BUCKETS, card_ageing
 from stores.models import Format, Store
@@ -49,11 +49,6 @@ def money_zero() -> Value:
 
 def count_zero() -> Value:
     return Value(0, output_field=IntegerField())
-
-
-def money(value) -> Decimal:
-    """A sum from the database as money (2 places); 0.00 for none."""
-    return money_round(value) if value is not None else ZERO
 
 
 def months_up_to(end: date, count: int = MONTHS_SHOWN) -> list[tuple[str, date, date]]:
@@ -178,7 +173,7 @@ def card_outstanding(params: ReportParams) -> Decimal:
                 .aggregate(total=money_sum("balance"))["total"])
     since = (CardLedgerEntry.objects.order_by().filter(params.store_q("card__sold_store"), created_at__gte=high)
              .aggregate(total=money_sum("amount"))["total"])
-    return money(balances) - money(since)
+    return money_total(balances) - money_total(since)
 
 
 def _by_format(rows, key: str) -> dict:
@@ -194,14 +189,14 @@ def build(params: ReportParams) -> Report:
     last_year = completed_sales(params.previous_year()).aggregate(total=money_sum("face_total"))["total"]
     spend = spend_entries(params).aggregate(total=money_sum("amount"))["total"]
     orders = card_payments(params).count()
-    card_sales = money(sales["sales"])
-    walk_in, group = money(sales["walk_in"]), money(sales["group"])
-    last = money(last_year)
-    card_spend = -money(spend)
+    card_sales = money_total(sales["sales"])
+    walk_in, group = money_total(sales["walk_in"]), money_total(sales["group"])
+    last = money_total(last_year)
+    card_spend = -money_total(spend)
     outstanding = card_outstanding(params)
     report.figures += [
         Figure("card_sales", gettext("Card sales"), card_sales, "money"),
-        Figure("card_sales_received", gettext("Card sales received (after discounts)"), money(sales["received"]),
+        Figure("card_sales_received", gettext("Card sales received (after discounts)"), money_total(sales["received"]),
                "money"),
         Figure("sale_orders", gettext("Completed sale orders"), sales["order_count"] or 0, "count"),
         Figure("walk_in_sales", gettext("Walk-in sales"), walk_in, "money"),
@@ -270,9 +265,9 @@ def _tables_and_charts(report: Report, params: ReportParams) -> None:
     for item in formats:
         row = sales.get(item.pk, {})
         rows.append((
-            item.name, money(row.get("sales")), money(row.get("walk_in")), money(row.get("group")),
-            -money(spend.get(item.pk, {}).get("spend")), orders.get(item.pk, {}).get("orders", 0),
-            money(last.get(item.pk, {}).get("sales")),
+            item.name, money_total(row.get("sales")), money_total(row.get("walk_in")), money_total(row.get("group")),
+            -money_total(spend.get(item.pk, {}).get("spend")), orders.get(item.pk, {}).get("orders", 0),
+            money_total(last.get(item.pk, {}).get("sales")),
         ))
     money_columns = [Column("sales", gettext("Card sales"), "money"),
                      Column("walk_in", gettext("Walk-in sales"), "money"),
@@ -311,8 +306,8 @@ def _by_store(params: ReportParams, money_columns: list[Column]) -> Table:
     for store in sorted(stores.values(), key=lambda store: store.code):
         row = sales.get(store.pk, {})
         rows.append((
-            store.code, store.name, store.format.name, money(row.get("sales")), money(row.get("walk_in")),
-            money(row.get("group")), -money(spend.get(store.pk, {}).get("spend")),
+            store.code, store.name, store.format.name, money_total(row.get("sales")), money_total(row.get("walk_in")),
+            money_total(row.get("group")), -money_total(spend.get(store.pk, {}).get("spend")),
             orders.get(store.pk, {}).get("orders", 0),
         ))
     return Table(
@@ -334,8 +329,9 @@ def _by_channel(params: ReportParams) -> Table:
         sale = grouped.get((channel, SaleOrder.Kind.SALE), {})
         top_up = grouped.get((channel, SaleOrder.Kind.TOP_UP), {})
         rows.append((
-            str(channel_label), money(sale.get("sales")), money(top_up.get("sales")),
-            money(sale.get("sales")) + money(top_up.get("sales")), sale.get("orders", 0) + top_up.get("orders", 0),
+            str(channel_label), money_total(sale.get("sales")), money_total(top_up.get("sales")),
+            money_total(sale.get("sales")) + money_total(top_up.get("sales")),
+            sale.get("orders", 0) + top_up.get("orders", 0),
         ))
     return Table(
         "by_channel", gettext("By channel"),
@@ -360,8 +356,8 @@ def _by_month_chart(params: ReportParams) -> Chart:
     return Chart(
         "card_sales_by_month", gettext("Card sales and spending by month"), "line",
         [label for label, _first, _last in months],
-        [Series(gettext("Card sales"), [money(sales[f"m{index}"]) for index in range(len(months))]),
-         Series(gettext("Card spending"), [-money(spend[f"m{index}"]) for index in range(len(months))])],
+        [Series(gettext("Card sales"), [money_total(sales[f"m{index}"]) for index in range(len(months))]),
+         Series(gettext("Card spending"), [-money_total(spend[f"m{index}"]) for index in range(len(months))])],
         "money",
     )
 
@@ -391,5 +387,5 @@ def detail_rows(params: ReportParams) -> Iterator[tuple]:
     names = (Store._meta.db_table, Format._meta.db_table)
     for day, code, format_name, day_sales, day_walk_in, day_group, day_spend, day_orders in union_grouped(
             [sales, spend, orders], outer, names):
-        yield (day_value(day), code, format_name, money(day_sales), money(day_walk_in), money(day_group),
-               money(day_spend), int(day_orders or 0))
+        yield (day_value(day), code, format_name, money_total(day_sales), money_total(day_walk_in),
+               money_total(day_group), money_total(day_spend), int(day_orders or 0))

@@ -9,18 +9,19 @@ each member's first purchase per format, ranked per member, for the origins.
 """
 
 from django.db import connection
-from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from membership.models import Purchase
 from reports.frame import NO_DATA, Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
 from reports.queries.cards import formats_in_scope, union_grouped
+from reports.queries.members import kept
 
 
 def kept_purchases() -> QuerySet:
     """Members' purchases not returned in full."""
-    return Purchase.objects.order_by().filter(member__isnull=False, returned_amount__lt=F("amount"))
+    return kept(Purchase.objects.order_by().filter(member__isnull=False))
 
 
 def period_purchases(params: ReportParams) -> QuerySet:

@@ -11,7 +11,7 @@ The helpers at the top (the scope's members, the period's purchases, money sums,
 and staff reports.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -20,24 +20,19 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.dates import moment_months_add, months_add
-from core.numbers import money_round
+from core.dates import moment_months_add
+from core.numbers import money_total
 from membership.models import Member, Purchase
 from membership.queries import MEMBER_SCOPE_MONTHS
 from membership.services import LIVE_STATUSES
 from reports.frame import NO_DATA, Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
+from reports.queries.cards import month_filters, months_up_to
 from stores.models import Format, Store
 
 ZERO = Decimal("0.00")
-MONTHS_SHOWN = 13
 
 
 # --- shared helpers ------------------------------------------------------------------------------------------------
-
-
-def money(value) -> Decimal:
-    """A sum from the database as money (2 places); 0.00 for none."""
-    return money_round(value) if value is not None else ZERO
 
 
 def net_sum(prefix: str = "", **extra) -> Sum:
@@ -107,18 +102,6 @@ def converted(until: datetime) -> Exists:
         member=OuterRef("pk"), occurred_at__gte=OuterRef("registered_at"), occurred_at__lt=until)))
 
 
-def months_up_to(end: date, count: int = MONTHS_SHOWN) -> list[tuple[str, datetime, datetime]]:
-    """The `count` calendar months up to `end`'s month, oldest first: (label "2026-11", first moment, moment after
-    the last day), the last one ending with `end` (never past it, so a report does not depend on when it runs)."""
-    first_of_last = end.replace(day=1)
-    months = []
-    for back in range(count - 1, -1, -1):
-        first = months_add(first_of_last, -back)
-        last = min(months_add(first, 1) - timedelta(days=1), end)
-        low, high = ReportParams(start=first, end=last).moments()
-        months.append((f"{first.year}-{first.month:02d}", low, high))
-    return months
-
 
 def stores_in_scope(params: ReportParams) -> list[dict]:
     """The stores a report lists, by code: id, code, name, format_id, format name."""
@@ -180,7 +163,7 @@ def members_consuming(params: ReportParams) -> int:
 def sales(params: ReportParams) -> dict:
     """sales_total and member_sales: net amounts of the period's receipts at the stores."""
     row = period_purchases(params).aggregate(total=net_sum(), member=net_sum(filter=Q(member__isnull=False)))
-    return {"total": money(row["total"]), "member": money(row["member"])}
+    return {"total": money_total(row["total"]), "member": money_total(row["member"])}
 
 
 # GROUPING(store, format, channel) of each grouping set of _period_sums_grouped, and the name of its rows.
@@ -296,13 +279,12 @@ def first_year_repurchase(params: ReportParams) -> dict:
 def members_new_by_month(params: ReportParams) -> list[tuple[str, int]]:
     """New members per calendar month, the 13 months up to the period's end (one conditional COUNT each)."""
     months = months_up_to(params.end)
-    registered = live_members().filter(
-        registered_at__gte=months[0][1], registered_at__lt=months[-1][2], **_registered_at_stores(params))
+    low, high = ReportParams(start=months[0][1], end=months[-1][2]).moments()
+    registered = live_members().filter(registered_at__gte=low, registered_at__lt=high, **_registered_at_stores(params))
     row = registered.aggregate(**{
-        f"m{index}": Count("pk", filter=Q(registered_at__gte=low, registered_at__lt=high))
-        for index, (_label, low, high) in enumerate(months)
+        f"m{index}": Count("pk", filter=month) for index, month in enumerate(month_filters(months, "registered_at"))
     })
-    return [(label, row[f"m{index}"] or 0) for index, (label, _low, _high) in enumerate(months)]
+    return [(label, row[f"m{index}"] or 0) for index, (label, _first, _last) in enumerate(months)]
 
 
 def _scoped_rows(params: ReportParams, key: str, buyer_key: str, same_place: str) -> dict:
@@ -335,8 +317,8 @@ def by_store(params: ReportParams, sums: dict | None = None) -> list[tuple]:
     rows = []
     for store in stores_in_scope(params):
         pk = store["id"]
-        member_sales = money(_cell(places["sales"], pk, "member", None))
-        total_sales = money(_cell(places["sales"], pk, "total", None))
+        member_sales = money_total(_cell(places["sales"], pk, "member", None))
+        total_sales = money_total(_cell(places["sales"], pk, "total", None))
         rows.append((
             store["code"], store["name"], store["format_name"], members.get(pk, 0), _cell(places["new"], pk, "n"),
             _cell(places["consuming"], pk, "n"), member_sales, total_sales, share(member_sales, total_sales),
@@ -354,8 +336,8 @@ def by_format(params: ReportParams, sums: dict | None = None) -> list[tuple]:
     rows = []
     for item in formats_in_scope(params, *members, *places["sales"]):
         pk = item["id"]
-        member_sales = money(_cell(places["sales"], pk, "member", None))
-        total_sales = money(_cell(places["sales"], pk, "total", None))
+        member_sales = money_total(_cell(places["sales"], pk, "member", None))
+        total_sales = money_total(_cell(places["sales"], pk, "total", None))
         rows.append((
             item["name"], members.get(pk, 0), _cell(places["new"], pk, "n"), _cell(places["consuming"], pk, "n"),
             member_sales, total_sales, share(member_sales, total_sales),
@@ -375,7 +357,7 @@ def by_channel(params: ReportParams, sums: dict | None = None) -> list[tuple]:
         total = _cell(members, channel, "n")
         rows.append((
             str(label), total, _cell(members, channel, "digital"), share(_cell(members, channel, "digital"), total),
-            _cell(new, channel, "n"), _cell(bought, channel, "n"), money(_cell(bought, channel, "member", None)),
+            _cell(new, channel, "n"), _cell(bought, channel, "n"), money_total(_cell(bought, channel, "member", None)),
         ))
     return rows
 
@@ -392,7 +374,7 @@ def build(params: ReportParams) -> Report:
     new = members_new(params)
     sums = period_sums(params)  # consuming members and sales: in total, per store, format and channel
     consuming = sums["all"].get("n") or 0
-    amounts = {"total": money(sums["all"].get("total")), "member": money(sums["all"].get("member"))}
+    amounts = {"total": money_total(sums["all"].get("total")), "member": money_total(sums["all"].get("member"))}
     repurchase = first_year_repurchase(params)
     figures = [
         Figure("members_total", gettext("Members"), total, "count"),

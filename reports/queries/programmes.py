@@ -21,7 +21,7 @@ from campaigns.queries_targeting import campaign_results
 from cards.models import BrandDiscount, VoucherLedgerEntry
 from cards.models.brands import Brand
 from cards.models.vouchers import VoucherProduct
-from core.numbers import money_round
+from core.numbers import money_total
 from reports.frame import Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
 from settlement.models import ReconException
 from stores.models import Format
@@ -31,11 +31,6 @@ __all__ = ["CAMPAIGNS_LISTED", "build"]
 ZERO = Decimal("0.00")
 # The campaigns table lists at most this many (newest first); the count covers them all.
 CAMPAIGNS_LISTED = 30
-
-
-def _money(value) -> Decimal:
-    # SQLite sums decimals with long tails: cut to the fen.
-    return money_round(value) or ZERO
 
 
 # --- coupons --------------------------------------------------------------------------------------------------
@@ -70,12 +65,12 @@ def _coupons(params: ReportParams, start: datetime, end: datetime) -> dict:
     for pk in sorted(templates, key=lambda key: templates[key][0]):
         found = redeemed.get(pk, {})
         rows.append((templates[pk][0], templates[pk][1], issued.get(pk, 0), found.get("n", 0),
-                     _money(found.get("discount"))))
+                     money_total(found.get("discount"))))
     return {
         "issued": sum(issued.values()),
         "redeemed": sum(row["n"] for row in redeemed.values()),
         "given_back": given_back,
-        "discount": _money(sum((_money(row["discount"]) for row in redeemed.values()), ZERO)),
+        "discount": money_total(sum((money_total(row["discount"]) for row in redeemed.values()), ZERO)),
         "rows": rows,
     }
 
@@ -110,12 +105,12 @@ def _brands(params: ReportParams) -> dict:
                  .values("brand_id").annotate(eligible=Sum("eligible_amount"), discount=Sum("discount"),
                                               funded=Sum("brand_amount"), entries=Count("id")))
     names = dict(Brand.objects.filter(pk__in=[row["brand_id"] for row in found]).values_list("pk", "name"))
-    rows = sorted(((names.get(row["brand_id"], ""), _money(row["eligible"]), _money(row["discount"]),
-                    _money(row["funded"]), row["entries"]) for row in found), key=lambda row: row[0])
+    rows = sorted(((names.get(row["brand_id"], ""), money_total(row["eligible"]), money_total(row["discount"]),
+                    money_total(row["funded"]), row["entries"]) for row in found), key=lambda row: row[0])
     return {
-        "discount": _money(sum((row[2] for row in rows), ZERO)),
-        "funded": _money(sum((row[3] for row in rows), ZERO)),
-        "eligible": _money(sum((row[1] for row in rows), ZERO)),
+        "discount": money_total(sum((row[2] for row in rows), ZERO)),
+        "funded": money_total(sum((row[3] for row in rows), ZERO)),
+        "eligible": money_total(sum((row[1] for row in rows), ZERO)),
         "entries": sum(row[4] for row in rows),
         "rows": rows,
     }
@@ -151,7 +146,7 @@ def _recon(params: ReportParams, end: datetime) -> dict:
         .order_by().values("kind").annotate(
             total=Count("id"), open=Count("id", filter=open_q),
             difference=Sum(F("pos_amount") - F("ledger_amount"), filter=open_q))}
-    rows = [(str(label), found[kind]["total"], found[kind]["open"], _money(found[kind]["difference"]))
+    rows = [(str(label), found[kind]["total"], found[kind]["open"], money_total(found[kind]["difference"]))
             for kind, label in ReconException.Kind.choices if kind in found]
     return {"total": sum(row[1] for row in rows), "open": sum(row[2] for row in rows), "rows": rows}
 
@@ -166,8 +161,8 @@ def _by_format(params: ReportParams, start: datetime, end: datetime) -> list[tup
         .values("store__format_id").annotate(discount=Sum("discount"))
         .values_list("store__format_id", "discount"))
     formats = Format.objects.filter(pk__in=set(coupons) | set(brands)).order_by("code")
-    return [(item.name, coupons.get(item.pk, {}).get("n", 0), _money(coupons.get(item.pk, {}).get("discount")),
-             _money(brands.get(item.pk))) for item in formats]
+    return [(item.name, coupons.get(item.pk, {}).get("n", 0), money_total(coupons.get(item.pk, {}).get("discount")),
+             money_total(brands.get(item.pk))) for item in formats]
 
 
 def _redemptions_detail(params: ReportParams, start: datetime, end: datetime):
@@ -179,7 +174,7 @@ def _redemptions_detail(params: ReportParams, start: datetime, end: datetime):
     for created_at, store, format_name, code, name, receipt_no, basket, discount, released_at in \
             rows.iterator(chunk_size=5000):
         given_back = released_at is not None and released_at < end
-        yield (created_at, store, format_name, code, name, receipt_no, _money(basket), _money(discount),
+        yield (created_at, store, format_name, code, name, receipt_no, money_total(basket), money_total(discount),
                gettext("yes") if given_back else "")
 
 

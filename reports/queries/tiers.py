@@ -17,11 +17,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.numbers import money_total
 from membership.models import Tier, TierChange, TierSubscription
 from reports.frame import NO_DATA, Chart, Column, Figure, Report, ReportParams, Series, Table, register, share
 from reports.queries.members import (
     ZERO,
-    money,
     net_sum,
     period_end,
     period_purchases,
@@ -86,7 +86,7 @@ def tier_sales(params: ReportParams) -> dict:
     """{earned tier id at the end: net member sales of the period} at the stores asked."""
     purchases = period_purchases(params).filter(member__isnull=False)
     rows = by_tier_at_end(params, purchases, "member", total=net_sum())
-    return {tier_id: money(row.get("total")) for tier_id, row in rows.items()}
+    return {tier_id: money_total(row.get("total")) for tier_id, row in rows.items()}
 
 
 def paid_tier_sales(params: ReportParams, paid_tiers) -> dict:
@@ -96,7 +96,7 @@ def paid_tier_sales(params: ReportParams, paid_tiers) -> dict:
     for tier in paid_tiers:
         holders = TierSubscription.objects.filter(tier=tier, starts_on__lte=params.end, ends_on__gte=params.end)
         row = period_purchases(params).filter(member_id__in=holders.values("member_id")).aggregate(total=net_sum())
-        result[tier.pk] = money(row["total"])
+        result[tier.pk] = money_total(row["total"])
     return result
 
 

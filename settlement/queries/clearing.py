@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from core.numbers import money_round
+from core.numbers import money_total
 from membership.models import PointsEntry
 from settlement.models import ClearingLine, ClearingRun
 from stores.models import LegalEntity
@@ -171,7 +171,7 @@ def clearing_matrix(*, start: date, end: date, entity_ids=None) -> ClearingMatri
     pair_net: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
     seen: set[int] = set()
     for issuer_id, honourer_id, gross, net, count in rows:
-        gross, net = _money(gross), _money(net)
+        gross, net = money_total(gross), money_total(net)
         matrix.lines += count
         matrix.gross[(issuer_id, honourer_id)] = matrix.gross.get((issuer_id, honourer_id), ZERO) + gross
         seen.update(pk for pk in (issuer_id, honourer_id) if pk is not None)
@@ -190,7 +190,3 @@ def clearing_matrix(*, start: date, end: date, entity_ids=None) -> ClearingMatri
     matrix.position = {entity.pk: position.get(entity.pk, ZERO) for entity in matrix.entities}
     matrix.pair_net = dict(pair_net)
     return matrix
-
-
-def _money(value) -> Decimal:
-    return money_round(value) if value is not None else ZERO

@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from cards.models import Card, CardLedgerEntry
-from core.numbers import money_round
+from core.numbers import money_round, money_total
 from membership.models import PointsEntry, PointsPolicy
 from settlement.queries.clearing import day_bounds, points_allocate, points_pool
 from stores.models import LegalEntity
@@ -76,10 +76,6 @@ class CardAgeing:
     @property
     def total(self) -> Decimal:
         return self.totals.total
-
-
-def _money(value) -> Decimal:
-    return money_round(value) if value is not None else ZERO
 
 
 def _ageing_groups_postgresql(bounds: dict) -> list[tuple]:
@@ -172,7 +168,7 @@ def card_ageing(*, at: date) -> CardAgeing:
     totals = CardAgeingRow(issuer=None)
     for issuer_id, bucket, balance, cards in groups:
         row = rows.setdefault(issuer_id, CardAgeingRow(issuer=issuers.get(issuer_id)))
-        amount = _money(balance)
+        amount = money_total(balance)
         for target in (row, totals):
             setattr(target, bucket, getattr(target, bucket) + amount)
             target.cards += cards

@@ -25,7 +25,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_submit
 from cards.models import CardTransaction
 from cards.queries.liability import liability_report
-from core.numbers import money_round
+from core.numbers import money_total
 from settlement.errors import PeriodLocked, PeriodNotReady, SettlementInvalid
 from settlement.models import ClearingLine, ClearingRun, ReconDay, SettlementPeriod, Statement, StatementLine
 from settlement.queries.liability import card_ageing, points_liability
@@ -90,7 +90,7 @@ def _statements_write(period: SettlementPeriod) -> list[Statement]:
         a_owes_b = b_owes_a = ZERO
         lines = []
         for kind, issuer_id, honourer_id, count, points, gross, fee, net, _count_lines in pair_rows:
-            net = _money(net)
+            net = money_total(net)
             # What the issuer owes the honourer; a negative net is owed the other way (a card sold elsewhere).
             if (issuer_id == a_id) == (net >= 0):
                 a_owes_b += abs(net)
@@ -98,7 +98,7 @@ def _statements_write(period: SettlementPeriod) -> list[Statement]:
                 b_owes_a += abs(net)
             lines.append(StatementLine(
                 kind=kind, issuer_id=issuer_id, honourer_id=honourer_id, count=int(count or 0),
-                points=int(points or 0), gross=_money(gross), fee=_money(fee), net=net,
+                points=int(points or 0), gross=money_total(gross), fee=money_total(fee), net=net,
                 corrects_text="; ".join(texts.get((kind, issuer_id, honourer_id), []))[:500],
             ))
         statement = Statement.objects.create(period=period, company_a_id=a_id, company_b_id=b_id, a_owes_b=a_owes_b,
@@ -108,10 +108,6 @@ def _statements_write(period: SettlementPeriod) -> list[Statement]:
         StatementLine.objects.bulk_create(sorted(lines, key=lambda line: (line.kind, line.issuer_id)))
         statements.append(statement)
     return statements
-
-
-def _money(value) -> Decimal:
-    return money_round(value) if value is not None else ZERO
 
 
 # --- the close -----------------------------------------------------------------------------------------------------

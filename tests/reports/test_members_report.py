@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from core.dates import month_last_full
+from core.numbers import money_total
 from membership.models import Member
 from membership.services import member_status_set, purchase_record, purchase_return
 from reports.frame import ReportParams
@@ -210,8 +211,8 @@ def test_a_store_without_members_reports_zero_not_another_stores_numbers(shop):
 def _sums_shown(sums: dict) -> dict:
     """period_sums as the report shows it: a count, money, for every key (a missing count or sum is 0)."""
     return {
-        name: {key: (row.get("n") or 0, report.money(row.get("member")),
-                     report.money(row.get("total")) if name != "channel" else None)
+        name: {key: (row.get("n") or 0, money_total(row.get("member")),
+                     money_total(row.get("total")) if name != "channel" else None)
                for key, row in ({None: sums[name]} if name == "all" else sums[name]).items()}
         for name in ("all", "store", "format", "channel")
     }
