@@ -22,6 +22,9 @@ from campaigns.queries_targeting import call_list
 from campaigns.services.targeting import call_record
 from core.errors import DomainError
 from core.forms import add_service_error
+from core.http import client_ip
+from core.models import PersonalDataAccess
+from core.services import personal_data_access_log
 from stores.desk import desk_view, forbidden
 
 CALL_PERMISSION = "campaigns.add_callattempt"
@@ -102,6 +105,11 @@ def call_list_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     shown = members if show_all else to_call
     shown = shown.select_related("member", "member__tier")
     page = Paginator(shown, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
+    # The page shows phone numbers in full (the clerk dials them): who saw which page is kept.
+    personal_data_access_log(
+        user=request.user, action=PersonalDataAccess.Action.CALL_LIST, subject=campaign, ip_address=client_ip(request),
+        detail=f"call list {request.desk_store.code}, page {page.number}, {len(page.object_list)} members",
+    )
     return render(request, "campaigns/desk_calls_list.html", {
         "campaign": campaign, "page": page, "show_all": show_all, "total": members.count(),
         "to_call": to_call.count(),
@@ -142,6 +150,12 @@ def call_member(request: HttpRequest, campaign_id: int, campaign_member_id: int)
                 messages.success(request, _("Call to %(name)s recorded: %(outcome)s.")
                                  % {"name": campaign_member.member.name, "outcome": outcome})
                 return redirect("calls:list", campaign_id=campaign.pk)
+    if request.method == "GET":
+        personal_data_access_log(
+            user=request.user, action=PersonalDataAccess.Action.CALL_LIST, subject=campaign,
+            ip_address=client_ip(request),
+            detail=f"call list {request.desk_store.code}, member {campaign_member.member.member_no}",
+        )
     attempts = (CallAttempt.objects.filter(campaign_member=campaign_member)
                 .select_related("called_by").order_by("-called_at", "-pk")[:ATTEMPTS_SHOWN])
     return render(request, "campaigns/desk_calls_member.html", {

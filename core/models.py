@@ -40,6 +40,7 @@ class PersonalDataAccess(models.Model):
     class Action(models.TextChoices):
         REVEAL_ID_NUMBER = "reveal_id_number", _("full ID number shown")
         EXPORT = "export", _("personal data exported")
+        CALL_LIST = "call_list", _("phone numbers shown on a call list")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")

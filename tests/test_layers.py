@@ -4,7 +4,8 @@ each import is checked against the rules below. A function-level import counts a
 - a domain app never imports another domain app's screens (admin, views, forms, api, or a module under them);
 - core is the bottom layer: it imports no app of the project;
 - stores imports neither approvals nor a domain app;
-- approvals sits above stores and below the domain apps: it imports none of them.
+- approvals sits above stores and below the domain apps: it imports none of them;
+- integrations (the event outbox every domain app writes to) imports no other domain app.
 """
 
 import ast
@@ -103,6 +104,8 @@ def violation(found: Import) -> str | None:
         return "stores imports approvals or a domain app"
     if importer == "approvals" and imported in DOMAIN_APPS:
         return "approvals imports a domain app"
+    if importer == "integrations" and imported in DOMAIN_APPS:
+        return "integrations imports another domain app"
     return None
 
 
@@ -111,6 +114,7 @@ RULES = [
     "core imports an app",
     "stores imports approvals or a domain app",
     "approvals imports a domain app",
+    "integrations imports another domain app",
 ]
 
 
@@ -161,6 +165,8 @@ def test_every_app_is_read():
         ("approvals.services", False, "from membership.models import Member", RULES[3]),
         ("approvals.admin", False, "from stores.admin import StoreAdmin", None),
         ("membership.admin.members", False, "from ..forms import x", None),
+        ("integrations.services.sending", False, "from membership.models import Member", RULES[4]),
+        ("cards.services.ledger", False, "from integrations.events import event_emit", None),
     ],
 )
 def test_a_forbidden_import_is_found(module, is_package, code, rule):

@@ -590,7 +590,9 @@ class TargetedCampaignAdmin(HeadquartersRecordsMixin, ServiceCallsMixin, Service
         members = self._reach(campaign, [Channel.MAIL])
         page = Paginator(members, LETTERS_PER_PAGE).get_page(request.GET.get("page"))
         self._log(request, campaign, f"campaign letters, page {page.number}", len(page.object_list))
-        contacts_mark_reached(campaign=campaign, channel=Channel.MAIL)
+        # The members whose letters this page prints, not the pages not opened yet.
+        contacts_mark_reached(campaign=campaign, channel=Channel.MAIL,
+                              campaign_member_ids=[item.pk for item in page.object_list])
         offer = []
         if campaign.coupon_template_id:
             offer.append(gettext("A coupon for you: %(name)s, %(discount)s.") % {

@@ -732,15 +732,20 @@ def _missed(campaign: TargetedCampaign) -> None:
 
 
 @transaction.atomic
-def contacts_mark_reached(*, campaign: TargetedCampaign, channel: str, now: datetime | None = None) -> int:
+def contacts_mark_reached(*, campaign: TargetedCampaign, channel: str, now: datetime | None = None,
+                          campaign_member_ids: list[int] | None = None) -> int:
     """Mark the targeted members of a message channel (SMS, WeChat, paper mail) reached, when their list is
-    exported for the sending platform or the printer; return how many were newly marked. Raise CampaignInvalid."""
+    exported for the sending platform or the printer; only `campaign_member_ids` when given (the page of letters
+    printed). Return how many were newly marked. Raise CampaignInvalid."""
     if channel not in MESSAGE_CHANNELS:
         raise CampaignInvalid(fields={"channel": [gettext("Choose SMS, WeChat or paper mail.")]})
     if not _started(campaign):
         raise _refused(campaign, gettext("its members are taken when it starts."))
-    return CampaignMember.objects.filter(campaign=campaign, group=CampaignMember.Group.TARGET, channel=channel,
-                                         reached_at__isnull=True).update(reached_at=now or timezone.now())
+    members = CampaignMember.objects.filter(campaign=campaign, group=CampaignMember.Group.TARGET, channel=channel,
+                                            reached_at__isnull=True)
+    if campaign_member_ids is not None:
+        members = members.filter(pk__in=campaign_member_ids)
+    return members.update(reached_at=now or timezone.now())
 
 
 @transaction.atomic

@@ -406,6 +406,22 @@ def test_the_paper_mail_list_and_the_letters(hq, running):
     assert PersonalDataAccess.objects.count() == 2
 
 
+def test_a_page_of_letters_marks_only_its_own_members_reached(hq, running, monkeypatch):
+    from campaigns.admin import targeting as targeting_admin
+
+    mail = campaign_member(running, "赵德明")
+    other = CampaignMember.objects.filter(campaign=running, group=CampaignMember.Group.TARGET).exclude(pk=mail.pk)
+    other.update(channel=CampaignMember.Channel.MAIL)
+    monkeypatch.setattr(targeting_admin, "LETTERS_PER_PAGE", 1)
+
+    response = hq.get(f"{CAMPAIGNS}{running.pk}/export/letters/?page=1")
+
+    assert response.status_code == 200 and response.context["page"].paginator.num_pages == 1 + other.count()
+    reached = CampaignMember.objects.filter(campaign=running, channel=CampaignMember.Channel.MAIL,
+                                            reached_at__isnull=False)
+    assert reached.count() == 1
+
+
 def test_the_call_lists_have_one_sheet_per_store(hq, running):
     response = hq.get(f"{CAMPAIGNS}{running.pk}/export/calls/")
 

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import CallAttempt, CampaignMember, Segment, TargetedCampaign
+from core.models import PersonalDataAccess
 from tests.campaigns.test_admin_targeting import CONSENTED, campaign_member, running_campaign
 from tests.factories import StaffFactory
 
@@ -85,6 +86,10 @@ def test_the_call_list_shows_this_stores_members_with_their_number(desk, running
     assert "王桂兰" in page and "13900000003" in page and "您好，这里是服务台。" in page
     assert "孙玉珍" not in page and "13900000005" not in page
     assert "张秀英" not in page  # an SMS member of the same store is not on the call list
+    # Phones shown in full: the page view is in the personal-data access log.
+    access = PersonalDataAccess.objects.get()
+    assert (access.action, access.object_id, access.user) == ("call_list", str(running.pk), response.wsgi_request.user)
+    assert "DEPT001" in access.detail
 
 
 def test_an_outcome_is_recorded(desk, clerk, running, dept001):
@@ -122,6 +127,7 @@ def test_another_stores_member_is_refused(desk, running):
 
     response = desk.get(url)
     assert response.status_code == 403 and "13900000005" not in response.content.decode()
+    assert not PersonalDataAccess.objects.exists()
     response = desk.post(url, {"outcome": "reached"})
 
     assert response.status_code == 403
