@@ -2,11 +2,11 @@
 
 Django's index lists the apps as they are installed (技术 apps first). `install()` gives the default site an
 index that shows the same entries grouped by the work (`GROUPS`): members, points and tiers, prepaid cards, brand
-cards and vouchers, approvals, stores and staff, and the technical screens under "System", which only superusers
-see there. Each model and each page of its own (reports) is named in `GROUPS`; a model nobody placed falls into
-the group of its app (`APP_GROUPS`), never off the page, and tests/core/test_admin_index.py fails until it is
-placed. The side navigation of the other pages shows the same groups; the app pages (/admin/<app>/) keep Django's
-app list.
+cards and vouchers, approvals, stores and staff, the webhooks (integrations), and the technical screens under
+"System", which only superusers see there. Each model and each page of its own (reports) is named in `GROUPS`; a
+model nobody placed falls into the group of its app (`APP_GROUPS`), never off the page, and
+tests/core/test_admin_index.py fails until it is placed. The side navigation of the other pages shows the same
+groups; the app pages (/admin/<app>/) keep Django's app list.
 
 A store manager's home (staff of store scope) is titled with their stores and shows what is cheap to count there
 (members in their scope, purchases and card sales this month) and their approval requests still pending: those
@@ -35,11 +35,12 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
     ("members", _("Members"), (
         "membership.Member", "membership.MemberCard", "membership.MemberIdentity", "membership.MergeCandidate",
         "membership.Tag", "membership.Partner", "membership.Purchase", "membership.PurchaseReturn",
-        "core.PersonalDataAccess",
+        "membership.PurchaseClaim", "core.PersonalDataAccess",
     )),
     ("points", _("Points and tiers"), (
         "membership.PointsEntry", "page:membership_member_points_expiring", "membership.PointsHold",
         "membership.PointsDebtEntry", "membership.Tier", "membership.TierChange", "membership.TierSubscription",
+        "membership.Benefit", "membership.BenefitUse",
         "membership.Gift", "membership.GiftStock", "membership.GiftRedemption", "membership.PointsPolicy",
         "membership.EarnRule",
     )),
@@ -77,6 +78,9 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
         "stores.Store", "stores.Terminal", "stores.Format", "stores.Region", "stores.LegalEntity",
         "auth.User", "stores.StaffProfile", "auth.Group",
     )),
+    ("integrations", _("Integrations"), (
+        "integrations.Subscription", "integrations.Event", "integrations.Delivery",
+    )),
     (SYSTEM, _("System"), (
         "django_celery_beat.PeriodicTask", "django_celery_results.TaskResult", "django_celery_results.GroupResult",
         "django_celery_beat.CrontabSchedule", "django_celery_beat.IntervalSchedule",
@@ -88,7 +92,7 @@ GROUPS: list[tuple[str, object, tuple[str, ...]]] = [
 # Where a model no entry of GROUPS names goes: the group of its app; any other app's is "System".
 APP_GROUPS = {
     "membership": "members", "campaigns": "campaigns", "cards": "cards", "reports": "reports", "approvals": "approvals",
-    "stores": "stores", "auth": "stores", "settlement": "settlement",
+    "stores": "stores", "auth": "stores", "settlement": "settlement", "integrations": "integrations",
 }
 
 

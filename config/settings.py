@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "campaigns",
     "settlement",
     "reports",
+    "integrations",
     # Last: the project's own commands (seed_demo, ensure_admin), which use every app.
     "config",
 ]
@@ -232,6 +233,23 @@ TERMINAL_TOUCH_INTERVAL = env.int("TERMINAL_TOUCH_INTERVAL", default=60)
 # where some POS systems send no daily file); a card with no movement for this many days is dormant in the ageing.
 SETTLEMENT_CLOSE_NEEDS_POS_FILES = env.bool("SETTLEMENT_CLOSE_NEEDS_POS_FILES", default=True)
 SETTLEMENT_DORMANT_DAYS = env.int("SETTLEMENT_DORMANT_DAYS", default=365)
+
+# Missed receipts: a purchase sent without a member may be claimed for one this many days after the sale.
+PURCHASE_CLAIM_WINDOW_DAYS = env.int("PURCHASE_CLAIM_WINDOW_DAYS", default=30)
+
+# Webhooks (integrations): each process rereads the active subscriptions at most this often (seconds); a POST
+# waits at most WEBHOOK_TIMEOUT_SECONDS; a failed delivery is tried again after 30 s, then twice as long each time
+# up to an hour, and is marked failed once WEBHOOK_RETRY_HOURS have passed since its first try; delivered events
+# are forgotten after WEBHOOK_RETENTION_DAYS.
+WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=5.0)
+# A process hands a subscription to the worker at most this often (seconds; 0: after every commit): the running
+# sender picks up what was written meanwhile, and the minute's sweep what it missed.
+WEBHOOK_PUBLISH_INTERVAL_SECONDS = env.float("WEBHOOK_PUBLISH_INTERVAL_SECONDS", default=0.25)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_FIRST_SECONDS = env.int("WEBHOOK_RETRY_FIRST_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 
 # Reports: a run's workbook is kept this many days, then the nightly prune removes the file (the run's row stays);
 # scheduled reports mail their recipients a link under SITE_URL. Mail goes to files under var/mail unless

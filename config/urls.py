@@ -6,7 +6,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from campaigns.api import CouponRedeemView, CouponValidateView, MemberCouponClaimView, MemberCouponsView
 from cards.api import CardDebitView, CardRefundView, CardView, TransactionReverseView, VoucherRedeemView
 from core.api import api_not_found
-from membership.api import MemberLookupView, PointsRedeemView, PurchaseCreateView, PurchaseReturnCreateView
+from membership.api import (
+    MemberEnrolView,
+    MemberLookupView,
+    PointsRedeemView,
+    PurchaseClaimView,
+    PurchaseCreateView,
+    PurchaseReturnCreateView,
+)
+from membership.api_benefits import BenefitUseView
 from stores.api import TerminalView
 
 admin.site.site_header = _("Retail group back office")
@@ -22,8 +30,10 @@ api_v1 = [
         name="docs",
     ),
     path("members/lookup", MemberLookupView.as_view(), name="members-lookup"),
+    path("members", MemberEnrolView.as_view(), name="members"),
     path("purchases", PurchaseCreateView.as_view(), name="purchases"),
     path("purchases/returns", PurchaseReturnCreateView.as_view(), name="purchases-returns"),
+    path("purchases/<str:receipt_no>/claim", PurchaseClaimView.as_view(), name="purchase-claim"),
     path("points/redeem", PointsRedeemView.as_view(), name="points-redeem"),
     path("cards/<str:card_no>", CardView.as_view(), name="card"),
     path("cards/<str:card_no>/debit", CardDebitView.as_view(), name="card-debit"),
@@ -34,6 +44,7 @@ api_v1 = [
     path("coupons/<str:code>/validate", CouponValidateView.as_view(), name="coupon-validate"),
     path("members/<str:member_no>/coupons", MemberCouponsView.as_view(), name="member-coupons"),
     path("members/<str:member_no>/coupons/claim", MemberCouponClaimView.as_view(), name="member-coupons-claim"),
+    path("members/<str:member_no>/benefits/<str:code>/use", BenefitUseView.as_view(), name="member-benefit-use"),
     re_path(r"^.*$", api_not_found),
 ]
 

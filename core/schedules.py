@@ -1,4 +1,4 @@
-"""The project's nightly jobs, created in django-celery-beat so staff can edit them in the admin."""
+"""The project's nightly (and every-minute) jobs, created in django-celery-beat so staff can edit them in the admin."""
 
 from zoneinfo import ZoneInfo
 
@@ -8,7 +8,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 SCHEDULE_TIME_ZONE = "Asia/Shanghai"
-# name of the periodic task -> (registered task, hour, minute, description)
+# name of the periodic task -> (registered task, hour, minute, description); "*" for every hour or minute
 NIGHTLY = {
     # Just after midnight, so points whose return window ended yesterday are usable in the morning.
     "membership: release pending points": (
@@ -69,6 +69,17 @@ NIGHTLY = {
         "core.check_ledgers", 4, 30,
         _("Proves every balance equals the sum of its ledger; the run fails when one does not."),
     ),
+    # Every minute: a retry that fell due, or a hand-over lost with a worker, waits at most a minute.
+    "integrations: send due webhooks": (
+        "integrations.deliveries_sweep", "*", "*",
+        _("Hands every webhook subscription with a delivery due (a retry, or an event not yet sent) to the "
+          "sender."),
+    ),
+    "integrations: prune webhook events": (
+        "integrations.events_prune", 3, 40,
+        _("Removes webhook events older than WEBHOOK_RETENTION_DAYS once none of their deliveries is pending, "
+          "with their tries."),
+    ),
 }
 
 # What staff read for each job: the names above stay as they are (stored in django-celery-beat, used by run_job).
@@ -85,6 +96,8 @@ JOB_LABELS = {
     "reports: prune old report files": _("Prune old report files"),
     "core: purge idempotency keys": _("Purge POS idempotency keys"),
     "core: check ledgers": _("Check ledgers"),
+    "integrations: send due webhooks": _("Send due webhooks"),
+    "integrations: prune webhook events": _("Prune old webhook events"),
 }
 
 

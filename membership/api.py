@@ -24,7 +24,10 @@ from core.fields import (
 from core.pii import InvalidPersonalData, mask_name, normalize_id_number, phone_validate, resident_id_parse
 from core.schema import IDEMPOTENCY_PARAMETER
 from membership import queries, services
-from membership.models import Member
+from membership.models import Member, PurchaseClaim
+from membership.services.benefits import member_benefits, members_benefits
+from membership.services.claims import claim_window_days, purchase_claim
+from membership.services.enrolment import member_enrol_at_till
 from membership.services.points import POINTS_MAX
 
 # A family may share one phone, a legacy number may exist in several old systems:
@@ -35,6 +38,7 @@ LOOKUP_ORDER = ("registered_at", "pk")
 # What the answer shows: sealed ID numbers and addresses stay in the database.
 LOOKUP_COLUMNS = (
     "member_no", "name", "points", "status", "registered_at", "tier__code", "tier__name", "tier__discount_rate",
+    "paid_tier", "paid_tier_until",
 )
 LOOKUPS = {
     "phone": queries.members_by_phone,
@@ -74,6 +78,10 @@ _PHONE = rf"(?:{_MOBILE}|{_LANDLINE})"
 PHONE_PATTERN = _query_value(
     rf"{_P}(?:\+{_P}8{_P}6{_P}{_PHONE}|0{_P}0{_P}8{_P}6{_P}{_PHONE}|(?!0{_P}0{_P}8{_P}6){_PHONE}){_P}", max_length=32
 )
+# A phone in a body (enrolment), as the till's own software writes it: an 11-digit mobile, or a landline with its
+# area code (one dash after it, and one before an extension, allowed); no spaces, brackets or +86. 0086... would be
+# read as a country code.
+BODY_PHONE_PATTERN = r"^(?:1[3-9][0-9]{9}|(?!0086)0[0-9]{2,3}-?[0-9]{7,8}(?:-[0-9]{1,6})?)$"
 # An 18-character resident ID (17 digits, then a digit or X), or 5-17 letters and digits that are not a resident ID
 # with digits missing (15-17 digits).
 _RESIDENT_ID = rf"[0-9](?:{_S}[0-9]){{16}}{_S}[0-9Xx]"
@@ -175,15 +183,33 @@ class TierSerializer(serializers.Serializer):
     )
 
 
+class LookupBenefitSerializer(serializers.Serializer):
+    code = serializers.CharField(source="benefit.code")
+    name = serializers.CharField(source="benefit.name")
+    remaining = serializers.IntegerField(help_text=_("What is left of the member's quota in this period."))
+
+
 class LookupMemberSerializer(serializers.Serializer):
     member_no = serializers.CharField()
     name_masked = serializers.SerializerMethodField()
     tier = TierSerializer()
     points = serializers.IntegerField()
     status = serializers.CharField(help_text=_("active, frozen or closed (merged records lead to the survivor)."))
+    benefits = serializers.SerializerMethodField(
+        help_text=_("The benefits the member's tiers give (the paid tier while its term runs), with what is left "
+                    "of each quota in this period; empty when none."),
+    )
 
     def get_name_masked(self, member) -> str:
         return mask_name(member.name)
+
+    @extend_schema_field(LookupBenefitSerializer(many=True))
+    def get_benefits(self, member) -> list:
+        # The view reads every result's benefits at once (membership.services.benefits.members_benefits).
+        balances = self.context.get("benefits", {}).get(member.pk)
+        if balances is None:
+            balances = member_benefits(member)
+        return LookupBenefitSerializer(balances, many=True).data
 
 
 class LookupOutputSerializer(serializers.Serializer):
@@ -209,8 +235,9 @@ class MemberLookupView(APIView):
         query = LookupQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         (field, value), = query.validated_data.items()
-        members = member_lookup(field=field, value=value)
-        return Response(LookupOutputSerializer({"results": members}).data)
+        members = list(member_lookup(field=field, value=value))
+        return Response(LookupOutputSerializer({"results": members},
+                                               context={"benefits": members_benefits(members)}).data)
 
 
 # --- POS writes: purchases, returns, points to cash ---------------------------------------------------------
@@ -395,4 +422,158 @@ class PointsRedeemView(PosPostView):
         return Response(RedeemOutputSerializer({
             "transaction_id": result.entry.pk, "points": data["points"], "cash_value": result.cash_value,
             "balance": result.balance,
+        }).data, status=201)
+
+
+# --- enrolment at the till and missed receipts ----------------------------------------------------------------
+
+NAME_MAX = 50
+_BODY_PHONE = re.compile(BODY_PHONE_PATTERN)
+RECEIPT_PATH_PATTERN = r"^[\x21-\x7e]{1,64}$"
+_RECEIPT_PATH = re.compile(RECEIPT_PATH_PATTERN)
+
+
+@extend_schema_field({"type": "string", "maxLength": NAME_MAX, "pattern": NOT_BLANK_PATTERN})
+class NameField(serializers.CharField):
+    """The customer's name as typed: at most NAME_MAX characters as sent, spaces inside collapsed by the service."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=NAME_MAX, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > NAME_MAX:
+            self.fail("max_length", max_length=NAME_MAX)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "pattern": BODY_PHONE_PATTERN})
+class PhoneField(serializers.Field):
+    default_error_messages = {
+        "invalid": _("Give an 11-digit mobile (13x to 19x) or a landline with its area code (010-12345678), digits "
+                     "and dashes only."),
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _BODY_PHONE.fullmatch(data):
+            self.fail("invalid")
+        try:
+            return phone_validate(data)
+        except InvalidPersonalData as error:
+            raise serializers.ValidationError(str(error.message)) from None
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanField(serializers.Field):
+    """JSON true or false only: "yes", 1 or "true" as text are refused, so consent is never guessed."""
+
+    default_error_messages = {"invalid": _("Give true or false.")}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class EnrolInputSerializer(serializers.Serializer):
+    name = NameField(help_text=_("The customer's name, at most 50 characters."))
+    phone = PhoneField(help_text=_("The customer's own mobile (11 digits, 13x to 19x) or landline with area code "
+                                   "(010-12345678, an extension after a dash), digits and dashes only."))
+    consent = StrictBooleanField(help_text=_("Whether the customer agreed to hear about offers (recorded with the "
+                                             "time)."))
+
+
+class EnrolledMemberSerializer(serializers.Serializer):
+    member_no = serializers.CharField()
+    name_masked = serializers.SerializerMethodField()
+    tier = TierSerializer()
+    points = serializers.IntegerField()
+    status = serializers.CharField(help_text=_("active for a new member; active or frozen for one found by phone."))
+
+    def get_name_masked(self, member) -> str:
+        return mask_name(member.name)
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="members_create",
+    request=EnrolInputSerializer,
+    responses={201: EnrolledMemberSerializer, 200: EnrolledMemberSerializer, **WRITE_ERRORS},
+    parameters=[IDEMPOTENCY_PARAMETER],
+    description=(
+        "Enrolment at the till: the customer becomes a member registered at this terminal's store through the POS, "
+        "with the tier new members get, SMS as the contact channel and the marketing consent given (with its "
+        "time): 201. A phone that already is a member's own phone answers 200 with that member and creates "
+        "nothing (a family contact phone does not count): the oldest active member with it, else the member a "
+        "merged record with it went into, else the oldest frozen one; a phone held only by closed members enrols "
+        "anew. A second person sharing a family phone is registered at the service desk. A bad name, phone or "
+        "consent is 400 validation_error naming the field."
+    ),
+))
+class MemberEnrolView(PosPostView):
+    """POST /api/v1/members."""
+
+    def create(self, request):
+        data = validated(EnrolInputSerializer, request)
+        enrolment = member_enrol_at_till(name=data["name"], phone=data["phone"], consent=data["consent"],
+                                         store=request.auth.store, terminal=request.auth)
+        return Response(EnrolledMemberSerializer(enrolment.member).data, status=201 if enrolment.created else 200)
+
+
+class ClaimInputSerializer(serializers.Serializer):
+    member_no = MemberNoField()
+
+
+class ClaimOutputSerializer(serializers.Serializer):
+    purchase_id = serializers.IntegerField()
+    points_earned = serializers.IntegerField(
+        help_text=_("Points the claim credited, pending ones included (less the part of any return made before)."),
+    )
+    points = serializers.IntegerField(help_text=_("The member's usable points balance after the claim."))
+    points_pending = serializers.IntegerField(
+        help_text=_("Points of this receipt held until the format's return window has passed (not in points)."),
+    )
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="purchases_claim",
+    request=ClaimInputSerializer,
+    responses={201: ClaimOutputSerializer, **WRITE_ERRORS},
+    parameters=[
+        OpenApiParameter(name="receipt_no", location=OpenApiParameter.PATH,
+                         type={"type": "string", "pattern": RECEIPT_PATH_PATTERN},
+                         description=_("The receipt number of a sale at this terminal's store (1-64 printable ASCII "
+                                       "characters).")),
+        IDEMPOTENCY_PARAMETER,
+    ],
+    description=format_lazy(_(
+        "Missed-receipt points (补积分): a sale this terminal's store sent without a member is credited to the member "
+        "as if shown at the till (the format's earn rule, the member's tier multiplier, the points promotions of the "
+        "time of sale; pending while the sale's return window is open; a part returned before is taken off). "
+        "Within {days} days of the sale (setting PURCHASE_CLAIM_WINDOW_DAYS), later is 422 limit_exceeded. Once "
+        "per receipt, whoever asks: a receipt already claimed, or recorded for a member at the till, is 409 "
+        "already_claimed (the other member is never named). Unknown receipt or member: 404 not_found; frozen or "
+        "closed member: 409 validation_error; a sale returned in full: 422 validation_error. After-payment "
+        "coupons are not given again."
+    ), days=claim_window_days()),
+))
+class PurchaseClaimView(PosPostView):
+    """POST /api/v1/purchases/{receipt_no}/claim."""
+
+    def create(self, request, receipt_no: str):
+        if not _RECEIPT_PATH.fullmatch(receipt_no):
+            raise serializers.ValidationError({"receipt_no": [_("Use 1 to 64 printable ASCII characters.")]})
+        data = validated(ClaimInputSerializer, request)
+        claim = purchase_claim(store=request.auth.store, receipt_no=receipt_no, member=data["member_no"],
+                               channel=PurchaseClaim.Channel.POS, terminal=request.auth)
+        balance = Member.objects.filter(pk=claim.member_id).values_list("points", flat=True).get()
+        return Response(ClaimOutputSerializer({
+            "purchase_id": claim.purchase_id, "points_earned": claim.points, "points": balance,
+            "points_pending": services.purchase_points_pending(claim.purchase),
         }).data, status=201)

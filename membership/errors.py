@@ -117,3 +117,49 @@ class GiftOutOfStock(DomainError):
     code = "out_of_stock"
     status = 409
     default_message = _("%(gift)s is out of stock at %(store)s (%(available)s left).")
+
+
+class BenefitNotFound(NotFound):
+    default_message = _("No such benefit: %(code)s.")
+
+
+class BenefitUseInvalid(ValidationFailed):
+    """A benefit use with a wrong quantity, receipt number or note; `fields` names each field."""
+
+    default_message = _("Some details of the benefit use are not valid.")
+
+
+class NotEntitled(DomainError):
+    """The member's tiers (earned, and paid while its term runs) give no quota of this benefit, or it is off."""
+
+    code = "not_entitled"
+    status = 422
+    default_message = _("Member %(member_no)s is not entitled to %(benefit)s.")
+
+
+class BenefitExhausted(DomainError):
+    code = "benefit_exhausted"
+    status = 422
+    default_message = _("%(benefit)s: only %(remaining)s of the quota of %(quota)s left in this period.")
+
+
+class AlreadyClaimed(DomainError):
+    """A receipt whose points already went to a member: claimed before, or shown at the till. The message never
+    names the member."""
+
+    code = "already_claimed"
+    status = 409
+    default_message = _("The points of receipt %(receipt_no)s were already claimed.")
+    at_till_message = _("Receipt %(receipt_no)s was recorded for a member at the till: its points went to that "
+                        "member.")
+
+
+class ClaimWindowPassed(LimitExceeded):
+    default_message = _("Receipt %(receipt_no)s is from %(day)s: a receipt can be claimed within %(days)s days of "
+                        "the sale.")
+
+
+class NothingToClaim(DomainError):
+    code = "validation_error"
+    status = 422
+    default_message = _("Receipt %(receipt_no)s was returned in full: it has no points to claim.")

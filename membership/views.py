@@ -47,6 +47,7 @@ from membership.services import (
     paid_tier_active,
     paid_tier_buy,
 )
+from membership.services.benefits import member_benefits
 from stores.desk import SESSION_STORE_KEY, StoreChoiceForm, desk_view, forbidden, store_choice_page
 
 GIFT_PERMISSION = "membership.redeem_gift"
@@ -197,6 +198,7 @@ def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
         **_points_summary(member),
         "can_redeem_gift": request.user.has_perm(GIFT_PERMISSION) and member.status == Member.Status.ACTIVE,
         "can_sell_paid_tier": request.user.has_perm(PAID_TIER_PERMISSION) and member.status == Member.Status.ACTIVE,
+        "benefits": member_benefits(member),
     })
 
 

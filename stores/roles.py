@@ -9,7 +9,7 @@ from fnmatch import fnmatch
 
 from django.apps import apps as global_apps
 
-PROJECT_APPS = ("stores", "approvals", "membership", "cards", "campaigns", "settlement", "reports")
+PROJECT_APPS = ("stores", "approvals", "membership", "cards", "campaigns", "settlement", "reports", "integrations")
 
 # group name -> permissions as "app_label.codename" patterns
 ROLES: dict[str, tuple[str, ...]] = {
@@ -36,6 +36,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "stores.change_terminal", "membership.view_*", "membership.add_member", "membership.change_member",
         # Receiving and counting the store's gift stock (every change is a stock movement).
         "membership.change_giftstock",
+        # Missed-receipt claims and benefit uses at the store's desk.
+        "membership.add_purchaseclaim", "membership.use_benefit",
         "cards.view_*", "reports.view_*", "approvals.view_approvalrequest",
         # Receiving card stock sent to the store, sending it back, selling and serving cards at the desk.
         "cards.receive_card_stock", "cards.add_cardtransfer", "cards.sell_card", "cards.serve_card",
@@ -53,7 +55,9 @@ ROLES: dict[str, tuple[str, ...]] = {
             # Selling and topping up cards, balance enquiries, loss reports and replacements at the desk.
             "cards.sell_card", "cards.serve_card", "cards.view_card", "cards.view_cardproduct",
             # Working off the store's call lists of targeted campaigns.
-            "campaigns.add_callattempt"),
+            "campaigns.add_callattempt",
+            # Claiming a receipt the POS sent without a member, and recording a member's use of a benefit.
+            "membership.add_purchaseclaim", "membership.use_benefit", "membership.view_benefit"),
     "报表查看": ("reports.view_*",),
 }
 

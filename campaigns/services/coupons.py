@@ -5,7 +5,8 @@ nothing: the coupon goes from open to redeemed only together with the template's
 budget, so of twenty tills using one coupon at once exactly one succeeds, and the discounts given never pass the
 budget however many tills redeem at once. On PostgreSQL that is one statement (the coupon and its template locked,
 checked and written), after one statement that reads the coupon, its template, the member and where the template
-applies. Locks are taken coupon first, then template, in every write here.
+applies. Locks are taken coupon first, then template, in every write here. A redemption writes its
+coupon.redeemed webhook event in the same transaction, when someone subscribes.
 """
 
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,8 @@ from campaigns.errors import CouponInvalid, CouponNotApplicable, CouponNotFound,
 from campaigns.models import Coupon, CouponRedemption, CouponSku, CouponTemplate, word_set
 from core.numbers import LINES_MAX, QUANTITY_MAX, decimal_parse
 from core.sql import JoinedSelect, Part, insert_returning_pk, quote
+from integrations.events import event_emit, subscriptions_for
+from integrations.models import EventType
 from membership.models import Member
 from membership.services.members import survivor_pk
 from membership.services.purchases import member_for_pos
@@ -49,6 +52,7 @@ class CouponQuote:
     discount: Decimal
     member_id: int | None
     basket_amount: Decimal
+    member_no: str | None = None  # our number of member_id, when the till named that member by it
 
 
 # --- reading the request ------------------------------------------------------------------------------------
@@ -254,7 +258,8 @@ def coupon_quote(
     if template.total_budget is not None and template.discount_spent + discount > template.total_budget:
         raise CouponNotApplicable("budget_exhausted")
     return CouponQuote(coupon=coupon, template=template, discount=discount, member_id=member_id,
-                       basket_amount=basket_amount)
+                       basket_amount=basket_amount,
+                       member_no=member.member_no if member is not None and member.pk == member_id else None)
 
 
 # --- using it -------------------------------------------------------------------------------------------------
@@ -284,13 +289,34 @@ def coupon_redeem(
         discount=quote.discount, created_at=now,
     )
     write = _redeem_write_postgresql if connection.vendor == "postgresql" else _redeem_write
-    if not write(redemption, now=now):
+    # No savepoint: inside a till's request this is its transaction; alone, the write and its event commit as one.
+    with transaction.atomic(savepoint=False):
+        written = write(redemption, now=now)
+        if written and subscriptions_for(EventType.COUPON_REDEEMED):
+            _redeemed_emit(redemption, quote)
+    if not written:
         # Another till used (or staff voided) it since it was read, or the budget ran out meanwhile.
         coupon = quote.coupon
         coupon.refresh_from_db(fields=["status"])
         _usable(coupon, now=now)
         raise CouponNotApplicable("budget_exhausted")
     return redemption
+
+
+def _redeemed_emit(redemption: CouponRedemption, quote: CouponQuote) -> None:
+    member_no = quote.member_no
+    if member_no is None and redemption.member_id is not None:  # named by a legacy number or a merged record
+        member_no = Member.objects.filter(pk=redemption.member_id).values_list("member_no", flat=True).first()
+    code = quote.coupon.code
+    event_emit(EventType.COUPON_REDEEMED, subject=f"coupon:{code}", at=redemption.created_at, data={
+        "coupon_code": code,
+        "template": quote.template.code,
+        "member_no": member_no,
+        "store": redemption.store.code,
+        "receipt_no": redemption.receipt_no,
+        "discount": f"{redemption.discount:.2f}",
+        "created_at": timezone.localtime(redemption.created_at).isoformat(),
+    })
 
 
 @transaction.atomic

@@ -4,6 +4,7 @@ and after a purchase that qualifies.
 Each issue locks its template row, so the total quantity and the limit per member hold however many issues
 run at once. A code is the template's prefix and 12 characters from a secure random source (60 bits: with ten
 million coupons out, one guess in about 10^11 finds one); on PostgreSQL a large issue is written with COPY.
+Every issue writes a coupon.issued webhook event per coupon in its transaction, when someone subscribes.
 """
 
 import base64
@@ -29,6 +30,8 @@ from campaigns.errors import (
 from campaigns.models import Coupon, CouponBatch, CouponRule, CouponTemplate, weekday_set, word_set
 from core.errors import TableInvalid
 from core.tabular import Column, TableReader
+from integrations.events import events_emit_many, subscriptions_for
+from integrations.models import EventType
 from membership.errors import MemberNotActive
 from membership.models import Member, MemberIdentity
 from membership.services.members import survivor_pk
@@ -122,11 +125,36 @@ def _write(template: CouponTemplate, batch: CouponBatch, holders: list[int | Non
                          for code, member_id in zip(codes, holders, strict=True)],
                         batch_size=2000,
                     )
-            return
         except IntegrityError:
             # Two codes alike (one chance in billions): draw them all again.
             continue
+        _issued_emit(template, codes, holders, valid_until=valid_until, now=now)
+        return
     raise RuntimeError("could not draw unique coupon codes")
+
+
+def _issued_emit(template: CouponTemplate, codes: list[str], holders: list[int | None], *, valid_until, now,
+                 chunk: int = 10_000) -> None:
+    """One coupon.issued event per coupon just written, in chunks (an issue may be millions); nothing is read
+    when nobody subscribes."""
+    if not subscriptions_for(EventType.COUPON_ISSUED):
+        return
+    created_at = timezone.localtime(now).isoformat()
+    valid_until_text = timezone.localtime(valid_until).isoformat() if valid_until is not None else None
+    for start in range(0, len(codes), chunk):
+        part = list(zip(codes[start:start + chunk], holders[start:start + chunk], strict=True))
+        wanted = {member_id for _code, member_id in part if member_id is not None}
+        numbers = dict(Member.objects.filter(pk__in=wanted).values_list("pk", "member_no")) if wanted else {}
+        events_emit_many(EventType.COUPON_ISSUED, (
+            (f"coupon:{code}", {
+                "coupon_code": code,
+                "template": template.code,
+                "member_no": numbers.get(member_id),
+                "valid_until": valid_until_text,
+                "created_at": created_at,
+            })
+            for code, member_id in part
+        ), at=now)
 
 
 def _copy(template, batch, holders, codes, valid_from, valid_until, store_id, now) -> None:

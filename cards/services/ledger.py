@@ -4,6 +4,10 @@ A balance moves only in `card_post`, by a conditional UPDATE in the same
 transaction as its ledger row, so concurrent payments never take a card below
 zero or above its limit. Status changes go through `card_status_change`, which
 refuses what `Card.TRANSITIONS` does not allow and writes a card event.
+
+Both write the webhook event of what they did (integrations.events) right after it, in the same transaction
+and under the card's row lock, so a receiver gets a card's events in the order of its ledger; a write rolled
+back sends nothing. When nobody subscribes to the type nothing is built or written.
 """
 
 import hashlib
@@ -31,6 +35,8 @@ from cards.models import Card, CardEvent, CardLedgerEntry, CardProduct, CardRule
 from core.ledgers import cause_fields
 from core.numbers import decimal_parse
 from core.sql import insert_returning_pk
+from integrations.events import event_emit, subscriptions_for
+from integrations.models import EventType
 
 __all__ = [
     "CARD_NO_PATTERN",
@@ -247,9 +253,35 @@ def card_status_change(*, card: Card, status: str, event: str = CardEvent.Kind.S
         )
     for name, value in values.items():
         setattr(card, name, value)
-    card_event(card=card, kind=event, store=store, actor=actor, note=note, data=data,
-               status_from=current, status_to=status)
+    written = card_event(card=card, kind=event, store=store, actor=actor, note=note, data=data,
+                         status_from=current, status_to=status)
+    _status_event_emit(card, written)
     return card
+
+
+# What a receiver hears of a status change: a loss report and a replacement (or exchange) by their own events,
+# any other move to frozen (staff, PIN lockout) or expired by the status. Other changes are not events.
+_STATUS_EVENTS_BY_KIND = {
+    CardEvent.Kind.LOST: EventType.CARD_LOST,
+    CardEvent.Kind.REPLACED: EventType.CARD_REPLACED,
+    CardEvent.Kind.EXCHANGED: EventType.CARD_REPLACED,
+}
+_STATUS_EVENTS = {Card.Status.FROZEN: EventType.CARD_FROZEN, Card.Status.EXPIRED: EventType.CARD_EXPIRED}
+
+
+def _status_event_emit(card: Card, written: CardEvent) -> None:
+    event_type = _STATUS_EVENTS_BY_KIND.get(written.kind) or _STATUS_EVENTS.get(written.status_to)
+    if event_type is None or not subscriptions_for(event_type):
+        return
+    data = {
+        "card_no": card.card_no,
+        "status": written.status_to,
+        "store": written.store.code if written.store is not None else None,
+        "created_at": timezone.localtime(written.created_at).isoformat(),
+    }
+    if event_type == EventType.CARD_REPLACED:
+        data["replacement_card_no"] = card.replaced_by.card_no if card.replaced_by is not None else None
+    event_emit(event_type, subject=f"card:{card.card_no}", data=data, at=written.created_at)
 
 
 # --- the balance ----------------------------------------------------------------------------------
@@ -325,4 +357,30 @@ def card_post(
             **({"created_at": created_at} if created_at is not None else {}),
         )
         insert_returning_pk(entry)
+        event_type = _ENTRY_EVENTS.get(kind)
+        if event_type is not None and subscriptions_for(event_type):
+            _entry_event_emit(event_type, card=card, entry=entry, store=store, transaction_record=transaction_record)
     return entry
+
+
+# The ledger kinds a receiver hears of; adjustments, transfers, migration, closing and write-offs are not events.
+_ENTRY_EVENTS = {
+    CardLedgerEntry.Kind.LOAD: EventType.CARD_LOADED,
+    CardLedgerEntry.Kind.DEBIT: EventType.CARD_DEBITED,
+    CardLedgerEntry.Kind.REFUND: EventType.CARD_REFUNDED,
+    CardLedgerEntry.Kind.REVERSE: EventType.CARD_REVERSED,
+}
+
+
+def _entry_event_emit(event_type: str, *, card: Card, entry: CardLedgerEntry, store, transaction_record) -> None:
+    """The entry's event, from what the posting already holds: no query but the event's own insert."""
+    event_emit(event_type, subject=f"card:{card.card_no}", at=entry.created_at, data={
+        "card_no": card.card_no,
+        "entry_id": entry.pk,
+        "transaction_id": transaction_record.transaction_id if transaction_record is not None else None,
+        "amount": f"{entry.amount:.2f}",
+        "balance": f"{entry.balance_after:.2f}",
+        "store": store.code if store is not None else None,
+        "receipt_no": entry.receipt_no,
+        "created_at": timezone.localtime(entry.created_at).isoformat(),
+    })

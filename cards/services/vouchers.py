@@ -9,7 +9,8 @@ conditional UPDATE in the same transaction as its ledger row, so concurrent rede
 than a voucher holds.
 
 An expired voucher keeps its remaining units (no ledger row): the liability report shows them apart, for the
-group to settle with the buyer as agreed.
+group to settle with the buyer as agreed. A redemption writes its voucher.redeemed webhook event with its ledger
+row, in the same transaction, when someone subscribes.
 """
 
 import re
@@ -47,6 +48,8 @@ from cards.services.production import _create_numbered
 from core.errors import ValidationFailed
 from core.ledgers import cause_fields
 from core.sql import keyset_chunks
+from integrations.events import event_emit, subscriptions_for
+from integrations.models import EventType
 
 __all__ = [
     "CODE_LENGTH",
@@ -351,11 +354,26 @@ def voucher_post(*, voucher: Voucher, kind: str, quantity: int, store=None, term
         voucher.status = new_status
         if legal_entity is None and store is not None:
             legal_entity = store.legal_entity
-        return VoucherLedgerEntry.objects.create(
+        entry = VoucherLedgerEntry.objects.create(
             voucher=voucher, kind=kind, quantity=quantity, remaining_after=remaining, store=store, terminal=terminal,
             receipt_no=receipt_no[:64], legal_entity=legal_entity, operator=operator, reason=reason[:200],
             **cause_fields(cause), **({"created_at": created_at} if created_at is not None else {}),
         )
+        if kind == VoucherLedgerEntry.Kind.REDEEM and subscriptions_for(EventType.VOUCHER_REDEEMED):
+            _redeemed_emit(voucher, entry)
+    return entry
+
+
+def _redeemed_emit(voucher: Voucher, entry: VoucherLedgerEntry) -> None:
+    event_emit(EventType.VOUCHER_REDEEMED, subject=f"voucher:{voucher.code}", at=entry.created_at, data={
+        "voucher_code": voucher.code,
+        "sku": voucher.product.sku,
+        "quantity": -entry.quantity,
+        "remaining": entry.remaining_after,
+        "store": entry.store.code if entry.store is not None else None,
+        "receipt_no": entry.receipt_no,
+        "created_at": timezone.localtime(entry.created_at).isoformat(),
+    })
 
 
 def _unit(voucher: Voucher) -> str:

@@ -6,4 +6,4 @@ and show the result. Member search never scans the table: it uses the exact look
 (phone, ID digest, member, card and legacy numbers, exact name, pinyin-initials prefix).
 """
 
-from membership.admin import gifts, members, merges, partners, points, tags, tiers  # noqa: F401
+from membership.admin import benefits, claims, gifts, members, merges, partners, points, tags, tiers  # noqa: F401

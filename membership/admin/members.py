@@ -24,6 +24,7 @@ from core.models import PersonalDataAccess
 from core.pii import InvalidPersonalData, normalize_id_number, pii_decrypt
 from core.services import personal_data_access_log
 from membership import services
+from membership.admin.benefits import MemberBenefitsMixin
 from membership.admin.common import MemberRowAdmin, ReadOnlyInline, link_to_member, member_url
 from membership.admin.forms import MemberAddForm, MemberChangeForm, ReasonForm, StatusForm, TagChoiceForm
 from membership.admin.merges import PERMISSION_MERGE, merge_review
@@ -145,12 +146,13 @@ _MEMBER_READONLY = [
     "marketing_consent_at", "registered_store", "registered_channel", "partner", "registered_by", "registered_at",
     "notes",
     "earned_tier", "paid_tier_shown", "pending_points", "points_debt_shown", "recent_points", "purchases_by_format",
-    "recent_purchases", "tier_history",
+    "recent_purchases", "tier_history", "benefits_remaining",
 ]
 
 
 @admin.register(Member)
-class MemberAdmin(MemberPointsMixin, MemberTiersMixin, ServiceRefusalMixin, ImportExportBaseAdmin):
+class MemberAdmin(MemberPointsMixin, MemberTiersMixin, MemberBenefitsMixin, ServiceRefusalMixin,
+                  ImportExportBaseAdmin):
     store_path = "registered_store"
     # What staff look a member up by and act on; gender, birth date, paid tier and channel are on the member's page
     # (thirteen columns did not fit a 1366-pixel screen).
@@ -249,7 +251,7 @@ class MemberAdmin(MemberPointsMixin, MemberTiersMixin, ServiceRefusalMixin, Impo
             (None, {"fields": ["member_no", "name", "gender", "birth_date_age", "id_type", "id_number_shown",
                                "status", "merged_into_link"]}),
             (_("tier and points"), {"fields": ["earned_tier", "paid_tier_shown", "points_link", "pending_points",
-                                               "points_debt_shown"]}),
+                                               "points_debt_shown", "benefits_remaining"]}),
             (_("contact"), {"fields": [*contact, "marketing_consent_at"]}),
             (_("registration"), {"fields": ["registered_store", "registered_channel", "partner", "registered_by",
                                             "registered_at", "notes"]}),

@@ -1,3 +1,4 @@
+from membership.models.benefits import Benefit, BenefitQuota, BenefitUse, PurchaseClaim  # noqa: F401
 from membership.models.loyalty import (  # noqa: F401
     EarnRule,
     Gift,

@@ -14,6 +14,10 @@ service that calls in here. Member rows are locked with `_lock_members`, several
 The one place a balance is set outside this module: a member that the legacy import or the demo loader
 creates is inserted with its opening balance in the member row itself, and its `migration` entry is written
 here (points_opening_entries_write) in the same transaction; `check_ledgers` proves the two equal.
+
+Each entry that a receiver hears of (earn, redeem, cash-out, gift, expire, adjust, reversal; not migration nor
+merge moves) writes its webhook event (integrations.events) right after it, in the same transaction and under
+the member's row lock, so a member's events follow its ledger. Nothing is built or read when nobody subscribes.
 """
 
 from collections.abc import Iterable, Sequence
@@ -26,6 +30,8 @@ from django.utils.translation import gettext
 
 from core.ledgers import cause_fields
 from core.sql import insert_returning_pk
+from integrations.events import event_emit, events_emit_many, subscriptions_for
+from integrations.models import EventType
 from membership.errors import InsufficientPoints, PointsBalanceLimit
 from membership.models import Member, PointsDebtEntry, PointsEntry
 
@@ -43,6 +49,42 @@ __all__ = [
 # The most points one member can hold: far above any real balance, safely inside the 32-bit balance column,
 # so a runaway posting is refused (limit_exceeded) instead of overflowing it.
 POINTS_BALANCE_MAX = 1_000_000_000
+
+
+# The ledger kinds a receiver hears of; migration and the moves of a merge are not events.
+_ENTRY_EVENTS = {
+    PointsEntry.Kind.EARN: EventType.POINTS_EARNED,
+    PointsEntry.Kind.REDEEM: EventType.POINTS_REDEEMED,
+    PointsEntry.Kind.CASH_OUT: EventType.POINTS_REDEEMED,
+    PointsEntry.Kind.GIFT: EventType.POINTS_REDEEMED,
+    PointsEntry.Kind.EXPIRE: EventType.POINTS_EXPIRED,
+    PointsEntry.Kind.ADJUST: EventType.POINTS_ADJUSTED,
+    PointsEntry.Kind.REVERSAL: EventType.POINTS_ADJUSTED,
+}
+
+
+def _entry_data(entry: PointsEntry, *, member_no: str, store_code: str | None) -> dict:
+    return {
+        "member_no": member_no,
+        "entry_id": entry.pk,
+        "kind": entry.kind,
+        "points": entry.points,
+        "balance": entry.balance_after,
+        "store": store_code,
+        "receipt_no": entry.receipt_no,
+        "created_at": timezone.localtime(entry.created_at).isoformat(),
+    }
+
+
+def _entry_event_emit(member: Member, entry: PointsEntry, store) -> None:
+    """The entry's webhook event, in the posting's transaction; nothing at all when nobody subscribes."""
+    event_type = _ENTRY_EVENTS.get(entry.kind)
+    if event_type is None or not subscriptions_for(event_type):
+        return
+    # A caller may hand in a member by key alone (Member(pk=...)): its number is read then, and only then.
+    member_no = member.member_no or Member.objects.filter(pk=member.pk).values_list("member_no", flat=True).get()
+    data = _entry_data(entry, member_no=member_no, store_code=store.code if store is not None else None)
+    event_emit(event_type, subject=f"member:{member_no}", data=data, at=entry.created_at)
 
 
 def _lock_members(*pks: int) -> list[Member]:
@@ -92,7 +134,7 @@ def points_post(
     member.points = balance
     if legal_entity is None and store is not None:
         legal_entity = store.format.legal_entity
-    return PointsEntry.objects.create(
+    entry = PointsEntry.objects.create(
         member=member,
         kind=kind,
         points=points,
@@ -106,6 +148,8 @@ def points_post(
         **cause_fields(cause),
         **({"created_at": created_at} if created_at is not None else {}),
     )
+    _entry_event_emit(member, entry, store)
+    return entry
 
 
 @transaction.atomic(savepoint=False)
@@ -140,13 +184,15 @@ def points_earn(
     entry = PointsEntry(kind=PointsEntry.Kind.EARN, points=points, balance_after=balance, reason=reason[:200],
                         **values)
     insert_returning_pk(entry)
+    _entry_event_emit(member, entry, store)
     member.points, member.points_debt = balance, debt
     if debt > 0 and balance > 0:
         pay = min(balance, debt)
         note = gettext("paid off points owed")
         member.points, member.points_debt = _member_points_change(member.pk, points=-pay, debt=-pay)
-        PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay, balance_after=member.points,
-                                   reason=note, **values)
+        repaid = PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay,
+                                            balance_after=member.points, reason=note, **values)
+        _entry_event_emit(member, repaid, store)
         PointsDebtEntry.objects.create(member=member, kind=PointsDebtEntry.Kind.REPAID, points=-pay,
                                        debt_after=member.points_debt, reason=note, **cause_fields(cause))
     return entry
@@ -247,12 +293,13 @@ class PointsExpiryRun:
             if not candidates:
                 return 0
             ids, id_params = _rows_source([(row[0],) for row in candidates], ("id",))
+            # The numbers come with the locks, for the events (see _rows_source for the source's text).
             cursor.execute(
-                f"SELECT m.id FROM {self.member_table} m JOIN {ids} ON v.id = m.id"  # noqa: S608 (see _rows_source)
+                f"SELECT m.id, m.member_no FROM {self.member_table} m JOIN {ids} ON v.id = m.id"  # noqa: S608
                 f" ORDER BY m.id{self.for_update}",
                 id_params,
             )
-            locked = {row[0] for row in cursor.fetchall()}
+            locked = dict(cursor.fetchall())
             # Read again under the locks: a posting that committed in between is counted, and none
             # can commit for these members until this range does. A member who only became a
             # candidate meanwhile (a back-dated import) is left for the next night.
@@ -260,15 +307,21 @@ class PointsExpiryRun:
             if not rows:
                 return 0
             source, params = _rows_source(rows, ("id", "expiring", "before"))
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(
-                f"""
+            moment = timezone.now()
+            now = connection.ops.adapt_datetimefield_value(moment)
+            # The entries' keys come back only when their events are wanted (the same statement either way).
+            emit = bool(subscriptions_for(EventType.POINTS_EXPIRED))
+            insert = f"""
                 INSERT INTO {self.entry_table}
                     (member_id, kind, points, balance_after, receipt_no, reason, cause_type_id, cause_id, created_at)
                 SELECT v.id, %s, -v.expiring, v.before - v.expiring, '', %s, %s, %s, %s FROM {source}
-                """,  # noqa: S608 (table names from _meta, placeholders from _rows_source)
-                [PointsEntry.Kind.EXPIRE.value, self.reason, self.policy_type_id, self.policy_id, now, *params],
+                """  # noqa: S608 (table names from _meta, placeholders from _rows_source)
+            if emit:
+                insert += " RETURNING id, member_id, points, balance_after"
+            cursor.execute(
+                insert, [PointsEntry.Kind.EXPIRE.value, self.reason, self.policy_type_id, self.policy_id, now, *params],
             )
+            written = sorted(cursor.fetchall(), key=lambda row: row[1]) if emit else []
             # Conditional on the balance read under the lock, so it can never go below zero or
             # disagree with the balance_after just written.
             cursor.execute(
@@ -280,6 +333,15 @@ class PointsExpiryRun:
             )
             if cursor.rowcount != len(rows):
                 raise RuntimeError(f"points expiry: {len(rows) - cursor.rowcount} balances moved under the lock")
+        if written:
+            events_emit_many(EventType.POINTS_EXPIRED, (
+                (f"member:{locked[member_id]}", _entry_data(
+                    PointsEntry(pk=pk, kind=PointsEntry.Kind.EXPIRE, points=points, balance_after=balance,
+                                receipt_no="", created_at=moment),
+                    member_no=locked[member_id], store_code=None,
+                ))
+                for pk, member_id, points, balance in written
+            ), at=moment)
         return len(rows)
 
 

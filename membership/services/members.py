@@ -26,6 +26,8 @@ from core.pii import (
     pii_encrypt,
     resident_id_parse,
 )
+from integrations.events import event_emit, subscriptions_for
+from integrations.models import EventType
 from membership.errors import (
     MemberAlreadyRegistered,
     MemberInvalid,
@@ -353,6 +355,17 @@ def member_register(
         member=member, kind=MemberEvent.Kind.REGISTERED, actor=registered_by, store=store,
         data={"channel": channel, **({"partner": member.partner.code} if member.partner_id else {})},
     )
+    # Every registration (desk, admin, POS, partner) comes through here. Members brought over in bulk by the
+    # legacy import (membership/legacy.py) are not announced: they are not new to the group, and a migration
+    # of millions would flood every receiver.
+    if subscriptions_for(EventType.MEMBER_CREATED):
+        event_emit(EventType.MEMBER_CREATED, subject=f"member:{member.member_no}", at=now, data={
+            "member_no": member.member_no,
+            "store": store.code if store is not None else None,
+            "channel": channel,
+            "tier": member.tier.code if member.tier is not None else None,
+            "created_at": timezone.localtime(now).isoformat(),
+        })
     return member
 
 
@@ -726,6 +739,13 @@ def _member_merge_execute(request: ApprovalRequest) -> None:
 
     MemberEvent.objects.create(member=merged, kind=MemberEvent.Kind.MERGED_INTO, actor=actor,
                                data={"survivor": survivor.member_no, "approval": request.pk})
+    if subscriptions_for(EventType.MEMBER_MERGED):
+        now = timezone.now()
+        event_emit(EventType.MEMBER_MERGED, subject=f"member:{survivor.member_no}", at=now, data={
+            "member_no": survivor.member_no,
+            "merged_member_no": merged.member_no,
+            "created_at": timezone.localtime(now).isoformat(),
+        })
     MemberEvent.objects.create(member=survivor, kind=MemberEvent.Kind.ABSORBED, actor=actor,
                                data={"merged": merged.member_no, "approval": request.pk, "moved": moved})
     pair = _pair(survivor.pk, merged.pk)

@@ -9,6 +9,10 @@ over millions costs about what one aggregate over the purchases costs.
 Paid tiers (Plus) are bought or renewed at the desk or in the admin for a fee and
 a term; their benefits apply until the last day of the term and the nightly run
 ends them afterwards.
+
+Every TierChange row written here has its webhook event (member.tier_changed) in the
+same transaction; the nightly run reads its decisions for them only when someone
+subscribes.
 """
 
 from dataclasses import asdict, dataclass
@@ -22,6 +26,8 @@ from django.utils.translation import gettext
 
 from core.dates import months_add
 from core.errors import ValidationFailed
+from integrations.events import event_emit, events_emit_many, subscriptions_for
+from integrations.models import EventType
 from membership.errors import PaidTierConflict, PaidTierNotForSale
 from membership.models import Member, PointsPolicy, Purchase, Tier, TierChange, TierSubscription
 from membership.services.ledger import _lock_members
@@ -144,7 +150,10 @@ def tiers_evaluate(*, today: date | None = None) -> TierEvaluation:
         )
         _decide_earned(cursor, today=today)
         _decide_paid_expiry(cursor, today=today)
-        counts = _apply(cursor, now=timezone.now())
+        now = timezone.now()
+        counts = _apply(cursor, now=now)
+        if subscriptions_for(EventType.MEMBER_TIER_CHANGED):
+            _decisions_emit(cursor, now=now)
         cursor.execute(f"DROP TABLE {_DECISIONS}")
     upgrade, grace, kept, downgrade = _EARNED_REASONS
     return TierEvaluation(
@@ -313,6 +322,43 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def _tier_changed_data(*, member_no: str, from_tier: str | None, to_tier: str | None, reason: str, at) -> dict:
+    return {"member_no": member_no, "from_tier": from_tier, "to_tier": to_tier, "reason": reason,
+            "created_at": timezone.localtime(at).isoformat()}
+
+
+def _decisions_emit(cursor, *, now: datetime, chunk: int = 5000) -> None:
+    """One member.tier_changed event per decision applied (the rows _apply wrote to TierChange), by member."""
+    codes = dict(Tier.objects.values_list("pk", "code"))
+    cursor.execute(
+        f"""
+        SELECT m.member_no, d.from_tier_id, d.to_tier_id, d.reason
+        FROM {_DECISIONS} d JOIN {_table(Member)} m ON m.id = d.member_id
+        ORDER BY d.member_id, d.reason
+        """  # noqa: S608 (table names from _meta)
+    )
+    while rows := cursor.fetchmany(chunk):
+        events_emit_many(EventType.MEMBER_TIER_CHANGED, (
+            (f"member:{member_no}", _tier_changed_data(
+                member_no=member_no, from_tier=codes.get(from_tier_id), to_tier=codes.get(to_tier_id),
+                reason=reason, at=now))
+            for member_no, from_tier_id, to_tier_id, reason in rows
+        ), at=now)
+
+
+def _tier_changes_emit(changes: list[TierChange], *, member_no: str) -> None:
+    """The events of TierChange rows just written for one member (tiers loaded with them)."""
+    if not subscriptions_for(EventType.MEMBER_TIER_CHANGED):
+        return
+    for change in changes:
+        event_emit(EventType.MEMBER_TIER_CHANGED, subject=f"member:{member_no}", at=change.created_at,
+                   data=_tier_changed_data(
+                       member_no=member_no, reason=change.reason, at=change.created_at,
+                       from_tier=change.from_tier.code if change.from_tier is not None else None,
+                       to_tier=change.to_tier.code if change.to_tier is not None else None,
+                   ))
+
+
 # --- paid tiers --------------------------------------------------------------------------------
 
 
@@ -373,11 +419,12 @@ def paid_tier_buy(
     member._change_reason = gettext("%(reason)s: %(tier)s until %(until)s") % {
         "reason": reason.label, "tier": tier.code, "until": ends_on.isoformat()}
     member.save(update_fields=["paid_tier", "paid_tier_until", "updated_at"])
-    TierChange.objects.create(
+    change = TierChange.objects.create(
         member=member, from_tier=current, to_tier=tier, reason=reason, actor=operator,
         note=gettext("Fee %(fee)s, %(starts)s to %(ends)s.") % {
             "fee": tier.fee, "starts": starts_on.isoformat(), "ends": ends_on.isoformat()},
     )
+    _tier_changes_emit([change], member_no=member.member_no)
     return subscription
 
 
@@ -419,3 +466,4 @@ def tiers_merge(*, merged: Member, survivor: Member, request) -> None:
         survivor._change_reason = gettext("tiers from member %(member_no)s") % {"member_no": merged.member_no}
         survivor.save(update_fields=[*fields, "updated_at"])
         TierChange.objects.bulk_create(changes)
+        _tier_changes_emit(changes, member_no=survivor.member_no)

@@ -34,8 +34,9 @@ from cards.services.payments import card_debit
 from cards.services.production import card_numbers_parse, transfer_create
 from cards.services.vouchers import voucher_redeem
 from core.pii import resident_id_check_digit
-from membership.models import Gift, MergeCandidate
+from membership.models import Benefit, BenefitQuota, Gift, MergeCandidate
 from membership.services import MemberInput, member_register
+from membership.services.benefits import benefit_use
 from membership.services.gifts import gift_redeem
 from membership.services.members import merge_candidates_add
 from membership.services.points import points_cash_out
@@ -61,6 +62,7 @@ MASTER_DATA = {
     "membership.PointsPolicy": "the group's one points policy",
     "membership.EarnRule": "points per format, the same at every store of the format",
     "membership.Gift": "the gift catalogue; its stock inline and total count only the user's stores",
+    "membership.Benefit": "the benefit catalogue and each tier's quota, which every desk explains",
     "cards.CardProduct": "the card products every desk sells",
     "cards.CardRules": "the prepaid card rules every desk applies",
     "cards.Supplier": "voucher suppliers headquarters keeps; stores read them",
@@ -99,6 +101,9 @@ def _rows_the_demo_does_not_write(store: Store, *, own: Store, hq_user: User) ->
     purchase_record(store=store, member=member, receipt_no="SCOPE-P-1", amount=Decimal("600.00"),
                     occurred_at=now - timedelta(minutes=5))
     gift_redeem(member=member, gift=Gift.objects.get(code="BAG"), store=store, operator=hq_user)
+    parking, _created = Benefit.objects.get_or_create(code="PARKING", defaults={"name": "免费停车", "unit": "hour"})
+    BenefitQuota.objects.get_or_create(benefit=parking, tier=member.tier, defaults={"quantity": 4})
+    benefit_use(member=member, code="PARKING", quantity=1, store=store, receipt_no="SCOPE-B-1")
     member.refresh_from_db()
     points_cash_out(member=member, points=member.points, store=store, receipt_no="SCOPE-C-1")
     purchase_return(store=store, original_receipt_no="SCOPE-P-1", receipt_no="SCOPE-R-1", amount=Decimal("600.00"))

@@ -107,6 +107,7 @@ class World:
 # Where each dictionary's values go ("location.name", a body field by its path).
 BINDINGS = {
     "path.card_no": "cards", "path.transaction_id": "transactions", "path.code": "codes", "path.member_no": "members",
+    "path.receipt_no": "receipts",
     "query.member_no": "members", "query.card_no": "member_cards", "query.phone": "phones",
     "query.id_number": "id_numbers",
     "body.member_no": "members", "body.original_transaction_id": "transactions",

@@ -18,7 +18,7 @@ from drf_spectacular.generators import SchemaGenerator
 from campaigns.models import CouponBatch, CouponRule, CouponTemplate
 from campaigns.services import coupons_issue
 from cards.services.payments import card_debit
-from membership.models import EarnRule
+from membership.models import Benefit, BenefitQuota, EarnRule
 from membership.services import purchase_record
 from stores.models import Format
 from tests.cards import conftest as card_fixtures
@@ -108,6 +108,19 @@ def _coupon_claim(api, world):
     return post(api, f"/members/{world['member'].member_no}/coupons/claim", {"claim_code": "WPOSTER"})
 
 
+def _claim(api, world):
+    """A sale the till sent without a member, claimed for the member afterwards."""
+    purchase_record(store=world["member"].registered_store, member=None, receipt_no="W-WALK", amount=Decimal("80.00"),
+                    occurred_at=timezone.now())
+    return post(api, "/purchases/W-WALK/claim", {"member_no": world["member"].member_no})
+
+
+def _benefit_use(api, world):
+    parking = Benefit.objects.create(code="WPARK", name="免费停车", unit=Benefit.Unit.HOUR)
+    BenefitQuota.objects.create(benefit=parking, tier=world["member"].tier, quantity=4)
+    return post(api, f"/members/{world['member'].member_no}/benefits/WPARK/use", {"quantity": 1, "receipt_no": "W-B"})
+
+
 # operationId: (method, path in the schema, status, the call)
 CASES = {
     "terminal_retrieve": ("get", "/terminal", 200, lambda api, world: api.get(f"{API}/terminal")),
@@ -140,6 +153,11 @@ CASES = {
                          lambda api, world: _coupon_use(api, world, "validate")),
     "members_coupons_list": ("get", "/members/{member_no}/coupons", 200, _member_coupons),
     "members_coupons_claim": ("post", "/members/{member_no}/coupons/claim", 201, _coupon_claim),
+    "members_create": ("post", "/members", 201, lambda api, world: post(
+        api, "/members", {"name": "王秀兰", "phone": "13912345678", "consent": True},
+    )),
+    "purchases_claim": ("post", "/purchases/{receipt_no}/claim", 201, _claim),
+    "members_benefits_use": ("post", "/members/{member_no}/benefits/{code}/use", 201, _benefit_use),
 }
 
 

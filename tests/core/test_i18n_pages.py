@@ -29,7 +29,7 @@ ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 ALLOWED = {
     "SKU", "POS", "ID", "API", "Excel", "CSV", "csv", "xlsx", "XLSX", "PIN", "URL", "IP", "HQ", "PDF", "VIP",
     "Plus", "PLUS", "UTF", "BOM", "GBK", "JSON", "OK", "Celery", "crontab", "cron", "UTC", "Asia", "Shanghai",
-    "Email", "email", "QR", "KPI", "PIPL", "GB", "kg", "Luhn",
+    "Email", "email", "QR", "KPI", "PIPL", "GB", "kg", "Luhn", "Webhook",
     # the keys Django's multiple-select help names: "按住 Control 键或 Mac 上的 Command 键来选择多项"
     "Control", "Command", "Mac",
 }

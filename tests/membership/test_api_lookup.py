@@ -60,6 +60,7 @@ def test_lookup_by_phone_answers_in_the_contract_shape(api, member_with_phone):
                 "tier": {"code": "NORMAL", "name": "普卡", "discount_rate": "0.00"},
                 "points": 150,
                 "status": "active",
+                "benefits": [],
             }
         ]
     }

@@ -9,8 +9,11 @@ from campaigns.demo.targeting import load as targeting_load
 from cards import demo as cards_demo
 from cards.demo import showcase as cards_showcase
 from cards.demo.brands import _seed_user
+from integrations.demo import webhooks_seed
 from membership import demo as membership_demo
 from membership.demo import showcase as membership_showcase
+from membership.demo.benefits import benefits_seed
+from membership.demo.claims import claims_seed
 from membership.demo.partners import seed_partners
 from reports.demo import reports_history_seed, reports_seed
 from settlement.demo import settlement_seed
@@ -56,6 +59,10 @@ class Command(BaseCommand):
             seeder = _seed_user(None)
             card_showcase = cards_showcase.seed_card_showcase(requester=seeder)
             member_approvals = membership_showcase.seed_member_approvals(requester=seeder)
+            # Benefits with quotas on the tiers and a few uses; walk-in receipts claimed afterwards (补积分).
+            with translation.override(settings.LANGUAGE_CODE):
+                benefits = benefits_seed()
+            claims = claims_seed()
             # Coupons, points promotions and a member day, with results to look at.
             coupons_seed(stdout=self.stdout)
             promotions_seed(stdout=self.stdout)
@@ -72,6 +79,8 @@ class Command(BaseCommand):
             # Report definitions with their beat schedules, each run once into the archive.
             with translation.override(settings.LANGUAGE_CODE):
                 reports = reports_seed()
+            # An example webhook subscription, switched off (its receiver is not running).
+            webhooks_seed()
         except DatabaseError as error:
             raise CommandError(f"could not load demo data: {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Stores: {stores}. Demo staff: {', '.join(staff)}."))
@@ -96,6 +105,10 @@ class Command(BaseCommand):
             f"Brand cards: programme BRANDDEMO5 on BRANDDEMO ({brand['skus']} SKUs listed, {brand['cards']} cards and "
             f"{brand['payments']} discounted payments created). Pickup vouchers: {brand_vouchers.vouchers} in the "
             f"demo batch, {brand_vouchers.vouchers_sold} sold to a company now."
+        ))
+        self.stdout.write(self.style.SUCCESS(
+            f"Benefits: {benefits.benefits} created with {benefits.quotas} tier quotas and {benefits.uses} uses; "
+            f"{claims} walk-in receipts claimed for members."
         ))
         self.stdout.write(self.style.SUCCESS(
             f"Partners: {partners.partners} created, {partners.members} members registered through them, "
