@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from integrations.models import Delivery, Event, EventType, Subscription
 
+_EVENT_TYPES = frozenset(EventType.values)  # EventType.values builds a new list on every read
 _cache_lock = threading.Lock()
 _cache: dict = {"loaded_at": None, "by_type": {}}
 
@@ -74,7 +75,7 @@ def event_emit(event_type: str, *, subject: str, data: dict, at=None) -> Event |
     targets = subscriptions_for(event_type)
     if not targets:
         return None
-    if event_type not in EventType.values:
+    if event_type not in _EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     now = at or timezone.now()
     event = Event(public_id=_public_id(), type=event_type, subject=subject[:100], data={}, created_at=now)

@@ -189,19 +189,24 @@ class LookupBenefitSerializer(serializers.Serializer):
     remaining = serializers.IntegerField(help_text=_("What is left of the member's quota in this period."))
 
 
-class LookupMemberSerializer(serializers.Serializer):
+class MemberAnswerSerializer(serializers.Serializer):
+    """A member as a till sees one: the lookup's results and the enrolment's answer."""
+
     member_no = serializers.CharField()
     name_masked = serializers.SerializerMethodField()
     tier = TierSerializer()
     points = serializers.IntegerField()
     status = serializers.CharField(help_text=_("active, frozen or closed (merged records lead to the survivor)."))
+
+    def get_name_masked(self, member) -> str:
+        return mask_name(member.name)
+
+
+class LookupMemberSerializer(MemberAnswerSerializer):
     benefits = serializers.SerializerMethodField(
         help_text=_("The benefits the member's tiers give (the paid tier while its term runs), with what is left "
                     "of each quota in this period; empty when none."),
     )
-
-    def get_name_masked(self, member) -> str:
-        return mask_name(member.name)
 
     @extend_schema_field(LookupBenefitSerializer(many=True))
     def get_benefits(self, member) -> list:
@@ -490,15 +495,8 @@ class EnrolInputSerializer(serializers.Serializer):
                                              "time)."))
 
 
-class EnrolledMemberSerializer(serializers.Serializer):
-    member_no = serializers.CharField()
-    name_masked = serializers.SerializerMethodField()
-    tier = TierSerializer()
-    points = serializers.IntegerField()
+class EnrolledMemberSerializer(MemberAnswerSerializer):
     status = serializers.CharField(help_text=_("active for a new member; active or frozen for one found by phone."))
-
-    def get_name_masked(self, member) -> str:
-        return mask_name(member.name)
 
 
 @extend_schema_view(post=extend_schema(
