@@ -55,3 +55,56 @@ def migrate_with_stores() -> None:
 
     call_command("migrate", verbosity=0)
     seed_stores()
+
+
+def statements_sent(call, *, pgconn=None) -> list[str]:
+    """Run `call()`; return each statement it sent to PostgreSQL, BEGIN and COMMIT included.
+
+    On Django's default connection, or on `pgconn` (a psycopg connection's pgconn) when given.
+
+    Read from libpq's trace of the connection (every frontend Query, or Parse of the extended protocol), so
+    nothing the driver sends on its own (transaction control) is missed.
+    """
+    import tempfile
+
+    if pgconn is None:
+        from django.db import connection
+
+        connection.ensure_connection()
+        pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        try:
+            call()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        sent = []
+        for line in trace.read().decode(errors="replace").splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 5 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
+                sent.append(fields[4].strip())
+        return sent
+
+
+def wsgi_call(application, request: bytes) -> tuple[str, bytes]:
+    """Send one raw HTTP/1.1 request (head and body, as a client writes it) to a WSGI application in this process."""
+    import io
+
+    head, body = request.split(b"\r\n\r\n", 1)
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _protocol = request_line.split(" ")
+    path, _, query = target.partition("?")
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    for line in header_lines:
+        name, value = line.split(": ", 1)
+        name = name.upper().replace("-", "_")
+        environ[name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"] = value
+    statuses = []
+    content = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    return statuses[0], content

@@ -28,6 +28,7 @@ __all__ = [
     "DiscountFunction",
     "discount_for",
     "follow_up",
+    "none_without_brand",
     "register",
     "registered",
     "unregister",
@@ -107,6 +108,15 @@ def discount_for(*, card, store, lines: list[dict], amount: Decimal) -> Discount
         if isinstance(answer, Discount):
             recorders.extend(answer._recorders)
     return Discount._combined(min(total, amount).quantize(CENT), recorders)
+
+
+def none_without_brand() -> bool:
+    """Whether no registered programme discounts (or records anything about) a card whose product has no brand.
+
+    A programme says so by a true `brand_cards_only` attribute on its function. Then a debit of such a card
+    needs neither the programmes nor the lines: payments take their one-statement path.
+    """
+    return all(getattr(discount, "brand_cards_only", False) for discount in _registry.values())
 
 
 def follow_up(transaction) -> None:

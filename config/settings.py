@@ -76,6 +76,14 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Under /api/ (config.wsgi): what a till's call needs of the stack above, in the same order.
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ApiFrameMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -228,6 +236,9 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IDEMPOTENCY_KEY_TTL_DAYS = env.int("IDEMPOTENCY_KEY_TTL_DAYS", default=7)
 # Last-used time of a terminal is written at most this often (seconds).
 TERMINAL_TOUCH_INTERVAL = env.int("TERMINAL_TOUCH_INTERVAL", default=60)
+# Seconds a web process keeps a terminal found by its POS key; a key rotated or a terminal switched off in
+# another process stops working within this time (0: look the key up on every request).
+TERMINAL_KEY_CACHE_SECONDS = env.int("TERMINAL_KEY_CACHE_SECONDS", default=5)
 
 # Settlement: a month closes only when every store-day with card payments has its POS file reconciled (turn off
 # where some POS systems send no daily file); a card with no movement for this many days is dormant in the ageing.

@@ -118,16 +118,24 @@ class PosPostView(APIView):
 
     The first answer to a key is stored in the same transaction as the write it
     describes, so a replay never moves anything and a crash leaves no half state.
+    A write that succeeded claims its key and stores its answer in one statement,
+    at its end (idempotency_record_store): the busy path pays one round trip for
+    its key, not two. A request whose key was answered before (a till's retry),
+    or by a concurrent request with the same key, finds the key taken there: it
+    rolls back everything it did and sends the stored answer. The key is the last
+    lock a write takes and nothing waits on it but another insert of the same key,
+    so no lock order of a service changes and no deadlock is possible.
     An error answer is stored too, after the request's own writes were rolled
-    back, so a replay gets the same status and body. (The success path, the busy
-    one, needs no savepoint: an error rolls back everything, the claim of the key
-    included, and the error's answer is claimed and stored afresh.) An error with an `after_rollback`
+    back, so a replay gets the same status and body. (The success path needs no
+    savepoint: an error rolls back everything, and the error's answer is claimed
+    and stored afresh.) An error with an `after_rollback`
     method has it called in that second transaction: what must stay although the request failed (an unknown
     card number counted as a guess) is written once, not again on a replay. An error whose `keep_writes` is
     true is not rolled back: it was raised after the only writes the request made besides its key, and they
     must stay (a wrong PIN counted, and the card frozen at the limit, under the card's lock: counted after a
     rollback, other requests would check PINs against the old count meanwhile). Its answer is stored in the
-    request's own transaction, which commits; its `after_rollback` is not called.
+    request's own transaction, which commits (unless its key was answered before); its `after_rollback` is
+    not called.
     """
 
     def create(self, request, *args, **kwargs) -> Response:
@@ -136,26 +144,39 @@ class PosPostView(APIView):
     def post(self, request, *args, **kwargs):
         key = self._idempotency_key(request)
         fingerprint = services.request_fingerprint(method=request.method, path=request.path, data=request.data)
+        terminal_id = request.auth.pk
+        error = None
+        try:
+            with transaction.atomic():
+                try:
+                    response = self.create(request, *args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
+                    error = exc
+                    response = self.handle_exception(exc)
+                if response.status_code < 400 or getattr(error, "keep_writes", False):
+                    content = renderers.JSONRenderer().render(response.data)
+                    if services.idempotency_record_store(
+                        terminal_id=terminal_id, key=key, fingerprint=fingerprint, status=response.status_code,
+                        body=content.decode("utf-8"),
+                    ):
+                        return self._sent(content, response)
+                    # The key was answered before: nothing this request did stays, that answer is sent.
+                    transaction.set_rollback(True)
+                    return self._replay(services.idempotency_record_get(terminal_id=terminal_id, key=key),
+                                        fingerprint)
+                transaction.set_rollback(True)
+        except Exception:
+            # A write that cannot be done twice may fail in an unforeseen way when it is done again: a retry
+            # of a key answered before still gets that answer.
+            record = services.idempotency_record_find(terminal_id=terminal_id, key=key)
+            if record is None:
+                raise
+            return self._replay(record, fingerprint)
         with transaction.atomic():
             record, created = services.idempotency_record_claim(
                 terminal=request.auth, key=key, fingerprint=fingerprint
             )
-            if not created:
-                return self._replay(record, fingerprint)
-            error = None
-            try:
-                response = self.create(request, *args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - the handler decides what becomes an answer
-                error = exc
-                response = self.handle_exception(exc)
-            if response.status_code < 400 or getattr(error, "keep_writes", False):
-                return self._answer(record, response)
-            transaction.set_rollback(True)
-        with transaction.atomic():
-            record, created = services.idempotency_record_claim(
-                terminal=request.auth, key=key, fingerprint=fingerprint
-            )
-            if not created:  # a concurrent replay of the key answered it meanwhile
+            if not created:  # answered before, or by a concurrent request with the key meanwhile
                 return self._replay(record, fingerprint)
             # What an error must leave behind although the request failed (a wrong PIN is counted), once.
             after_rollback = getattr(error, "after_rollback", None)
@@ -163,11 +184,15 @@ class PosPostView(APIView):
                 after_rollback()
             return self._answer(record, response)
 
-    @staticmethod
-    def _answer(record, response: Response) -> HttpResponse:
+    @classmethod
+    def _answer(cls, record, response: Response) -> HttpResponse:
         """Render the answer once, store exactly those bytes for the key and send them."""
         content = renderers.JSONRenderer().render(response.data)
         services.idempotency_record_answer(record, status=response.status_code, body=content.decode("utf-8"))
+        return cls._sent(content, response)
+
+    @staticmethod
+    def _sent(content: bytes, response: Response) -> HttpResponse:
         answer = HttpResponse(content, status=response.status_code, content_type="application/json")
         for header, value in response.items():
             if header.lower() != "content-type":

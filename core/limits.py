@@ -54,8 +54,16 @@ def counter_get(key: str) -> int:
     """The count under `key` (0 when none or expired)."""
     if shared_cache():
         return cache.get(key) or 0
-    row = RateCounter.objects.filter(key=key, expires_at__gt=timezone.now()).values_list("count", flat=True).first()
-    return row or 0
+    quote = connection.ops.quote_name
+    # Read on every card call of the POS: one plain statement rather than a query compiled each time.
+    sql = (
+        f"SELECT {quote('count')} FROM {quote(RateCounter._meta.db_table)} "  # noqa: S608 (model's table)
+        f"WHERE {quote('key')} = %s AND {quote('expires_at')} > %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key, timezone.now()])
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def counters_purge(*, now=None) -> int:

@@ -21,9 +21,10 @@ def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[I
     """Claim a key for this request inside the caller's transaction.
 
     Return (record, created). One `INSERT ... ON CONFLICT DO NOTHING` claims a new
-    key (the common case, one statement on every POS write); a concurrent request
-    with the same key waits on the unique index until the first one commits, then
-    finds no row inserted and reads the first one's record, locked.
+    key; a concurrent request with the same key waits on the unique index until
+    the first one commits, then finds no row inserted and reads the first one's
+    record, locked. (For an error's answer; a write that succeeded stores its key
+    and answer at once with idempotency_record_store.)
     """
     record = IdempotencyRecord(terminal=terminal, key=key, fingerprint=fingerprint)
     if insert_returning_pk(record, skip_on_conflict=("terminal_id", "key")) is not None:
@@ -32,14 +33,47 @@ def idempotency_record_claim(*, terminal, key: str, fingerprint: str) -> tuple[I
 
 
 def idempotency_record_answer(record: IdempotencyRecord, *, status: int, body: str) -> None:
-    """Store the answer given to a claimed key, its JSON text as sent (one UPDATE, on every POS write)."""
+    """Store the answer given to a claimed key, its JSON text as sent (one UPDATE)."""
     record.response_status, record.response_body = status, body
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {connection.ops.quote_name(IdempotencyRecord._meta.db_table)} "  # noqa: S608 (model's table)
-            "SET response_status = %s, response_body = %s WHERE id = %s",
+            f"UPDATE {_IDEMPOTENCY_TABLE()} SET response_status = %s, response_body = %s "  # noqa: S608
+            "WHERE id = %s",
             [status, body, record.pk],
         )
+
+
+def idempotency_record_store(*, terminal_id: int, key: str, fingerprint: str, status: int, body: str) -> bool:
+    """Claim a key and store its answer in one statement, inside the transaction of the write it answers.
+
+    `INSERT ... ON CONFLICT DO NOTHING`: True when the key was new. False when it was answered before, or by a
+    concurrent request with the same key (this one waited on the unique index for that one to commit): the
+    caller then rolls its own writes back and replays the stored answer (idempotency_record_get).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_IDEMPOTENCY_TABLE()} "  # noqa: S608 (model's table)
+            "(terminal_id, key, fingerprint, response_status, response_body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (terminal_id, key) DO NOTHING RETURNING id",
+            [terminal_id, key, fingerprint, status, body, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def idempotency_record_get(*, terminal_id: int, key: str) -> IdempotencyRecord:
+    """The stored record of a key (its fingerprint and answer)."""
+    return IdempotencyRecord.objects.get(terminal_id=terminal_id, key=key)
+
+
+def idempotency_record_find(*, terminal_id: int, key: str) -> IdempotencyRecord | None:
+    """The stored record of a key with its answer, if it has one."""
+    return IdempotencyRecord.objects.filter(
+        terminal_id=terminal_id, key=key, response_status__isnull=False
+    ).first()
+
+
+def _IDEMPOTENCY_TABLE() -> str:  # noqa: N802 - reads as the table's name
+    return connection.ops.quote_name(IdempotencyRecord._meta.db_table)
 
 
 def idempotency_records_purge(*, now=None) -> int:

@@ -1,6 +1,8 @@
 import secrets
+import time
 from datetime import date
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -56,13 +58,38 @@ _TERMINAL_BY_KEY = JoinedSelect(
 )
 
 
+# Every POS request proves its terminal by its key. The terminals found are kept per process for
+# TERMINAL_KEY_CACHE_SECONDS, by the key's hash: a change saved in this process (a key rotated, a terminal
+# switched off, its store closed) empties the cache at once (stores.apps connects terminal_keys_forget), and
+# another process sees it when its entry runs out. Unknown keys are never kept.
+_TERMINALS_BY_KEY: dict[str, tuple[Terminal, float]] = {}
+_TERMINALS_KEPT_MAX = 100_000
+
+
 def terminal_for_key(key: str) -> Terminal | None:
     """The active terminal of an open store that this key belongs to, with its store and format loaded."""
-    found = _TERMINAL_BY_KEY.fetch([hash_api_key(key), True])
+    key_hash = hash_api_key(key)
+    seconds = settings.TERMINAL_KEY_CACHE_SECONDS
+    if seconds > 0:
+        kept = _TERMINALS_BY_KEY.get(key_hash)
+        if kept is not None and kept[1] > time.monotonic():
+            return kept[0]
+    found = _TERMINAL_BY_KEY.fetch([key_hash, True])
     if found is None:
         return None
     terminal = found["t"]
-    return None if terminal.store.status == Store.Status.CLOSED else terminal
+    if terminal.store.status == Store.Status.CLOSED:
+        return None
+    if seconds > 0:
+        if len(_TERMINALS_BY_KEY) >= _TERMINALS_KEPT_MAX:
+            _TERMINALS_BY_KEY.clear()
+        _TERMINALS_BY_KEY[key_hash] = (terminal, time.monotonic() + seconds)
+    return terminal
+
+
+def terminal_keys_forget(**_signal) -> None:
+    """Forget every terminal this process keeps by key (a terminal, store or format was saved or deleted)."""
+    _TERMINALS_BY_KEY.clear()
 
 
 def terminal_touch(*, terminal: Terminal, interval_seconds: int) -> None:

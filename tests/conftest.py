@@ -66,6 +66,14 @@ def english_outside_requests():
 
 
 @pytest.fixture(autouse=True)
+def terminal_keys_forgotten():
+    """Each test starts with no terminal kept by key (a rolled-back test's terminals must not be found)."""
+    from stores.services import terminal_keys_forget
+
+    terminal_keys_forget()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Tests log many staff users in; the production hasher's million rounds would dominate the run."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -246,6 +246,8 @@ def brand_discount_follow_up(*, transaction: CardTransaction) -> BrandDiscount |
 class BrandCardDiscount:
     """The brand-card programmes' discount function of cards.discounts, with its follow-up on refunds."""
 
+    brand_cards_only = True  # a card whose product has no brand gets nothing (brand_discount_quote)
+
     def __call__(self, *, card, store, lines: list[dict], amount: Decimal) -> discounts.Discount:
         quote = brand_discount_quote(card=card, lines=lines, amount=amount, on_date=timezone.localdate())
         if quote is None:

@@ -41,6 +41,7 @@ from integrations.models import EventType
 __all__ = [
     "CARD_NO_PATTERN",
     "card_cap",
+    "card_entry_event_emit",
     "card_event",
     "card_for_use",
     "card_get",
@@ -374,13 +375,27 @@ _ENTRY_EVENTS = {
 
 def _entry_event_emit(event_type: str, *, card: Card, entry: CardLedgerEntry, store, transaction_record) -> None:
     """The entry's event, from what the posting already holds: no query but the event's own insert."""
-    event_emit(event_type, subject=f"card:{card.card_no}", at=entry.created_at, data={
-        "card_no": card.card_no,
-        "entry_id": entry.pk,
-        "transaction_id": transaction_record.transaction_id if transaction_record is not None else None,
-        "amount": f"{entry.amount:.2f}",
-        "balance": f"{entry.balance_after:.2f}",
+    card_entry_event_emit(
+        event_type, card_no=card.card_no, entry_id=entry.pk,
+        transaction_id=transaction_record.transaction_id if transaction_record is not None else None,
+        amount=entry.amount, balance=entry.balance_after, store=store, receipt_no=entry.receipt_no,
+        created_at=entry.created_at,
+    )
+
+
+def card_entry_event_emit(event_type: str, *, card_no: str, entry_id: int, transaction_id: str | None,
+                          amount: Decimal, balance: Decimal, store, receipt_no: str, created_at) -> None:
+    """The webhook event of a ledger row written (by card_post, or by a payment's one-statement path).
+
+    The caller has checked that a subscription wants `event_type` (subscriptions_for).
+    """
+    event_emit(event_type, subject=f"card:{card_no}", at=created_at, data={
+        "card_no": card_no,
+        "entry_id": entry_id,
+        "transaction_id": transaction_id,
+        "amount": f"{amount:.2f}",
+        "balance": f"{balance:.2f}",
         "store": store.code if store is not None else None,
-        "receipt_no": entry.receipt_no,
-        "created_at": timezone.localtime(entry.created_at).isoformat(),
+        "receipt_no": receipt_no,
+        "created_at": timezone.localtime(created_at).isoformat(),
     })
