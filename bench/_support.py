@@ -83,7 +83,9 @@ def statements_sent(call, *, pgconn=None) -> list[str]:
         for line in trace.read().decode(errors="replace").splitlines():
             fields = line.split("\t")
             if len(fields) >= 5 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
-                sent.append(fields[4].strip())
+                # A Parse names its prepared statement first ("" for the unnamed one).
+                text = fields[4].strip()
+                sent.append(text.split(" ", 1)[1].strip() if fields[3] == "Parse" else text)
         return sent
 
 

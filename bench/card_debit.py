@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from _support import SERVER, bench_database, migrate_with_stores
+from _support import SERVER, bench_database, migrate_with_stores, statements_sent, wsgi_call
 from purchases_api import (
     cpu_seconds,
     cpu_seconds_alive,
@@ -131,10 +131,91 @@ def run(args, database_url: str) -> int:
     print(f"ratios: product/Django anchor {rate['product'] / rate['django']:.2f}, "
           f"product/SQL anchor {rate['product'] / rate['sql']:.2f}")
     failures = verify(results["product"])
+    per_request(results, statements_counted(all_card_nos[-1], keys[0], lines=not args.no_lines))
     met = rate["product"] >= TARGET_RATE and p99["product"] <= TARGET_P99_MS
     print(f"product: {rate['product']:.0f} debits/s, p99 {p99['product']:.1f} ms: "
           f"{'meets' if met else 'below'} the target of {TARGET_RATE} debits/s with p99 <= {TARGET_P99_MS} ms")
+    targets(rate["product"] / rate["django"], cpu(results, "product", "postgres_cpu_ms") / cpu(
+        results, "django", "postgres_cpu_ms"), p99["product"])
     return 1 if failures else 0
+
+
+# The hot path's targets against the Django anchor, on this machine at 32 clients (medians of the rounds).
+TARGET_RATIO = 0.6
+TARGET_POSTGRES_RATIO = 1.3
+TARGET_HOT_P99_MS = 100
+
+
+def cpu(results: dict, name: str, what: str) -> float:
+    return statistics.median(result[what] for result in results[name])
+
+
+def per_request(results: dict, statements: dict[str, list[str]]) -> None:
+    """What one request costs each of the three: worker CPU, PostgreSQL CPU, statements sent (medians)."""
+    print("per request (medians of the rounds):")
+    for name in ("product", "django", "sql"):
+        worker = f"{cpu(results, name, 'worker_cpu_ms'):.2f} ms" if name != "sql" else "-"
+        print(f"  {name:>8}: worker CPU {worker}, PostgreSQL CPU {cpu(results, name, 'postgres_cpu_ms'):.2f} ms, "
+              f"client CPU {cpu(results, name, 'client_cpu_ms'):.2f} ms, {len(statements[name])} statements: "
+              + "; ".join(" ".join(statement.split())[:60] for statement in statements[name]))
+
+
+def targets(ratio: float, postgres_ratio: float, p99_ms: float) -> None:
+    checks = [
+        (f"throughput {ratio:.2f}x the Django anchor (target >= {TARGET_RATIO})", ratio >= TARGET_RATIO),
+        (f"PostgreSQL CPU per debit {postgres_ratio:.2f}x the Django anchor's (target <= {TARGET_POSTGRES_RATIO})",
+         postgres_ratio <= TARGET_POSTGRES_RATIO),
+        (f"p99 {p99_ms:.1f} ms (target <= {TARGET_HOT_P99_MS} ms)", p99_ms <= TARGET_HOT_P99_MS),
+    ]
+    for text, met in checks:
+        print(f"target: {text}: {'met' if met else 'MISSED'}")
+
+
+def statements_counted(card_no: str, key: str, *, lines: bool) -> dict[str, list[str]]:
+    """The statements one debit sends to PostgreSQL, BEGIN and COMMIT included, by each of the three.
+
+    The product through config.wsgi in this process (the connection's health check included, as a worker runs
+    it); the Django anchor's view called in this process; the SQL anchor's transaction on a connection of its own.
+    """
+    import psycopg
+    from card_debit_bare import INSERT, TERMINAL, UPDATE, debit_bare
+    from django.conf import settings
+    from django.test import RequestFactory
+
+    from config.wsgi import application
+
+    generator = random.Random("statements")
+
+    def product(receipt_no: str) -> None:
+        wsgi_call(application, debit_request(key, card_no, receipt_no, generator, lines=lines))
+
+    def django_anchor(receipt_no: str) -> None:
+        debit_bare(RequestFactory().post(f"/api/v1/cards/{card_no}/debit", data=json.dumps(
+            {"amount": "0.01", "receipt_no": receipt_no}), content_type="application/json"), card_no)
+
+    # A first call of each warms what a running worker has kept (the terminal, the webhook subscriptions).
+    product("count-product-1")
+    django_anchor("count-django-1")
+    sent = {"product": statements_sent(lambda: product("count-product-2")),
+            "django": statements_sent(lambda: django_anchor("count-django-2"))}
+    with psycopg.connect(_url(settings.DATABASES["default"])) as raw:
+        terminal_id, store_id, legal_entity_id = raw.execute(TERMINAL).fetchone()
+        raw.commit()
+
+        def transaction() -> None:
+            now = datetime.now(UTC)
+            with raw.cursor() as cursor:
+                card_id, balance = cursor.execute(UPDATE, [Decimal("0.01"), now, card_no, Decimal("0.01")]).fetchone()
+                cursor.execute(INSERT, [card_id, Decimal("-0.01"), balance, store_id, terminal_id, "count-sql",
+                                        legal_entity_id, now])
+            raw.commit()
+
+        sent["sql"] = statements_sent(transaction, pgconn=raw.pgconn)
+    return sent
+
+
+def _url(database: dict) -> str:
+    return f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
 def prepare(*, clients: int, sets: int = 1) -> tuple[list[str], list[str]]:

@@ -1,19 +1,25 @@
 """Benchmark: POST /api/v1/purchases throughput at 32 concurrent clients against a multi-process server.
 
 Creates a fresh PostgreSQL database (retail_bench_purchases), migrates it, loads the reference stores,
-earn rules, members and one POS terminal per client, then starts gunicorn (DEBUG off, persistent
-database connections) twice on the same data:
+earn rules, members and one POS terminal per client, then measures three things in turns on the same data:
 
-1. the product: config.wsgi, the whole request path of POST /api/v1/purchases (middleware, terminal
-   authentication, throttling, the idempotency record, validation, purchase_record with its earn rule,
-   multipliers and ledger entry);
-2. the anchor: bench/purchases_bare.py, one plain Django view writing the same rows with plain SQL.
+1. the product: gunicorn (DEBUG off, persistent database connections) on config.wsgi, the whole request
+   path of POST /api/v1/purchases (middleware, terminal authentication, throttling, the idempotency
+   record, validation, purchase_record with its earn rule, multipliers and ledger entry);
+2. the Django anchor: gunicorn on bench/purchases_bare.py, one plain Django view writing the same rows
+   with plain SQL;
+3. the SQL anchor: that view's transaction (BEGIN, its statements, COMMIT) run directly with psycopg from
+   one thread and connection per client.
 
 A small asyncio client (HTTP/1.1 keep-alive, one connection per client, each request with its own
-receipt number and Idempotency-Key) drives each for the same time and prints requests/s, p50/p99
-latency, the CPU per request of the server workers, of PostgreSQL's processes and of the client itself,
-and the machine's CPU use, then the ratio product/anchor. On a 2-core machine everything shares the same
-two cores: requests/s is at most 2000 / (the three CPU figures added up, in ms).
+receipt number and Idempotency-Key) drives each server for the same time and prints requests/s, p50/p99
+latency, the CPU per request of the server workers, of PostgreSQL's backends of this database and of the
+client itself, and the machine's CPU use; then the medians, the ratios product/Django anchor and
+product/SQL anchor, and the ratio of PostgreSQL's CPU per request product/Django anchor. On a 2-core
+machine everything shares the same two cores: requests/s is at most 2000 / (the three CPU figures added
+up, in ms). After the runs one request of each is sent in this process (the product through
+config.wsgi's application, warmed by a request first; the anchors' own code) and the statements it sent
+to PostgreSQL are counted, BEGIN and COMMIT included.
 Afterwards it checks every 201 recorded exactly one purchase and that check_ledgers holds.
 
     .venv/bin/python bench/purchases_api.py                           # 32 clients, 3 rounds of 10 s each
@@ -27,20 +33,27 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
-from _support import ROOT, SERVER, bench_database, migrate_with_stores
+from _support import ROOT, SERVER, bench_database, migrate_with_stores, statements_sent, wsgi_call
 
 DATABASE = "retail_bench_purchases"
 STORES = ("DEPT001", "SUPER001", "ELEC001")
 TARGET = 800
+# A backend's process title: "postgres: 15/main: <user> <database> <client> <state>".
+BACKEND_TITLE = re.compile(r"^postgres: \S+: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+RUNS = (("product", "config.settings"), ("django", "bench.purchases_bare"), ("sql", None))
+LABELS = {"product": "product", "django": "Django anchor", "sql": "SQL anchor"}
 
 
 def main() -> int:
@@ -69,11 +82,11 @@ def main() -> int:
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
-    }):
-        return run(args)
+    }) as server:
+        return run(args, f"{server}/{DATABASE}")
 
 
-def run(args) -> int:
+def run(args, database_url: str) -> int:
     started = time.perf_counter()
     member_nos, keys = prepare(members=args.members, clients=args.clients)
     print(f"prepared {len(member_nos):,} members and {len(keys)} terminals in {time.perf_counter() - started:.1f}s")
@@ -84,25 +97,40 @@ def run(args) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             args.port = probe.getsockname()[1]
-    # Product and anchor take turns, so a noisy minute of the machine falls on both; the medians are compared.
-    results: dict[str, list[dict]] = {"product": [], "anchor": []}
+    # The three take turns, so a noisy minute of the machine falls on all of them; the medians are compared.
+    results: dict[str, list[dict]] = {name: [] for name, _settings in RUNS}
     for round_no in range(1, args.rounds + 1):
-        for name, settings_module in (("product", "config.settings"), ("anchor", "bench.purchases_bare")):
-            with gunicorn(settings_module, port=args.port, workers=args.workers, threads=args.threads) as workers:
-                drive(args, member_nos, keys, prefix=f"{name[0]}w{round_no}-", seconds=args.warmup, workers=None)
-                result = drive(args, member_nos, keys, prefix=f"{name[0]}m{round_no}-", seconds=args.seconds,
-                               workers=workers)
+        for name, settings_module in RUNS:
+            if settings_module is None:
+                result = drive_sql(database_url, member_nos, keys, prefix=f"sm{round_no}-", clients=args.clients,
+                                   seconds=args.seconds)
+            else:
+                with gunicorn(settings_module, port=args.port, workers=args.workers,
+                              threads=args.threads) as workers:
+                    drive(args, member_nos, keys, prefix=f"{name[0]}w{round_no}-", seconds=args.warmup, workers=None,
+                          pids=database_pids)
+                    result = drive(args, member_nos, keys, prefix=f"{name[0]}m{round_no}-", seconds=args.seconds,
+                                   workers=workers, pids=database_pids)
             results[name].append(result)
             report(f"{name} {round_no}", result)
 
-    product = statistics.median(result["rate"] for result in results["product"])
-    anchor = statistics.median(result["rate"] for result in results["anchor"])
-    print(f"median of {args.rounds} rounds: product {product:.0f} requests/s, anchor {anchor:.0f} requests/s; "
-          f"ratio product/anchor {product / anchor:.2f} ({anchor / product:.1f}x slower); "
-          f"load average {load_average()}")
+    rate = {name: statistics.median(result["rate"] for result in runs) for name, runs in results.items()}
+    postgres = {name: statistics.median(result["postgres_cpu_ms"] for result in runs) for name, runs in results.items()}
+    print(f"median of {args.rounds} rounds: " + ", ".join(
+        f"{LABELS[name]} {rate[name]:.0f} requests/s (PostgreSQL {postgres[name]:.2f} ms/request)" for name in rate
+    ) + f"; load average {load_average()}")
+    print(f"ratios: product/Django anchor {rate['product'] / rate['django']:.2f} "
+          f"({rate['django'] / rate['product']:.1f}x slower), product/SQL anchor {rate['product'] / rate['sql']:.2f}; "
+          f"PostgreSQL CPU per request product/Django anchor {postgres['product'] / postgres['django']:.2f}")
+    sent = statements_per_request(member_nos, keys)
+    print("statements per request (BEGIN and COMMIT included): " + ", ".join(
+        f"{LABELS[name]} {len(statements)}" for name, statements in sent.items()))
+    for statement in sent["product"]:
+        text = " ".join(statement.strip('"').split())
+        print(f"  product: {text[:110]}")
     failures = verify(results["product"])
-    verdict = "meets" if product >= TARGET else "below"
-    print(f"product: {product:.0f} requests/s, {verdict} the {TARGET} requests/s target")
+    verdict = "meets" if rate["product"] >= TARGET else "below"
+    print(f"product: {rate['product']:.0f} requests/s, {verdict} the {TARGET} requests/s target")
     return 1 if failures else 0
 
 
@@ -187,6 +215,20 @@ def postgres_pids() -> list[int]:
     return pids
 
 
+def database_pids() -> list[int]:
+    """PostgreSQL's processes less the backends of other databases: on a shared machine their work is not ours."""
+    pids = []
+    for pid in postgres_pids():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        backend = BACKEND_TITLE.match(title)
+        if backend is None or backend.group(1) == DATABASE:
+            pids.append(pid)
+    return pids
+
+
 def cpu_seconds_alive(pids: list[int]) -> dict[int, float]:
     found = {}
     for pid in pids:
@@ -207,10 +249,14 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def drive(args, member_nos, keys, *, prefix: str, seconds: float, workers) -> dict:
-    """Run the clients for `seconds`; return the rate, the latencies and what was sent."""
+def drive(args, member_nos, keys, *, prefix: str, seconds: float, workers, pids=None) -> dict:
+    """Run the clients for `seconds`; return the rate, the latencies and what was sent.
+
+    PostgreSQL's CPU is that of the processes `pids()` lists (default: postgres_pids, all of them).
+    """
+    pids = pids or postgres_pids
     cpu_before = cpu_seconds(workers) if workers else 0
-    postgres_before = cpu_seconds_alive(postgres_pids())
+    postgres_before = cpu_seconds_alive(pids())
     client_before = time.process_time()
     busy_before = machine_busy()
     started = time.perf_counter()
@@ -218,7 +264,7 @@ def drive(args, member_nos, keys, *, prefix: str, seconds: float, workers) -> di
     elapsed = time.perf_counter() - started
     busy_after = machine_busy()
     client_cpu = time.process_time() - client_before
-    postgres_after = cpu_seconds_alive(postgres_pids())
+    postgres_after = cpu_seconds_alive(pids())
     postgres_cpu = sum(after - postgres_before.get(pid, 0) for pid, after in postgres_after.items())
     latencies, statuses, receipts = outcome
     done = len(latencies)
@@ -268,22 +314,120 @@ async def clients(args, member_nos, keys, *, prefix: str, seconds: float):
 
 
 def purchase_request(key: str, receipt_no: str, member_no: str, generator: random.Random) -> bytes:
+    body = purchase_body(receipt_no, member_no, generator)
+    head = (
+        f"POST /api/v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Idempotency-Key: {receipt_no}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def purchase_body(receipt_no: str, member_no: str, generator: random.Random) -> bytes:
     lines = [
         {"sku": f"69{generator.randrange(10**11):011d}", "category": generator.choice(["FOOD", "HOME", "TOBACCO"]),
          "amount": f"{generator.randrange(100, 30000) / 100:.2f}", "quantity": generator.randrange(1, 4)}
         for _line in range(generator.randrange(1, 4))
     ]
     amount = sum(Decimal(line["amount"]) for line in lines)
-    body = json.dumps({
+    return json.dumps({
         "member_no": member_no, "receipt_no": receipt_no, "amount": str(amount),
         "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600)),
         "payment_method": "CASH", "lines": lines,
     }).encode()
-    head = (
-        f"POST /api/v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-        f"Idempotency-Key: {receipt_no}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+
+
+def drive_sql(database_url: str, member_nos, keys, *, prefix: str, clients: int, seconds: float) -> dict:
+    """The SQL anchor: the bare view's transaction with psycopg alone, one thread and connection per client."""
+    import psycopg
+    from purchases_bare import purchase_write
+
+    connections = [psycopg.connect(database_url) for _ in range(clients)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def client(index: int) -> None:
+        connection = connections[index]
+        generator = random.Random(f"{prefix}{index}")
+        mine = []
+        barrier.wait()
+        serial = 0
+        while time.perf_counter() < deadline[0]:
+            serial += 1
+            receipt_no = f"{prefix}{index}-{serial}"
+            body = purchase_body(receipt_no, generator.choice(member_nos), generator)
+            sent = time.perf_counter()
+            with connection.transaction(), connection.cursor() as cursor:
+                purchase_write(cursor, key=keys[index], idempotency_key=receipt_no, raw_body=body)
+            mine.append(time.perf_counter() - sent)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    postgres_before = cpu_seconds_alive(database_pids())
+    client_before = time.process_time()
+    busy_before = machine_busy()
+    started = time.perf_counter()
+    deadline[0] = started + seconds
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    # Measured before the connections close: a backend's CPU time is gone with its process.
+    busy_after = machine_busy()
+    client_cpu = time.process_time() - client_before
+    postgres_after = cpu_seconds_alive(database_pids())
+    postgres_cpu = sum(after - postgres_before.get(pid, 0) for pid, after in postgres_after.items())
+    for connection in connections:
+        connection.close()
+    done = len(latencies)
+    return {
+        "rate": done / elapsed, "requests": done, "latencies": latencies, "statuses": {}, "receipts": [],
+        "machine": (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+        "postgres_cpu_ms": postgres_cpu * 1000 / max(done, 1), "client_cpu_ms": client_cpu * 1000 / max(done, 1),
+    }
+
+
+def statements_per_request(member_nos, keys) -> dict[str, list[str]]:
+    """The statements one request of each run sends to PostgreSQL, BEGIN and COMMIT included, sent in this process.
+
+    The product's request goes through config.wsgi's application after a first one, as in a worker that has
+    served before (its caches of terminals, earn rules and subscriptions filled).
+    """
+    from django.db import connection
+    from django.test import RequestFactory
+    from purchases_bare import purchase_bare, purchase_write
+
+    with warnings.catch_warnings():
+        # As in the gunicorn runs: whitenoise's warning that the static files are not collected.
+        warnings.simplefilter("ignore", UserWarning)
+        from config.wsgi import application
+
+    generator = random.Random(0)
+
+    def product(receipt_no: str) -> None:
+        status, content = wsgi_call(application, purchase_request(keys[0], receipt_no, member_nos[0], generator))
+        if not status.startswith("201"):
+            raise RuntimeError(f"the product answered {status}: {content[:200]!r}")
+
+    def django_anchor() -> None:
+        purchase_bare(RequestFactory().post(
+            "/api/v1/purchases", data=purchase_body("count-d1", member_nos[0], generator),
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {keys[0]}", HTTP_IDEMPOTENCY_KEY="count-d1",
+        ))
+
+    def sql_anchor() -> None:
+        raw = connection.connection
+        with raw.transaction(), raw.cursor() as cursor:
+            purchase_write(cursor, key=keys[0], idempotency_key="count-s1",
+                           raw_body=purchase_body("count-s1", member_nos[0], generator))
+
+    product("count-p0")
+    return {"product": statements_sent(lambda: product("count-p1")), "django": statements_sent(django_anchor),
+            "sql": statements_sent(sql_anchor)}
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:

@@ -14,6 +14,7 @@ import time
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -24,7 +25,14 @@ from rest_framework.views import APIView
 from cards.errors import CardNotFound, VoucherNotFound
 from cards.services import payments, vouchers
 from cards.services.ledger import CARD_NO_PATTERN
-from core.api import NOT_BLANK_PATTERN, WRITE_ERRORS, ErrorEnvelopeSerializer, PosPostView, validated
+from core.api import (
+    NOT_BLANK_PATTERN,
+    WRITE_ERRORS,
+    ErrorEnvelopeSerializer,
+    InputSerializer,
+    PosPostView,
+    validated,
+)
 from core.fields import (
     LocalTimeField,
     MoneyField,
@@ -195,7 +203,7 @@ class CardLinesField(serializers.Field):
         return value
 
 
-class DebitInputSerializer(serializers.Serializer):
+class DebitInputSerializer(InputSerializer):
     amount = PositiveMoneyField(
         help_text=_("What the basket costs, greater than 0; the card is charged amount - discount.")
     )
@@ -216,7 +224,7 @@ class TransactionIdField(serializers.CharField):
         super().__init__(max_length=32, **kwargs)
 
 
-class RefundInputSerializer(serializers.Serializer):
+class RefundInputSerializer(InputSerializer):
     amount = PositiveMoneyField(help_text=_("What goes back onto the card, greater than 0."))
     receipt_no = ReceiptField(help_text=_("The return's own receipt number."))
     original_transaction_id = TransactionIdField(help_text=_("The transaction_id of the card payment being refunded."))
@@ -230,6 +238,19 @@ class PaymentOutputSerializer(serializers.Serializer):
     discount = MoneyField(help_text=_("Brand-card discount; the card was charged amount - discount."))
     balance = MoneyField(source="balance_after", help_text=_("The card's balance afterwards."))
     created_at = LocalTimeField()
+
+
+def payment_answer(record) -> dict:
+    """PaymentOutputSerializer's answer, written out: the same keys, in order, and the same text, at a fraction of
+    the serializer's cost on every payment (tests/cards/test_debit_hotpath.py holds the two equal)."""
+    return {
+        "transaction_id": record.transaction_id,
+        "card_no": record.card.card_no,
+        "amount": f"{record.amount:.2f}",
+        "discount": f"{record.discount:.2f}",
+        "balance": f"{record.balance_after:.2f}",
+        "created_at": timezone.localtime(record.created_at).isoformat(),
+    }
 
 
 @extend_schema_view(post=extend_schema(
@@ -255,7 +276,7 @@ class CardDebitView(PosPostView):
             request, payments.card_debit, card_no=card_no, amount=data["amount"], receipt_no=data["receipt_no"],
             store=request.auth.store, terminal=request.auth, pin=data.get("pin"), lines=data["lines"],
         )
-        return Response(PaymentOutputSerializer(record).data, status=201)
+        return Response(payment_answer(record), status=201)
 
 
 @extend_schema_view(post=extend_schema(
@@ -282,7 +303,7 @@ class CardRefundView(PosPostView):
             original_transaction_id=data["original_transaction_id"], store=request.auth.store,
             terminal=request.auth,
         )
-        return Response(PaymentOutputSerializer(record).data, status=201)
+        return Response(payment_answer(record), status=201)
 
 
 # --- reverse ------------------------------------------------------------------------------------------------
@@ -318,7 +339,17 @@ class TransactionReverseView(PosPostView):
         record = payments.card_transaction_reverse(
             transaction_id=transaction_id, store=request.auth.store, terminal=request.auth,
         )
-        return Response(ReverseOutputSerializer(record).data, status=201)
+        return Response(self.answer(record), status=201)
+
+    @staticmethod
+    def answer(record) -> dict:
+        """ReverseOutputSerializer's answer, written out as payment_answer is (tests/cards/test_refund_hotpath.py
+        holds the two equal)."""
+        return {
+            "transaction_id": record.transaction_id,
+            "reversed_transaction_id": record.original.transaction_id,
+            "balance": f"{record.balance_after:.2f}",
+        }
 
 
 # --- pickup vouchers ----------------------------------------------------------------------------------------
@@ -375,7 +406,9 @@ class VoucherRedeemView(PosPostView):
         except VoucherNotFound as error:
             _guess_counted(request, error)
             raise
-        return Response(VoucherRedeemOutputSerializer({
-            "voucher_code": voucher.code, "sku": voucher.product.sku, "quantity_redeemed": -entry.quantity,
-            "remaining": entry.remaining_after,
-        }).data, status=201)
+        # VoucherRedeemOutputSerializer's answer, built without it (the schema still names the serializer,
+        # tests/core/test_redeem_hotpath.py holds the two equal).
+        return Response({
+            "voucher_code": str(voucher.code), "sku": str(voucher.product.sku),
+            "quantity_redeemed": int(-entry.quantity), "remaining": int(entry.remaining_after),
+        }, status=201)

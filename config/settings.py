@@ -236,6 +236,9 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IDEMPOTENCY_KEY_TTL_DAYS = env.int("IDEMPOTENCY_KEY_TTL_DAYS", default=7)
 # Last-used time of a terminal is written at most this often (seconds).
 TERMINAL_TOUCH_INTERVAL = env.int("TERMINAL_TOUCH_INTERVAL", default=60)
+# The POS writes' few long statements are prepared once per database connection (core.sql.execute_prepared);
+# false behind a connection pooler that does not keep prepared statements (PgBouncer in transaction mode < 1.21).
+POS_PREPARED_STATEMENTS = env.bool("POS_PREPARED_STATEMENTS", default=True)
 # Seconds a web process keeps a terminal found by its POS key; a key rotated or a terminal switched off in
 # another process stops working within this time (0: look the key up on every request).
 TERMINAL_KEY_CACHE_SECONDS = env.int("TERMINAL_KEY_CACHE_SECONDS", default=5)

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.models import RateCounter
+from core.sql import execute_prepared
 
 _PROCESS_LOCAL_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
@@ -55,15 +56,13 @@ def counter_get(key: str) -> int:
     if shared_cache():
         return cache.get(key) or 0
     quote = connection.ops.quote_name
-    # Read on every card call of the POS: one plain statement rather than a query compiled each time.
+    # Read on every card call of the POS: one prepared statement rather than a query compiled each time.
     sql = (
         f"SELECT {quote('count')} FROM {quote(RateCounter._meta.db_table)} "  # noqa: S608 (model's table)
         f"WHERE {quote('key')} = %s AND {quote('expires_at')} > %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key, timezone.now()])
-        row = cursor.fetchone()
-    return row[0] if row else 0
+    rows = execute_prepared(sql, [key, timezone.now()])
+    return rows[0][0] if rows else 0
 
 
 def counters_purge(*, now=None) -> int:

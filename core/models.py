@@ -10,8 +10,9 @@ from django.utils.translation import gettext_lazy as _
 class IdempotencyRecord(models.Model):
     """The first answer to a POS write, replayed when the same key comes again."""
 
+    # Looked up by (terminal, key): the unique constraint's index serves it; no index of its own to write.
     terminal = models.ForeignKey(
-        "stores.Terminal", on_delete=models.CASCADE, related_name="+", verbose_name=_("terminal")
+        "stores.Terminal", on_delete=models.CASCADE, related_name="+", verbose_name=_("terminal"), db_index=False
     )
     key = models.CharField(_("idempotency key"), max_length=64)
     fingerprint = models.CharField(

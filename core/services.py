@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.models import IdempotencyRecord, PersonalDataAccess
-from core.sql import insert_returning_pk
+from core.sql import execute_prepared, insert_returning_pk
 
 
 def request_fingerprint(*, method: str, path: str, data) -> str:
@@ -50,14 +50,12 @@ def idempotency_record_store(*, terminal_id: int, key: str, fingerprint: str, st
     concurrent request with the same key (this one waited on the unique index for that one to commit): the
     caller then rolls its own writes back and replays the stored answer (idempotency_record_get).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_IDEMPOTENCY_TABLE()} "  # noqa: S608 (model's table)
-            "(terminal_id, key, fingerprint, response_status, response_body, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (terminal_id, key) DO NOTHING RETURNING id",
-            [terminal_id, key, fingerprint, status, body, timezone.now()],
-        )
-        return cursor.fetchone() is not None
+    return bool(execute_prepared(
+        f"INSERT INTO {_IDEMPOTENCY_TABLE()} "  # noqa: S608 (model's table)
+        "(terminal_id, key, fingerprint, response_status, response_body, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (terminal_id, key) DO NOTHING RETURNING id",
+        [terminal_id, key, fingerprint, status, body, timezone.now()],
+    ))
 
 
 def idempotency_record_get(*, terminal_id: int, key: str) -> IdempotencyRecord:

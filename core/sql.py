@@ -8,10 +8,12 @@ dates as text); `insert_returning_pk` inserts a model instance with a plain INSE
 Both work on PostgreSQL and SQLite.
 """
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 from django.db.models.expressions import DatabaseDefault
@@ -215,3 +217,29 @@ def secondary_indexes_drop(cursor, tables: Sequence[str]) -> list[str]:
     for name, _definition in indexes:
         cursor.execute(f"DROP INDEX {name}")
     return [definition for _name, definition in indexes]
+
+
+def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
+    """Run one statement of a hot path and return its rows; on PostgreSQL prepared once per connection.
+
+    The connections bind parameters on the client (Django's default), so PostgreSQL parses and plans every
+    statement afresh. A POS write's few long statements are sent with server-side parameters instead and
+    prepared on their first use (settings.POS_PREPARED_STATEMENTS; turn it off behind a pooler that does not
+    keep prepared statements, such as PgBouncer in transaction mode before 1.21): afterwards each call is a
+    Bind and Execute of a plan PostgreSQL keeps. Database errors are Django's, as from any cursor, and the
+    statement is in connection.queries when queries are logged.
+    """
+    if connection.vendor != "postgresql" or not settings.POS_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    import psycopg
+
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        rows = cursor.fetchall() if cursor.description else []
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return rows

@@ -17,6 +17,7 @@ reverse tells them (`discounts.follow_up`) so they give back their share in the 
 """
 
 import base64
+import json
 import secrets
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -39,9 +40,10 @@ from cards.errors import (
     InsufficientBalance,
     RefundExceedsPayment,
 )
-from cards.models import Brand, Card, CardLedgerEntry, CardProduct, CardTransaction
+from cards.models import Brand, Card, CardLedgerEntry, CardProduct, CardRules, CardTransaction
 from cards.services.ledger import (
     card_cap,
+    card_entry_event_emit,
     card_for_use,
     card_get,
     card_no_clean,
@@ -50,7 +52,9 @@ from cards.services.ledger import (
     money_clean,
 )
 from core.numbers import LINES_MAX, QUANTITY_MAX, money_text_read, quantity_text_read
-from core.sql import JoinedSelect, Part, insert_returning_pk
+from core.sql import JoinedSelect, Part, execute_prepared, insert_returning_pk
+from integrations.events import subscriptions_for
+from integrations.models import EventType
 from stores.models import Format, LegalEntity
 
 __all__ = [
@@ -263,6 +267,69 @@ def _over_cap(card: Card, cap: Decimal) -> CardLimitExceeded:
     )
 
 
+# --- a debit in one statement (PostgreSQL) ---------------------------------------------------------------------
+# The common debit (an active card without PIN, in date, able to pay, that no discount programme concerns) needs
+# nothing read before it is written: the balance's UPDATE carries the checks card_debit makes in Python, and the
+# payment and its ledger row are inserted from what it returns, all in one statement. When the UPDATE matches no
+# card, nothing is written and card_debit takes its full path, which finds out why (or pays a card with a PIN).
+# The card's row is locked by the UPDATE as by the full path's SELECT ... FOR NO KEY UPDATE, first and alone.
+
+_DEBIT_IN_ONE = """
+WITH moved AS (
+    UPDATE cards_card AS c SET balance = c.balance - %s, updated_at = %s
+    FROM cards_cardproduct AS p
+    WHERE c.card_no = %s AND p.id = c.product_id AND c.status = %s AND c.pin_hash = ''
+        AND (c.expires_at IS NULL OR c.expires_at > %s) AND c.balance >= %s{brandless}
+    RETURNING c.id, c.balance
+), payment AS (
+    INSERT INTO cards_cardtransaction (transaction_id, kind, card_id, amount, discount, charged, refunded,
+        balance_after, store_id, terminal_id, receipt_no, lines, business_date, created_at)
+    SELECT %s, %s, moved.id, %s, 0, %s, 0, moved.balance, %s, %s, %s, %s::jsonb, %s, %s FROM moved
+    RETURNING id, card_id, balance_after
+)
+INSERT INTO cards_cardledgerentry (card_id, kind, amount, balance_after, store_id, terminal_id, receipt_no,
+    legal_entity_id, transaction_id, reason, cause_id, created_at)
+SELECT payment.card_id, %s, %s, payment.balance_after, %s, %s, %s, %s, payment.id, '', '', %s FROM payment
+RETURNING id, transaction_id, card_id, balance_after
+"""
+
+
+def _debit_in_one(*, card_no: str, amount: Decimal, receipt_no: str, store, terminal, lines: list[dict],
+                  now: datetime) -> CardTransaction | None:
+    """The debit as one statement, or None (nothing written) when the card needs card_debit's full path."""
+    if not discounts.none_without_brand():
+        return None
+    # With programmes registered, only a card whose product has no brand goes this way.
+    sql = _DEBIT_IN_ONE.format(brandless=" AND p.brand_id IS NULL" if discounts.registered() else "")
+    transaction_id = _new_transaction_id()
+    terminal_id = terminal.pk if terminal is not None else None
+    company_id = store.format.legal_entity_id
+    rows = execute_prepared(sql, [
+        amount, now, card_no, str(Card.Status.ACTIVE), now, amount,
+        transaction_id, str(CardTransaction.Kind.DEBIT), amount, amount, store.pk, terminal_id, receipt_no,
+        json.dumps(lines, ensure_ascii=False), timezone.localdate(now), now,
+        str(CardLedgerEntry.Kind.DEBIT), -amount, store.pk, terminal_id, receipt_no, company_id, now,
+    ])
+    if not rows:
+        return None
+    entry_id, payment_id, card_id, balance = rows[0]
+    if subscriptions_for(EventType.CARD_DEBITED):
+        card_entry_event_emit(
+            EventType.CARD_DEBITED, card_no=card_no, entry_id=entry_id, transaction_id=transaction_id,
+            amount=-amount, balance=balance, store=store, receipt_no=receipt_no, created_at=now,
+        )
+    # What the caller gets: the payment as inserted, its card loaded on demand (only its number is known).
+    card = Card.from_db("default", ["id", "card_no", "balance"], [card_id, card_no, balance])
+    payment = CardTransaction(
+        id=payment_id, transaction_id=transaction_id, kind=CardTransaction.Kind.DEBIT, card=card, amount=amount,
+        discount=Decimal("0.00"), charged=amount, refunded=Decimal("0.00"), balance_after=balance, store=store,
+        terminal=terminal, receipt_no=receipt_no, lines=lines, business_date=timezone.localdate(now),
+        created_at=now,
+    )
+    payment._state.adding = False
+    return payment
+
+
 def card_debit(
     *,
     card_no: str,
@@ -291,6 +358,11 @@ def card_debit(
             raise CardInvalid(fields={"lines": problems})
     now = timezone.now()
     with _transaction():
+        if connection.vendor == "postgresql":
+            paid = _debit_in_one(card_no=card_no, amount=amount, receipt_no=receipt_no, store=store,
+                                 terminal=terminal, lines=lines, now=now)
+            if paid is not None:
+                return paid
         card = _card(card_no, lock=True)
         card_for_use(card, now=now)
         card_pin_check(card, pin)
@@ -314,6 +386,154 @@ def card_debit(
     return record
 
 
+# --- refunds and reverses -----------------------------------------------------------------------------------
+# A refund or a reverse reads what it undoes in one hand-written statement: the card transaction(s) with their
+# card, its product and the rules' caps (card_cap), locked on PostgreSQL in the module's order. A refund's one
+# payment and its card are locked by one row of one statement, which locks its tables in the order `OF` names
+# them: the payment, then the card. A reverse locks its transactions (the one reversed and what it undoes) in
+# primary-key order, and the card afterwards, by the balance's UPDATE. On PostgreSQL the refund or reversal
+# is then written by one statement (_refund_write); SQLite writes it row by row, as card_post does.
+
+# Every column but the basket's lines, which nothing that undoes a payment reads.
+_UNDONE_FIELDS = (
+    "transaction_id", "kind", "card", "amount", "discount", "charged", "refunded", "balance_after", "original",
+    "store", "terminal", "receipt_no", "business_date", "reversed_at", "created_at",
+)
+_RULES_PART = Part("r", CardRules, ("registered_max_balance", "bearer_max_balance"))
+# The row CardRules.current() reads; none yet, and card_cap creates it.
+_RULES_JOIN = 'LEFT JOIN {r} r ON r."id" = (SELECT MIN("id") FROM {r})'
+
+_REFUND_PARTS = [
+    Part("t", CardTransaction, _UNDONE_FIELDS),
+    Part("c", Card, ("card_no", "product", "status", "balance"), via="t.card"),
+    Part("p", CardProduct, ("kind", "max_balance"), via="c.product"),
+    _RULES_PART,
+]
+_REFUND_FROM = (
+    'FROM {t} t JOIN {c} c ON c."id" = t."card_id" JOIN {p} p ON p."id" = c."product_id" ' + _RULES_JOIN
+    + " WHERE t.\"transaction_id\" = %s AND t.\"kind\" = 'debit' AND c.\"card_no\" = %s"
+)
+_REFUND_FIND = JoinedSelect(_REFUND_PARTS, _REFUND_FROM)
+_REFUND_FIND_LOCKED = JoinedSelect(_REFUND_PARTS, _REFUND_FROM + " FOR NO KEY UPDATE OF t, c")
+
+_REVERSE_PARTS = [
+    Part("t", CardTransaction, _UNDONE_FIELDS),
+    Part("c", Card, ("card_no", "product", "balance"), via="t.card"),
+    Part("p", CardProduct, ("kind", "max_balance"), via="c.product"),
+    _RULES_PART,
+]
+# The transaction of this store with that id, and the one it undoes (a refund's payment), in primary-key order.
+_REVERSE_FROM = (
+    'FROM {t} s JOIN {t} t ON t."id" IN (s."id", s."original_id") JOIN {c} c ON c."id" = t."card_id" '
+    'JOIN {p} p ON p."id" = c."product_id" ' + _RULES_JOIN
+    + ' WHERE s."transaction_id" = %s AND s."store_id" = %s ORDER BY t."id"'
+)
+_REVERSE_FIND = JoinedSelect(_REVERSE_PARTS, _REVERSE_FROM)
+_REVERSE_FIND_LOCKED = JoinedSelect(_REVERSE_PARTS, _REVERSE_FROM + " FOR NO KEY UPDATE OF t")
+
+# The columns of transactions a refund or reversal sets on what it undoes (rows the request has locked).
+_UNDONE_COLUMNS = frozenset({"refunded", "reversed_at"})
+_WRITES: dict[tuple, str] = {}
+
+
+def _refund_write_sql(columns: tuple[str, ...], capped: bool) -> str:
+    """The statement of _refund_write: each part reads the rows of the one before, so all start from the move."""
+    key = (columns, capped)
+    sql = _WRITES.get(key)
+    if sql is None:
+        if not _UNDONE_COLUMNS.issuperset(columns):
+            raise ValueError(f"a refund or reversal sets no column of {columns!r}")
+        updates = "".join(
+            f", u{number} AS (UPDATE cards_cardtransaction SET {column} = %s FROM txn "  # noqa: S608 - known columns
+            "WHERE cards_cardtransaction.id = %s)"
+            for number, column in enumerate(columns)
+        )
+        sql = (
+            "WITH moved AS (UPDATE cards_card SET balance = balance + %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s AND balance + %s >= 0" + (" AND balance + %s <= %s" if capped else "")
+            + " AND NOT EXISTS (SELECT 1 FROM cards_cardtransaction WHERE transaction_id = %s) RETURNING balance), "
+            "txn AS (INSERT INTO cards_cardtransaction (transaction_id, kind, card_id, amount, discount, charged, "
+            "refunded, balance_after, original_id, store_id, terminal_id, receipt_no, lines, business_date, "
+            "created_at) SELECT %s, %s, %s, %s, %s, %s, %s, moved.balance, %s, %s, %s, %s, '[]'::jsonb, %s, %s "
+            "FROM moved RETURNING id)" + updates
+            + " INSERT INTO cards_cardledgerentry (card_id, kind, amount, balance_after, store_id, terminal_id, "
+            "receipt_no, legal_entity_id, transaction_id, reason, cause_id, created_at) "
+            "SELECT %s, %s, %s, moved.balance, %s, %s, %s, %s, txn.id, '', '', %s FROM moved, txn "
+            "RETURNING id, transaction_id, balance_after"
+        )
+        _WRITES[key] = sql
+    return sql
+
+
+def _refund_write(record: CardTransaction, *, moved: Decimal, kind: str, cap: Decimal | None,
+                  legal_entity_id: int | None, undone: tuple[tuple[str, int, object], ...]) -> int:
+    """Write a refund or reversal on PostgreSQL in one statement; return its ledger row's id.
+
+    The statement moves the card's balance by `moved` (signed) with the conditional UPDATE of card_post (never
+    below zero, nor above `cap` when given), inserts the record with the balance after, sets the (column,
+    primary key, value) of `undone` on the transactions it undoes and appends the ledger row of `kind`. Every
+    part reads the rows of the part before it: a move refused writes nothing.
+    The record's public id is drawn afresh while another transaction has it (the move is refused then too).
+    Raise InsufficientBalance or CardLimitExceeded with the card's balance (read under its lock), as card_post.
+    """
+    card = record.card
+    sql = _refund_write_sql(tuple(column for column, _pk, _value in undone), cap is not None)
+    bound = [moved, cap] if cap is not None else []
+    tail = [value for _column, pk, value in undone for value in (value, pk)] + [
+        record.card_id, kind, moved, record.store_id, record.terminal_id, record.receipt_no, legal_entity_id,
+        record.created_at,
+    ]
+    with connection.cursor() as cursor:
+        while True:
+            record.transaction_id = _new_transaction_id()
+            cursor.execute(sql, [
+                moved, record.created_at, record.card_id, moved, *bound, record.transaction_id,
+                record.transaction_id, record.kind, record.card_id, record.amount, record.discount, record.charged,
+                record.refunded, record.original_id, record.store_id, record.terminal_id, record.receipt_no,
+                record.business_date, record.created_at, *tail,
+            ])
+            row = cursor.fetchone()
+            if row is not None:
+                break
+            # Refused, or the id was taken. The UPDATE judged the balance its snapshot holds; the card's lock waits
+            # for a payment in flight (as a lock taken before the move would have), then it is judged again.
+            cursor.execute(
+                "SELECT balance, EXISTS (SELECT 1 FROM cards_cardtransaction WHERE transaction_id = %s) "
+                "FROM cards_card WHERE id = %s FOR NO KEY UPDATE",
+                [record.transaction_id, record.card_id],
+            )
+            balance, taken = cursor.fetchone()
+            after = balance + moved
+            if not taken and (after < 0 or (cap is not None and after > cap)):
+                card.balance = balance
+                raise _insufficient(card, -moved) if moved < 0 else _over_cap(card, cap)
+    entry_id, record.pk, record.balance_after = row
+    record._state.adding = False
+    record._state.db = connection.alias
+    card.balance = record.balance_after
+    return entry_id
+
+
+def _refund_event_emit(event_type: str, *, record: CardTransaction, entry_id: int, moved: Decimal) -> None:
+    """The ledger row's webhook event, as card_post writes it, when a subscription wants the type."""
+    if subscriptions_for(event_type):
+        card_entry_event_emit(
+            event_type, card_no=record.card.card_no, entry_id=entry_id, transaction_id=record.transaction_id,
+            amount=moved, balance=record.balance_after, store=record.store, receipt_no=record.receipt_no,
+            created_at=record.created_at,
+        )
+
+
+def _legal_entity_id(store) -> int | None:
+    return store.format.legal_entity_id if store is not None else None
+
+
+def _reverse_raced(error: IntegrityError) -> bool:
+    """Whether the insert of a reversal broke card_txn_one_reverse: a concurrent reverse got there first."""
+    diagnostics = getattr(error.__cause__, "diag", None)  # PostgreSQL names the constraint; SQLite does not
+    return diagnostics is None or diagnostics.constraint_name == "card_txn_one_reverse"
+
+
 def card_refund(
     *,
     card_no: str,
@@ -333,14 +553,13 @@ def card_refund(
     receipt_no = _receipt_clean(receipt_no)
     original_transaction_id = str(original_transaction_id or "").strip()
     now = timezone.now()
+    postgresql = connection.vendor == "postgresql"
     with _transaction():
-        found = CardTransaction.objects.filter(
-            transaction_id=original_transaction_id, kind=CardTransaction.Kind.DEBIT, card__card_no=card_no,
-        ).values_list("pk", flat=True).first()
+        found = (_REFUND_FIND_LOCKED if postgresql else _REFUND_FIND).fetch([original_transaction_id, card_no])
         if found is None:
             card_get(card_no)  # an unknown card is not_found for the card (and counts as a guess)
             raise CardPaymentNotFound(transaction_id=original_transaction_id, card_no=card_no)
-        original = _transactions_lock(found)[found]
+        original, card = found["t"], found["c"]
         if original.reversed_at is not None:
             raise AlreadyReversed(
                 gettext("Payment %(transaction_id)s was reversed; nothing of it is left to refund."),
@@ -352,21 +571,28 @@ def card_refund(
                 transaction_id=original.transaction_id, charged=original.charged, refunded=original.refunded,
                 left=left,
             )
-        card = _card(card_no, lock=True)
         if card.status not in REFUNDABLE:
             raise CardInactive(card_no=card.card_no, status=card.get_status_display())
-        cap = card_cap(card)
+        cap = card_cap(card, found["r"])
         if card.balance + amount > cap:
             raise _over_cap(card, cap)
-        record = _transaction_insert(CardTransaction(
+        record = CardTransaction(
             kind=CardTransaction.Kind.REFUND, card=card, amount=amount, charged=amount,
             balance_after=card.balance + amount, original=original, store=store, terminal=terminal,
             receipt_no=receipt_no, business_date=timezone.localdate(now), created_at=now,
-        ))
+        )
         # The payment is locked: its total is computed here, exactly (SQLite would add binary floats).
-        CardTransaction.objects.filter(pk=original.pk).update(refunded=original.refunded + amount)
-        _post(record, card=card, kind=CardLedgerEntry.Kind.REFUND, amount=amount, store=store, terminal=terminal,
-              receipt_no=receipt_no, legal_entity=_company(store), cap=cap)
+        refunded = original.refunded + amount
+        if postgresql:
+            entry_id = _refund_write(record, moved=amount, kind=CardLedgerEntry.Kind.REFUND, cap=cap,
+                                     legal_entity_id=_legal_entity_id(store),
+                                     undone=(("refunded", original.pk, refunded),))
+            _refund_event_emit(EventType.CARD_REFUNDED, record=record, entry_id=entry_id, moved=amount)
+        else:
+            _transaction_insert(record)
+            CardTransaction.objects.filter(pk=original.pk).update(refunded=refunded)
+            _post(record, card=card, kind=CardLedgerEntry.Kind.REFUND, amount=amount, store=store,
+                  terminal=terminal, receipt_no=receipt_no, legal_entity=_company(store), cap=cap)
         discounts.follow_up(record)
     return record
 
@@ -381,15 +607,15 @@ def card_transaction_reverse(*, transaction_id: str, store, terminal=None) -> Ca
     transaction_id = str(transaction_id or "").strip()
     now = timezone.now()
     today = timezone.localdate(now)
+    postgresql = connection.vendor == "postgresql"
     with _transaction():
-        found = CardTransaction.objects.filter(
-            transaction_id=transaction_id, store_id=store.pk
-        ).values_list("pk", "original_id").first()
-        if found is None:
+        select = _REVERSE_FIND_LOCKED if postgresql else _REVERSE_FIND
+        with connection.cursor() as cursor:
+            cursor.execute(select.sql, [transaction_id, store.pk])
+            found = {row["t"].transaction_id: row for row in map(select.load, cursor.fetchall())}
+        if transaction_id not in found:
             raise CardTransactionNotFound(transaction_id=transaction_id)
-        pk, original_pk = found
-        locked = _transactions_lock(*(key for key in found if key is not None))
-        target = locked[pk]
+        target, card, rules = found[transaction_id]["t"], found[transaction_id]["c"], found[transaction_id]["r"]
         if target.kind == CardTransaction.Kind.REVERSE:
             raise CardOperationRefused(reason=gettext("a reversal cannot itself be reversed."))
         if target.reversed_at is not None:
@@ -403,31 +629,40 @@ def card_transaction_reverse(*, transaction_id: str, store, terminal=None) -> Ca
             raise CardOperationRefused(reason=gettext(
                 "%(refunded)s of this payment is already refunded; refund the rest instead."
             ) % {"refunded": target.refunded})
-        card = Card.objects.select_for_update(no_key=True, of=("self",)).select_related("product").get(
-            pk=target.card_id)
         # A reversed payment puts its money back; a reversed refund takes it off again.
         moved = target.charged if target.kind == CardTransaction.Kind.DEBIT else -target.charged
-        cap = None
-        if moved > 0:
-            cap = card_cap(card)
-            if card.balance + moved > cap:
-                raise _over_cap(card, cap)
-        elif card.balance + moved < 0:
-            raise _insufficient(card, -moved)
-        try:
-            record = _transaction_insert(CardTransaction(
-                kind=CardTransaction.Kind.REVERSE, card=card, amount=target.charged, charged=target.charged,
-                balance_after=card.balance + moved, original=target, store=store, terminal=terminal,
-                receipt_no=target.receipt_no, business_date=today, created_at=now,
-            ))
-        except IntegrityError:  # card_txn_one_reverse: a concurrent reverse got there first
-            raise AlreadyReversed(transaction_id=target.transaction_id) from None
-        CardTransaction.objects.filter(pk=target.pk).update(reversed_at=now)
+        cap = card_cap(card, rules) if moved > 0 else None
+        undone = [("reversed_at", target.pk, now)]
         if target.kind == CardTransaction.Kind.REFUND:
-            paid = locked[original_pk]
-            CardTransaction.objects.filter(pk=original_pk).update(refunded=paid.refunded - target.charged)
-        _post(record, card=card, kind=CardLedgerEntry.Kind.REVERSE, amount=moved, store=store, terminal=terminal,
-              receipt_no=target.receipt_no, legal_entity=_company(store), cap=cap)
+            paid = next(row["t"] for row in found.values() if row["t"].pk == target.original_id)
+            undone.append(("refunded", paid.pk, paid.refunded - target.charged))
+        record = CardTransaction(
+            kind=CardTransaction.Kind.REVERSE, card=card, amount=target.charged, charged=target.charged,
+            balance_after=card.balance + moved, original=target, store=store, terminal=terminal,
+            receipt_no=target.receipt_no, business_date=today, created_at=now,
+        )
+        try:
+            if postgresql:
+                # The balance's UPDATE takes the card's lock and checks zero and the cap under it.
+                entry_id = _refund_write(record, moved=moved, kind=CardLedgerEntry.Kind.REVERSE, cap=cap,
+                                         legal_entity_id=_legal_entity_id(store), undone=tuple(undone))
+            else:
+                if cap is not None and card.balance + moved > cap:
+                    raise _over_cap(card, cap)
+                if card.balance + moved < 0:
+                    raise _insufficient(card, -moved)
+                _transaction_insert(record)
+        except IntegrityError as error:
+            if not _reverse_raced(error):
+                raise
+            raise AlreadyReversed(transaction_id=target.transaction_id) from None
+        if postgresql:
+            _refund_event_emit(EventType.CARD_REVERSED, record=record, entry_id=entry_id, moved=moved)
+        else:
+            for column, pk, value in undone:
+                CardTransaction.objects.filter(pk=pk).update(**{column: value})
+            _post(record, card=card, kind=CardLedgerEntry.Kind.REVERSE, amount=moved, store=store,
+                  terminal=terminal, receipt_no=target.receipt_no, legal_entity=_company(store), cap=cap)
         discounts.follow_up(record)
         if target.kind == CardTransaction.Kind.DEBIT:
             for listener in PAYMENT_REVERSED:

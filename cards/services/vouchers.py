@@ -11,6 +11,11 @@ than a voucher holds.
 An expired voucher keeps its remaining units (no ledger row): the liability report shows them apart, for the
 group to settle with the buyer as agreed. A redemption writes its voucher.redeemed webhook event with its ledger
 row, in the same transaction, when someone subscribes.
+
+A till's redemption on PostgreSQL is one statement (`_redeem_postgresql`): the conditional UPDATE of the voucher
+(active, within its validity, enough units; used when it reaches nothing) and its ledger row, joined with
+data-modifying CTEs, the row locked by the UPDATE itself. When it matches no row, the path every database takes
+(`_redeem_checked`: lock, check, voucher_post) finds out which refusal it is.
 """
 
 import re
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -47,7 +52,7 @@ from cards.services.ledger import money_clean
 from cards.services.production import _create_numbered
 from core.errors import ValidationFailed
 from core.ledgers import cause_fields
-from core.sql import keyset_chunks
+from core.sql import JoinedSelect, Part, keyset_chunks, quote
 from integrations.events import event_emit, subscriptions_for
 from integrations.models import EventType
 
@@ -426,7 +431,6 @@ def _redeem_clean(code, quantity, receipt_no) -> tuple[str, int, str]:
     return code, quantity, receipt_no
 
 
-@transaction.atomic
 def voucher_redeem(*, code: str, quantity: int, receipt_no: str, store, terminal=None,
                    operator=None) -> tuple[Voucher, VoucherLedgerEntry]:
     """Hand out `quantity` units of a voucher at a store (any store of the group).
@@ -435,6 +439,82 @@ def voucher_redeem(*, code: str, quantity: int, receipt_no: str, store, terminal
     VoucherExpired, VoucherInsufficient (saying what remains); nothing changes then.
     """
     code, quantity, receipt_no = _redeem_clean(code, quantity, receipt_no)
+    if connection.vendor == "postgresql":
+        # No savepoint: the statement is all or nothing, and a voucher it did not move raises nothing in here.
+        with transaction.atomic(savepoint=False):
+            redeemed = _redeem_postgresql(code=code, quantity=quantity, receipt_no=receipt_no, store=store,
+                                          terminal=terminal, operator=operator)
+        if redeemed is not None:
+            return redeemed
+    return _redeem_checked(code=code, quantity=quantity, receipt_no=receipt_no, store=store, terminal=terminal,
+                           operator=operator)
+
+
+# The voucher and its product as the redemption's UPDATE returns them, the ledger row's id after them (only `load`
+# is used: the statement is _redeem_sql's).
+_REDEEMED = JoinedSelect([Part("v", Voucher), Part("p", VoucherProduct, via="v.product")], "",
+                         extras=["entry_id"])
+_REDEEM_SQL: str | None = None
+
+
+def _redeem_sql() -> str:
+    global _REDEEM_SQL
+    if _REDEEM_SQL is None:
+        vouchers, products = quote(Voucher._meta.db_table), quote(VoucherProduct._meta.db_table)
+        entries = quote(VoucherLedgerEntry._meta.db_table)
+        columns = [f"{part.alias}.{quote(column.column)}" for part in _REDEEMED.parts for column in part.columns]
+        returning = ", ".join(f"{column} AS c{index}" for index, column in enumerate(columns))
+        names = ", ".join(f"c{index}" for index in range(len(columns)))
+        voucher_id = f"c{columns.index('v.' + quote('id'))}"
+        remaining = f"c{columns.index('v.' + quote('remaining'))}"
+        _REDEEM_SQL = (
+            f'WITH moved AS (UPDATE {vouchers} v SET "remaining" = v."remaining" - %s, "updated_at" = %s, '  # noqa: S608
+            f'"status" = CASE WHEN v."remaining" = %s THEN %s ELSE v."status" END '
+            f'FROM {products} p WHERE v."code" = %s AND p."id" = v."product_id" AND v."status" = %s '
+            f'AND v."expires_at" > %s AND v."remaining" >= %s AND v."remaining" <= v."units" + %s '
+            f'RETURNING {returning}), '
+            f'entry AS (INSERT INTO {entries} ("voucher_id", "kind", "quantity", "remaining_after", "store_id", '
+            f'"terminal_id", "receipt_no", "legal_entity_id", "operator_id", "reason", "cause_type_id", "cause_id", '
+            f'"created_at") SELECT {voucher_id}, %s, %s, {remaining}, %s, %s, %s, %s, %s, %s, NULL, %s, %s '
+            f'FROM moved RETURNING "id") '
+            f'SELECT {names}, entry."id" FROM moved, entry'
+        )
+    return _REDEEM_SQL
+
+
+def _redeem_postgresql(*, code: str, quantity: int, receipt_no: str, store, terminal,
+                       operator) -> tuple[Voucher, VoucherLedgerEntry] | None:
+    """Redeem an active voucher within its validity that holds enough units, in one statement (with its event,
+    when someone subscribes); None, with nothing changed, for any other voucher."""
+    now = timezone.now()
+    legal_entity_id = store.format.legal_entity_id
+    with connection.cursor() as cursor:
+        cursor.execute(_redeem_sql(), [
+            quantity, now, quantity, Voucher.Status.USED, code, Voucher.Status.ACTIVE, now, quantity, quantity,
+            VoucherLedgerEntry.Kind.REDEEM, -quantity, store.pk, getattr(terminal, "pk", None), receipt_no,
+            legal_entity_id, getattr(operator, "pk", None), "", "", now,
+        ])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found = _REDEEMED.load(row)
+    voucher = found["v"]
+    entry = VoucherLedgerEntry(
+        pk=found["extras"][0], voucher=voucher, kind=VoucherLedgerEntry.Kind.REDEEM, quantity=-quantity,
+        remaining_after=voucher.remaining, store=store, terminal=terminal, receipt_no=receipt_no,
+        legal_entity_id=legal_entity_id, operator=operator, reason="", created_at=now,
+    )
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    if subscriptions_for(EventType.VOUCHER_REDEEMED):
+        _redeemed_emit(voucher, entry)
+    return voucher, entry
+
+
+@transaction.atomic
+def _redeem_checked(*, code: str, quantity: int, receipt_no: str, store, terminal,
+                    operator) -> tuple[Voucher, VoucherLedgerEntry]:
+    """voucher_redeem on every database: the voucher locked, each refusal checked in turn, then voucher_post."""
     voucher = (Voucher.objects.select_for_update(of=("self",)).select_related("product")
                .filter(code=code).first())
     if voucher is None:

@@ -2,11 +2,11 @@
 
 Every change of Member.points or Member.points_debt, and every row of the points ledger (PointsEntry) and of the
 points debt ledger (PointsDebtEntry), is written here: postings for one member (earn, cash-out, gifts,
-adjustments, merges, returns), the credit of a purchase that also pays off what the member owes, the nightly
-set-based expiry, and the bulk paths of the legacy migration and the demo data. The balance on the member row is
-a cache of its ledger, changed only in the transaction that appends the entry saying why. A posting's UPDATE
-is conditional: CHECK constraints keep both columns at zero or above, POINTS_BALANCE_MAX keeps points far from
-the column's limit.
+adjustments, merges, returns), the credit of a purchase that also pays off what the member owes (on PostgreSQL
+written in the same statement as the purchase itself, points_earn_joined), the nightly set-based expiry, and the
+bulk paths of the legacy migration and the demo data. The balance on the member row is a cache of its ledger,
+changed only in the transaction that appends the entry saying why. A posting's UPDATE is conditional: CHECK
+constraints keep both columns at zero or above, POINTS_BALANCE_MAX keeps points far from the column's limit.
 
 What a posting is for (limits, statuses, approvals, the rules of earning and expiry) is decided by the
 service that calls in here. Member rows are locked with `_lock_members`, several of them in primary-key order.
@@ -23,13 +23,14 @@ the member's row lock, so a member's events follow its ledger. Nothing is built 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.ledgers import cause_fields
-from core.sql import insert_returning_pk
+from core.sql import execute_prepared, insert_returning_pk
 from integrations.events import event_emit, events_emit_many, subscriptions_for
 from integrations.models import EventType
 from membership.errors import InsufficientPoints, PointsBalanceLimit
@@ -40,6 +41,7 @@ __all__ = [
     "PointsExpiryRun",
     "points_debt_move",
     "points_earn",
+    "points_earn_joined",
     "points_history_append",
     "points_opening_balances_update",
     "points_opening_entries_write",
@@ -187,15 +189,107 @@ def points_earn(
     _entry_event_emit(member, entry, store)
     member.points, member.points_debt = balance, debt
     if debt > 0 and balance > 0:
-        pay = min(balance, debt)
-        note = gettext("paid off points owed")
-        member.points, member.points_debt = _member_points_change(member.pk, points=-pay, debt=-pay)
-        repaid = PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay,
-                                            balance_after=member.points, reason=note, **values)
-        _entry_event_emit(member, repaid, store)
-        PointsDebtEntry.objects.create(member=member, kind=PointsDebtEntry.Kind.REPAID, points=-pay,
-                                       debt_after=member.points_debt, reason=note, **cause_fields(cause))
+        _debt_pay_off(member, values=values, store=store)
     return entry
+
+
+def _debt_pay_off(member: Member, *, values: dict, store) -> None:
+    """Pay what the member owes off from the points just credited: a `reversal` entry and a `repaid` debt row.
+
+    `member` carries its points and debt after the credit, whose UPDATE still locks the row; `values` are the
+    credit's own (where, who, the cause) for the two rows.
+    """
+    pay = min(member.points, member.points_debt)
+    note = gettext("paid off points owed")
+    member.points, member.points_debt = _member_points_change(member.pk, points=-pay, debt=-pay)
+    repaid = PointsEntry.objects.create(kind=PointsEntry.Kind.REVERSAL, points=-pay,
+                                        balance_after=member.points, reason=note, **values)
+    _entry_event_emit(member, repaid, store)
+    PointsDebtEntry.objects.create(member=member, kind=PointsDebtEntry.Kind.REPAID, points=-pay,
+                                   debt_after=member.points_debt, reason=note, cause_type=values["cause_type"],
+                                   cause_id=values["cause_id"])
+
+
+# One statement per INSERT a caller joins its credit to (a handful per process), written once.
+_EARN_JOINED: dict[str, str] = {}
+
+
+def _earn_joined_sql(insert_sql: str) -> str:
+    sql = _EARN_JOINED.get(insert_sql)
+    if sql is None:
+        member_table = connection.ops.quote_name(Member._meta.db_table)
+        entry_table = connection.ops.quote_name(PointsEntry._meta.db_table)
+        # Each step reads the one before it, so a row the INSERT skipped moves nothing, and the member row is
+        # locked after the cause's row is written, as points_earn locks it after its caller's INSERT.
+        sql = (
+            f"WITH cause AS ({insert_sql}), "  # noqa: S608 (table names from _meta, every value a parameter)
+            f"moved AS (UPDATE {member_table} AS m SET points = m.points + %s FROM cause "
+            "WHERE m.id = %s AND m.points <= %s RETURNING m.points, m.points_debt), "
+            f"entry AS (INSERT INTO {entry_table} (member_id, kind, points, balance_after, store_id, terminal_id, "
+            "receipt_no, legal_entity_id, operator_id, reason, cause_type_id, cause_id, created_at) "
+            "SELECT %s, %s, %s, moved.points, %s, %s, %s, %s, %s, %s, %s, cause.id::text, %s FROM moved, cause "
+            "RETURNING id) "
+            "SELECT cause.id, moved.points, moved.points_debt, entry.id "
+            "FROM cause LEFT JOIN moved ON true LEFT JOIN entry ON true"
+        )
+        _EARN_JOINED[insert_sql] = sql
+    return sql
+
+
+def points_earn_joined(
+    *,
+    insert_sql: str,
+    insert_params: Sequence,
+    cause_model: type[Model],
+    member: Member,
+    points: int,
+    store=None,
+    terminal=None,
+    receipt_no: str = "",
+    reason: str = "",
+    legal_entity_id: int | None = None,
+    operator=None,
+) -> int | None:
+    """points_earn for the row an INSERT writes, in the same statement as that INSERT (PostgreSQL only).
+
+    `insert_sql` inserts one row of `cause_model` and ends with RETURNING "id"; it may skip its row (ON CONFLICT
+    DO NOTHING), and then nothing moves. Otherwise the member's points go up, the `earn` entry (caused by that
+    row) is appended and its webhook event written, as points_earn does, and a debt the UPDATE read is paid off
+    with points_earn's own statements. Runs inside the caller's transaction. Return the new row's id, None when
+    it was skipped. Raise ValueError (points not a positive integer), PointsBalanceLimit, Member.DoesNotExist.
+    """
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ValueError("points must be a positive integer")
+    cause_type = ContentType.objects.get_for_model(cause_model)
+    created_at = timezone.now()
+    rows = execute_prepared(_earn_joined_sql(insert_sql), [
+        *insert_params, points, member.pk, POINTS_BALANCE_MAX - points,
+        member.pk, PointsEntry.Kind.EARN.value, points, store.pk if store is not None else None,
+        terminal.pk if terminal is not None else None, receipt_no, legal_entity_id,
+        operator.pk if operator is not None else None, reason[:200], cause_type.pk, created_at,
+    ])
+    row = rows[0] if rows else None
+    if row is None:
+        return None
+    cause_id, balance, debt, entry_id = row
+    if balance is None:
+        if points > POINTS_BALANCE_MAX or Member.objects.filter(pk=member.pk).exists():
+            raise PointsBalanceLimit(limit=f"{POINTS_BALANCE_MAX:,}")
+        raise Member.DoesNotExist(f"member {member.pk}")
+    member.points, member.points_debt = balance, debt
+    if subscriptions_for(EventType.POINTS_EARNED):
+        _entry_event_emit(member, PointsEntry(
+            pk=entry_id, member=member, kind=PointsEntry.Kind.EARN, points=points, balance_after=balance,
+            receipt_no=receipt_no, created_at=created_at,
+        ), store)
+    if debt > 0 and balance > 0:
+        values = {
+            "member": member, "store": store, "terminal": terminal, "receipt_no": receipt_no,
+            "legal_entity_id": legal_entity_id, "operator": operator, "cause_type": cause_type,
+            "cause_id": str(cause_id),
+        }
+        _debt_pay_off(member, values=values, store=store)
+    return cause_id
 
 
 def _member_points_change(member_id: int, *, points: int, debt: int = 0) -> tuple[int, int]:

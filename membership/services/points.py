@@ -2,7 +2,9 @@
 
 Points are integers and every step of a calculation rounds down, so a member
 is never credited a point the rules did not give in full. The balances move
-in ledger.py.
+in ledger.py. A till's cash-out on PostgreSQL finds, locks and reads the member with the points policy in one
+statement and opens no savepoint of its own; a refusal takes the path every database takes, which finds out
+which one it is.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -10,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.sql import JoinedSelect, Part, quote
 from membership.errors import (
     CashOutLimitExceeded,
     InsufficientPoints,
@@ -295,24 +298,71 @@ def cash_rate_best(*, store, on: date, policy: PointsPolicy) -> PointsPolicy | C
     return best
 
 
-@transaction.atomic
 def points_cash_out(
-    *, member: Member | int, points: int, store, terminal=None, receipt_no: str, operator=None
+    *, member: Member | int | None = None, member_no: str | None = None, points: int, store, terminal=None,
+    receipt_no: str, operator=None,
 ) -> CashOut:
     """Turn points into cash on a receipt at a till (积分抵现), within the points policy's limits.
 
-    The rate is the best of the points policy's and today's points-to-cash days at the store (cash_rate_best);
-    the minimum and maximum per receipt stay the policy's.
+    The member is given, or named by the number a till sends (our number or a legacy one, as member_for_pos
+    finds it). The rate is the best of the points policy's and today's points-to-cash days at the store
+    (cash_rate_best); the minimum and maximum per receipt stay the policy's.
 
     The member row is locked first, so two tills working on one receipt cannot pass the per-receipt
     maximum together. The company of the redeeming store's format honours the points.
-    Raise PurchaseInvalid, MemberNotActive, CashOutLimitExceeded, InsufficientPoints.
+    Raise MemberNotFound (member_no), PurchaseInvalid, MemberNotActive, CashOutLimitExceeded, InsufficientPoints.
     """
-    if not isinstance(points, int) or isinstance(points, bool) or not 0 < points <= POINTS_MAX:
-        raise PurchaseInvalid(fields={"points": [gettext("Give a whole number of points greater than 0.")]})
+    bad_points = not isinstance(points, int) or isinstance(points, bool) or not 0 < points <= POINTS_MAX
     receipt_no = (receipt_no or "").strip()
-    if not receipt_no or len(receipt_no) > 64:
+    if bad_points or not receipt_no or len(receipt_no) > 64:
+        if member is None:
+            _member_for_pos(member_no)  # an unknown member is named before the body's mistakes
+        if bad_points:
+            raise PurchaseInvalid(fields={"points": [gettext("Give a whole number of points greater than 0.")]})
         raise PurchaseInvalid(fields={"receipt_no": [gettext("Give the receipt number (1 to 64 characters).")]})
+    arguments = {"points": points, "store": store, "terminal": terminal, "receipt_no": receipt_no,
+                 "operator": operator}
+    if connection.vendor == "postgresql" and store is not None:
+        key = member if member is None or isinstance(member, int) else member.pk
+        outcome = None
+        if key is None:
+            outcome = _cash_out_postgresql(_LOCKED_BY_NUMBER, (member_no or "").strip(), **arguments)
+            if outcome is None:  # a legacy number, a merged record's, or none of ours
+                key = _member_for_pos(member_no)
+        if key is not None:
+            outcome = _cash_out_postgresql(_LOCKED_BY_ID, key, **arguments)
+        if isinstance(outcome, CashOut):
+            return outcome
+        # Refused (the member's key came back) or not found: the checked path raises what it always raised.
+        member = key if outcome is None else outcome
+    elif member is None:
+        member = _member_for_pos(member_no)
+    return _points_cash_out_checked(member=member, **arguments)
+
+
+def _member_for_pos(member_no: str | None) -> int:
+    # purchases.py reads this module's rules when it is imported, so its lookup is imported when first used.
+    from membership.services.purchases import member_for_pos
+
+    return member_for_pos(member_no)
+
+
+def _cash_out_reason(*, cash_value: Decimal, receipt_no: str, promotion: CashRate | None) -> str:
+    """The ledger reason of a cash-out: what it paid on which receipt, and the points-to-cash day's rate."""
+    if promotion is None:
+        return gettext("turned into %(value)s yuan on receipt %(receipt_no)s") % {
+            "value": cash_value, "receipt_no": receipt_no}
+    return gettext("turned into %(value)s yuan on receipt %(receipt_no)s, %(promotion)s (%(rate)s points = "
+                   "%(rate_value)s yuan)") % {
+        "value": cash_value, "receipt_no": receipt_no, "promotion": promotion.label,
+        "rate": promotion.cash_points, "rate_value": promotion.cash_value}
+
+
+@transaction.atomic
+def _points_cash_out_checked(
+    *, member: Member | int, points: int, store, terminal=None, receipt_no: str, operator=None
+) -> CashOut:
+    """points_cash_out on every database, its arguments checked: lock, each limit in turn, points_post."""
     member = _lock_members(member if isinstance(member, int) else member.pk)[0]
     if member.status != Member.Status.ACTIVE:
         raise MemberNotActive(member_no=member.member_no, status=member.get_status_display())
@@ -344,14 +394,7 @@ def points_cash_out(
     if member.points < points:
         raise InsufficientPoints(points=member.points)
     promotion = rate if isinstance(rate, CashRate) else None
-    if promotion is None:
-        reason = gettext("turned into %(value)s yuan on receipt %(receipt_no)s") % {
-            "value": cash_value, "receipt_no": receipt_no}
-    else:
-        reason = gettext("turned into %(value)s yuan on receipt %(receipt_no)s, %(promotion)s (%(rate)s points = "
-                         "%(rate_value)s yuan)") % {
-            "value": cash_value, "receipt_no": receipt_no, "promotion": promotion.label,
-            "rate": promotion.cash_points, "rate_value": promotion.cash_value}
+    reason = _cash_out_reason(cash_value=cash_value, receipt_no=receipt_no, promotion=promotion)
     entry = points_post(
         member=member, points=-points, kind=PointsEntry.Kind.CASH_OUT, store=store, terminal=terminal,
         receipt_no=receipt_no, operator=operator, reason=reason,
@@ -361,3 +404,68 @@ def points_cash_out(
         for listener in CASHED_OUT:
             listener(cash_out=cash_out)
     return cash_out
+
+
+# --- a till's cash-out on PostgreSQL ----------------------------------------------------------------------------
+
+_POLICY_FIELDS = ("cash_points", "cash_value", "cash_min_points", "cash_max_points")
+
+
+def _locked_select(where: str) -> JoinedSelect:
+    # The member locked (its number for the event) and the points policy, in one statement written once per
+    # process. A merged record is found by its number only through member_for_pos.
+    return JoinedSelect(
+        [Part("m", Member, ("member_no", "status", "points")), Part("p", PointsPolicy, _POLICY_FIELDS)],
+        'FROM {m} m LEFT JOIN {p} p ON p."id" = 1 WHERE ' + where + " FOR UPDATE OF m",
+    )
+
+
+_LOCKED_BY_ID = _locked_select('m."id" = %s')
+_LOCKED_BY_NUMBER = _locked_select('m."member_no" = %s AND m."merged_into_id" IS NULL')
+_USED_SQL: str | None = None
+
+
+def _points_used_on_receipt(member_id: int, *, store, receipt_no: str) -> int:
+    """Points already turned into cash on this receipt at this store (read after the member's lock was taken, so
+    every cash-out that committed before it is counted)."""
+    global _USED_SQL
+    if _USED_SQL is None:
+        _USED_SQL = (
+            f'SELECT COALESCE(SUM("points"), 0) FROM {quote(PointsEntry._meta.db_table)} '  # noqa: S608 - table name
+            'WHERE "member_id" = %s AND "kind" = %s AND "store_id" = %s AND "receipt_no" = %s'
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_USED_SQL, [member_id, PointsEntry.Kind.CASH_OUT.value, store.pk, receipt_no])
+        return -int(cursor.fetchone()[0])
+
+
+def _cash_out_postgresql(select: JoinedSelect, key, *, points: int, store, terminal, receipt_no: str,
+                         operator) -> CashOut | int | None:
+    """The cash-out with the member found, locked and read with the policy in one statement, the points used on
+    the receipt summed by hand, and the posting through points_post. Nothing is written when the member is not
+    found by `select` (None) or a limit refuses it (the member's key, for the checked path to say which)."""
+    # No savepoint: nothing is raised in here before points_post, which writes or raises as a whole.
+    with transaction.atomic(savepoint=False):
+        found = select.fetch([key]) if key else None
+        if found is None:
+            return None
+        member, policy = found["m"], found["p"] or PointsPolicy.current()
+        if member.status != Member.Status.ACTIVE or points < policy.cash_min_points:
+            return member.pk
+        if _points_used_on_receipt(member.pk, store=store, receipt_no=receipt_no) + points > policy.cash_max_points:
+            return member.pk
+        rate = cash_rate_best(store=store, on=timezone.localdate(), policy=policy)
+        cash_value = cash_value_of(points, rate)
+        if cash_value <= 0 or member.points < points:
+            return member.pk
+        promotion = rate if isinstance(rate, CashRate) else None
+        entry = points_post(
+            member=member, points=-points, kind=PointsEntry.Kind.CASH_OUT, store=store, terminal=terminal,
+            receipt_no=receipt_no, operator=operator,
+            reason=_cash_out_reason(cash_value=cash_value, receipt_no=receipt_no, promotion=promotion),
+        )
+        cash_out = CashOut(entry=entry, cash_value=cash_value, balance=entry.balance_after, promotion=promotion)
+        if promotion is not None:
+            for listener in CASHED_OUT:
+                listener(cash_out=cash_out)
+        return cash_out

@@ -3,8 +3,10 @@
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -30,7 +32,13 @@ from membership.models import (
     PurchaseReturn,
     Tier,
 )
-from membership.services.ledger import _lock_members, points_debt_move, points_earn, points_post
+from membership.services.ledger import (
+    _lock_members,
+    points_debt_move,
+    points_earn,
+    points_earn_joined,
+    points_post,
+)
 from membership.services.members import merge_mover, survivor_pk
 from membership.services.points import (
     EarnBonus,
@@ -278,32 +286,47 @@ def purchase_record(
     if errors:
         raise PurchaseInvalid(fields=errors)
     receipt_no = receipt_no.strip()
-    if member is None:
-        rule = earn_rule_for(store.format)
-    else:
+    # On PostgreSQL a sale without a member reads its format's receipt limit in its own INSERT (rule None here).
+    rule = None
+    if member is not None:
         member, rule = _earning_member(member, format=store.format)
-    if amount > rule.max_receipt_amount:
-        limit = gettext("a receipt of this format is at most %(amount)s yuan") % {
-            "amount": f"{rule.max_receipt_amount:,.2f}"}
-        raise PurchaseLimitExceeded(limit=limit, fields={"amount": [limit]})
+    elif connection.vendor != "postgresql":
+        rule = earn_rule_for(store.format)
+    if rule is not None and amount > rule.max_receipt_amount:
+        raise _receipt_limit_exceeded(rule.max_receipt_amount)
+    over_limit = None
     # No savepoint (a POS request already runs in the idempotency record's transaction): nothing is written
     # before the purchase, and a second copy of the receipt is not inserted (ON CONFLICT DO NOTHING) rather
     # than failing on the unique constraint, so every refusal leaves the caller's transaction usable.
     # A receipt sent by two tills at once: the second insert waits for the first to commit, then skips.
     with transaction.atomic(savepoint=False):
-        written = _purchase_write(
-            store=store, member=member, rule=rule, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
-            terminal=terminal, payment_method=payment_method.strip(), lines=lines, operator=operator, now=now,
-        )
+        if rule is None:
+            written, over_limit = _purchase_write_without_member(
+                store=store, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at, terminal=terminal,
+                payment_method=payment_method.strip(), lines=lines, now=now,
+            )
+        else:
+            written = _purchase_write(
+                store=store, member=member, rule=rule, receipt_no=receipt_no, amount=amount,
+                occurred_at=occurred_at, terminal=terminal, payment_method=payment_method.strip(), lines=lines,
+                operator=operator, now=now,
+            )
         if written is not None:
             purchase, bonuses = written
             purchase.issued_coupons = []
             for listener in PURCHASE_RECORDED:
                 listener(purchase=purchase, bonuses=bonuses)
+    if over_limit is not None:
+        raise _receipt_limit_exceeded(over_limit)
     if written is None:
         existing = _recorded(Purchase, store=store, receipt_no=receipt_no)
         raise _receipt_taken(receipt_no, gettext("purchase"), existing)
     return purchase
+
+
+def _receipt_limit_exceeded(max_receipt_amount: Decimal) -> PurchaseLimitExceeded:
+    limit = gettext("a receipt of this format is at most %(amount)s yuan") % {"amount": f"{max_receipt_amount:,.2f}"}
+    return PurchaseLimitExceeded(limit=limit, fields={"amount": [limit]})
 
 
 def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, terminal, payment_method, lines,
@@ -329,25 +352,153 @@ def _purchase_write(*, store, member, rule, receipt_no, amount, occurred_at, ter
         limit = gettext("a receipt of this format earns at most %(points)s points") % {
             "points": f"{rule.max_points_per_receipt:,}"}
         raise PurchaseLimitExceeded(limit=limit, fields={"amount": [limit]})
+    available_at = occurred_at + timedelta(days=rule.pending_days)
+    held = bool(points and rule.pending_days and available_at > now)
+    if points and connection.vendor == "postgresql":
+        if held:
+            written = _purchase_insert_held(purchase, available_at=available_at)
+        else:
+            written = _purchase_insert_credited(purchase, store=store, operator=operator)
+        return (purchase, bonuses) if written else None
     if insert_returning_pk(purchase, skip_on_conflict=("store_id", "receipt_no")) is None:
         return None
-    available_at = occurred_at + timedelta(days=rule.pending_days)
-    if points and rule.pending_days and available_at > now:
+    if held:
         PointsHold.objects.create(member=member, purchase=purchase, points=points, available_at=available_at)
         return purchase, bonuses
     # Known to have no hold: purchase_points_pending then answers without a query.
     Purchase.points_hold.related.set_cached_value(purchase, None)
     if points:
-        if purchase.promotions_text:
-            reason = gettext("purchase on receipt %(receipt_no)s, %(promotions)s") % {
-                "receipt_no": receipt_no, "promotions": purchase.promotions_text}
-        else:
-            reason = gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": receipt_no}
         points_earn(
             member=member, points=points, store=store, terminal=terminal, receipt_no=receipt_no, cause=purchase,
-            legal_entity_id=purchase.legal_entity_id, operator=operator, reason=reason,
+            legal_entity_id=purchase.legal_entity_id, operator=operator, reason=_earn_reason(purchase),
         )
     return purchase, bonuses
+
+
+def _earn_reason(purchase: Purchase) -> str:
+    if purchase.promotions_text:
+        return gettext("purchase on receipt %(receipt_no)s, %(promotions)s") % {
+            "receipt_no": purchase.receipt_no, "promotions": purchase.promotions_text}
+    return gettext("purchase on receipt %(receipt_no)s") % {"receipt_no": purchase.receipt_no}
+
+
+# --- PostgreSQL: the purchase and its points in one statement ------------------------------------------------
+
+_DEFAULT_MAX_RECEIPT_AMOUNT = EarnRule._meta.get_field("max_receipt_amount").default
+_PURCHASE_FIELDS = ("member", "store", "format", "legal_entity", "terminal", "receipt_no", "amount", "returned_amount",
+                    "occurred_at", "payment_method", "lines", "points_earned", "promotions_text", "created_at")
+
+
+@cache
+def _purchase_insert_statement() -> tuple[str, list[Field]]:
+    """The purchase's INSERT ... ON CONFLICT (store, receipt) DO NOTHING RETURNING "id", to be joined with what the
+    purchase writes next (a data-modifying WITH), and the fields of its values."""
+    fields = [Purchase._meta.get_field(name) for name in _PURCHASE_FIELDS]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Purchase._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('store_id')}, {quote('receipt_no')}) "
+        f'DO NOTHING RETURNING {quote("id")}'
+    )
+    return sql, fields
+
+
+def _purchase_values(purchase: Purchase) -> list:
+    return [f.get_db_prep_save(getattr(purchase, f.attname), connection) for f in _purchase_insert_statement()[1]]
+
+
+@cache
+def _hold_joined_statement() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"WITH purchase AS ({_purchase_insert_statement()[0]}), "  # noqa: S608 (table names from _meta)
+        f"hold AS (INSERT INTO {quote(PointsHold._meta.db_table)} (member_id, purchase_id, points, "
+        "cancelled_points, available_at, status, released_entry_id) "
+        "SELECT %s, purchase.id, %s, 0, %s, %s, NULL FROM purchase RETURNING id) "
+        "SELECT purchase.id, hold.id FROM purchase, hold"
+    )
+
+
+@cache
+def _without_member_statement() -> str:
+    insert_sql, fields = _purchase_insert_statement()
+    columns = insert_sql[:insert_sql.index(" VALUES ")]
+    quote = connection.ops.quote_name
+    # A format without an earn rule has the default limit (earn_rule_default), given as the last parameter.
+    return (
+        f"WITH rule AS (SELECT {quote('max_receipt_amount')} FROM {quote(EarnRule._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote('format_id')} = %s), "
+        f"purchase AS ({columns} SELECT {', '.join(['%s'] * len(fields))} "
+        "WHERE %s <= COALESCE((SELECT max_receipt_amount FROM rule), %s) "
+        f"ON CONFLICT ({quote('store_id')}, {quote('receipt_no')}) DO NOTHING RETURNING {quote('id')}) "
+        "SELECT (SELECT id FROM purchase), (SELECT max_receipt_amount FROM rule)"
+    )
+
+
+def _purchase_write_without_member(*, store, receipt_no, amount, occurred_at, terminal, payment_method, lines,
+                                   now) -> tuple[tuple[Purchase, list] | None, Decimal | None]:
+    """PostgreSQL: a sale without a member in one statement, which also reads the format's receipt limit and
+    writes nothing above it. Return (the purchase and its bonuses, None); (None, the limit) when the amount is above
+    it; (None, None) when the store already has this receipt."""
+    purchase = Purchase(
+        member=None, store=store, format_id=store.format_id, legal_entity_id=store.format.legal_entity_id,
+        terminal=terminal, receipt_no=receipt_no, amount=amount, occurred_at=occurred_at,
+        payment_method=payment_method, lines=lines, created_at=now, points_earned=0, promotions_text="",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_without_member_statement(), [
+            store.format_id, *_purchase_values(purchase), amount, _DEFAULT_MAX_RECEIPT_AMOUNT])
+        purchase_id, limit = cursor.fetchone()
+    if purchase_id is None:
+        limit = _DEFAULT_MAX_RECEIPT_AMOUNT if limit is None else limit
+        return None, (limit if amount > limit else None)
+    _purchase_saved(purchase, purchase_id)
+    Purchase.points_hold.related.set_cached_value(purchase, None)
+    return (purchase, []), None
+
+
+def _purchase_saved(purchase: Purchase, pk: int) -> None:
+    purchase.pk = pk
+    purchase._state.adding = False
+    purchase._state.db = connection.alias
+
+
+def _purchase_insert_credited(purchase: Purchase, *, store, operator) -> bool:
+    """The purchase, the member's points and its `earn` entry in one statement (points_earn_joined); False when
+    the store already has this receipt, and then nothing is written."""
+    pk = points_earn_joined(
+        insert_sql=_purchase_insert_statement()[0], insert_params=_purchase_values(purchase), cause_model=Purchase,
+        member=purchase.member, points=purchase.points_earned, store=store, terminal=purchase.terminal,
+        receipt_no=purchase.receipt_no, reason=_earn_reason(purchase), legal_entity_id=purchase.legal_entity_id,
+        operator=operator,
+    )
+    if pk is None:
+        return False
+    _purchase_saved(purchase, pk)
+    # Known to have no hold: purchase_points_pending then answers without a query.
+    Purchase.points_hold.related.set_cached_value(purchase, None)
+    return True
+
+
+def _purchase_insert_held(purchase: Purchase, *, available_at: datetime) -> bool:
+    """The purchase and its PointsHold in one statement; False when the store already has this receipt, and then
+    nothing is written (the hold's row is made from the purchase's RETURNING)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_hold_joined_statement(), [
+            *_purchase_values(purchase), purchase.member_id, purchase.points_earned,
+            connection.ops.adapt_datetimefield_value(available_at), PointsHold.Status.PENDING.value,
+        ])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _purchase_saved(purchase, row[0])
+    # Setting the hold's purchase also caches the hold on the purchase (one-to-one): purchase_points_pending
+    # answers without a query.
+    hold = PointsHold(pk=row[1], member=purchase.member, purchase=purchase, points=purchase.points_earned,
+                      available_at=available_at)
+    hold._state.adding = False
+    hold._state.db = connection.alias
+    return True
 
 
 def purchase_points_pending(purchase: Purchase) -> int:
