@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from campaigns.models import PointsPromotion, PromotionCashOut, PromotionCredit, weekday_set, word_set
 from core.errors import ValidationFailed
+from core.sql import JoinedSelect, Part
 from membership.models import PointsPolicy
 from membership.services.points import CashRate, EarnBonus
 
@@ -51,6 +52,40 @@ class PromotionCashRate(CashRate):
 # --- which promotions apply ---------------------------------------------------------------------------------
 
 
+# On every POS purchase (and cash-out): which promotions run. One hand-written statement per number of tiers,
+# written once per process; the ORM's compiling of the same query cost more than the rest of the purchase.
+_PROMOTION_FIELDS = (
+    "code", "name", "kind", "multiplier", "stacking", "cash_points", "cash_value", "weekdays", "payment_methods",
+)
+_RUNNING_FROM = (
+    'FROM {p} p WHERE p."kind" = %s AND p."is_active" = %s AND p."starts_on" <= %s AND p."ends_on" >= %s '
+    'AND (EXISTS (SELECT 1 FROM {ps} ps WHERE ps."pointspromotion_id" = p."id" AND ps."store_id" = %s) '
+    'OR (NOT EXISTS (SELECT 1 FROM {ps} ps WHERE ps."pointspromotion_id" = p."id") '
+    'AND (NOT EXISTS (SELECT 1 FROM {pf} pf WHERE pf."pointspromotion_id" = p."id") '
+    'OR EXISTS (SELECT 1 FROM {pf} pf WHERE pf."pointspromotion_id" = p."id" AND pf."format_id" = %s))))'
+)
+_FOR_TIERS = (
+    ' AND (NOT EXISTS (SELECT 1 FROM {pt} pt WHERE pt."pointspromotion_id" = p."id") '
+    'OR EXISTS (SELECT 1 FROM {pt} pt WHERE pt."pointspromotion_id" = p."id" AND pt."tier_id" IN (TIERS)))'
+)
+_RUNNING: dict[int | None, JoinedSelect] = {}
+
+
+def _running_select(tier_count: int | None) -> JoinedSelect:
+    select = _RUNNING.get(tier_count)
+    if select is None:
+        from_sql = _RUNNING_FROM
+        if tier_count is not None:
+            from_sql += _FOR_TIERS.replace("TIERS", ", ".join(["%s"] * tier_count))
+        select = JoinedSelect(
+            [Part("p", PointsPromotion, _PROMOTION_FIELDS)], from_sql + ' ORDER BY p."id"',
+            tables={"ps": PointsPromotion.stores.through, "pf": PointsPromotion.formats.through,
+                    "pt": PointsPromotion.tiers.through},
+        )
+        _RUNNING[tier_count] = select
+    return select
+
+
 def promotions_running(*, kind: str, store, day: date, tier_ids=None) -> list[PointsPromotion]:
     """The active promotions of `kind` running on `day` at `store` (and, when `tier_ids` is given, open to a
     member of one of those tiers), whatever their weekdays and payment methods. One query.
@@ -58,26 +93,17 @@ def promotions_running(*, kind: str, store, day: date, tier_ids=None) -> list[Po
     A store takes part when a promotion names it, or names no store and names its format or no format; a promotion
     that names tiers is for their members only.
     """
-    links_stores = PointsPromotion.stores.through.objects
-    links_formats = PointsPromotion.formats.through.objects
-    promotion = OuterRef("pk")
-    where = Exists(links_stores.filter(pointspromotion_id=promotion, store_id=store.pk)) | (
-        ~Exists(links_stores.filter(pointspromotion_id=promotion))
-        & (~Exists(links_formats.filter(pointspromotion_id=promotion))
-           | Exists(links_formats.filter(pointspromotion_id=promotion, format_id=store.format_id)))
-    )
-    promotions = PointsPromotion.objects.filter(where, kind=kind, is_active=True, starts_on__lte=day,
-                                                ends_on__gte=day)
+    params = [str(kind), True, day, day, store.pk, store.format_id]
+    tier_count = None
     if tier_ids is not None:
-        links_tiers = PointsPromotion.tiers.through.objects
-        promotions = promotions.filter(
-            ~Exists(links_tiers.filter(pointspromotion_id=promotion))
-            | Exists(links_tiers.filter(pointspromotion_id=promotion, tier_id__in=list(tier_ids) or [0]))
-        )
-    return list(promotions.only(
-        "pk", "code", "name", "kind", "multiplier", "stacking", "cash_points", "cash_value", "weekdays",
-        "payment_methods",
-    ).order_by("pk"))
+        tiers = list(tier_ids) or [0]
+        tier_count = len(tiers)
+        params += tiers
+    select = _running_select(tier_count)
+    with connection.cursor() as cursor:
+        cursor.execute(select.sql, params)
+        rows = cursor.fetchall()
+    return [select.load(row)["p"] for row in rows]
 
 
 def _member_tier_ids(member, *, day: date) -> list[int]:
