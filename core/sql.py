@@ -219,6 +219,9 @@ def secondary_indexes_drop(cursor, tables: Sequence[str]) -> list[str]:
     return [definition for _name, definition in indexes]
 
 
+_PREPARED_ONLY_WHEN_ASKED = 2**31
+
+
 def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
     """Run one statement of a hot path and return its rows; on PostgreSQL prepared once per connection.
 
@@ -236,8 +239,13 @@ def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
     import psycopg
 
     connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (None), which also ignores prepare=True. A threshold no count
+        # reaches prepares only what asks for it: Django's own cursors bind on the client and never prepare.
+        raw.prepare_threshold = _PREPARED_ONLY_WHEN_ASKED
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
         rows = cursor.fetchall() if cursor.description else []
     if connection.queries_logged:
