@@ -57,13 +57,14 @@ def migrate_with_stores() -> None:
     seed_stores()
 
 
-def statements_sent(call, *, pgconn=None) -> list[str]:
+def statements_sent(call, *, pgconn=None, names: dict[str, str] | None = None) -> list[str]:
     """Run `call()`; return each statement it sent to PostgreSQL, BEGIN and COMMIT included.
 
-    On Django's default connection, or on `pgconn` (a psycopg connection's pgconn) when given.
-
-    Read from libpq's trace of the connection (every frontend Query, or Parse of the extended protocol), so
-    nothing the driver sends on its own (transaction control) is missed.
+    On Django's default connection, or on `pgconn` (a psycopg connection's pgconn) when given. Read from
+    libpq's trace of the connection: every frontend Query (the simple protocol), and every Bind (one execution
+    of the extended protocol, a prepared statement's included), so nothing the driver sends on its own
+    (transaction control) is missed. `names` maps prepared statements' names to their text: pass the same dict
+    to a first call that prepares them and to the one counted.
     """
     import tempfile
 
@@ -72,6 +73,7 @@ def statements_sent(call, *, pgconn=None) -> list[str]:
 
         connection.ensure_connection()
         pgconn = connection.connection.pgconn
+    names = {} if names is None else names
     with tempfile.TemporaryFile() as trace:
         pgconn.trace(trace.fileno())
         try:
@@ -79,13 +81,21 @@ def statements_sent(call, *, pgconn=None) -> list[str]:
         finally:
             pgconn.untrace()
         trace.seek(0)
-        sent = []
+        sent, parsed = [], ""
         for line in trace.read().decode(errors="replace").splitlines():
             fields = line.split("\t")
-            if len(fields) >= 5 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
-                # A Parse names its prepared statement first ("" for the unnamed one).
-                text = fields[4].strip()
-                sent.append(text.split(" ", 1)[1].strip() if fields[3] == "Parse" else text)
+            if len(fields) < 5 or fields[1] != "F":
+                continue
+            message, text = fields[3], fields[4].strip()
+            if message == "Query":
+                sent.append(text)
+            elif message == "Parse":  # '"<statement name>" "<text>" ...'
+                name, _, rest = text.partition(" ")
+                parsed = rest.strip()
+                names[name] = parsed
+            elif message == "Bind":  # '"<portal>" "<statement name>" ...'
+                name = text.split(" ")[1] if " " in text else '""'
+                sent.append(names.get(name, parsed) if name != '""' else parsed)
         return sent
 
 

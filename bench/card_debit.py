@@ -193,10 +193,12 @@ def statements_counted(card_no: str, key: str, *, lines: bool) -> dict[str, list
         debit_bare(RequestFactory().post(f"/api/v1/cards/{card_no}/debit", data=json.dumps(
             {"amount": "0.01", "receipt_no": receipt_no}), content_type="application/json"), card_no)
 
-    # A first call of each warms what a running worker has kept (the terminal, the webhook subscriptions).
-    product("count-product-1")
+    # A first call of each warms what a running worker has kept (the terminal, the webhook subscriptions, the
+    # prepared statements, whose text it reads).
+    names: dict[str, str] = {}
+    statements_sent(lambda: product("count-product-1"), names=names)
     django_anchor("count-django-1")
-    sent = {"product": statements_sent(lambda: product("count-product-2")),
+    sent = {"product": statements_sent(lambda: product("count-product-2"), names=names),
             "django": statements_sent(lambda: django_anchor("count-django-2"))}
     with psycopg.connect(_url(settings.DATABASES["default"])) as raw:
         terminal_id, store_id, legal_entity_id = raw.execute(TERMINAL).fetchone()

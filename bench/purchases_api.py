@@ -425,9 +425,10 @@ def statements_per_request(member_nos, keys) -> dict[str, list[str]]:
             purchase_write(cursor, key=keys[0], idempotency_key="count-s1",
                            raw_body=purchase_body("count-s1", member_nos[0], generator))
 
-    product("count-p0")
-    return {"product": statements_sent(lambda: product("count-p1")), "django": statements_sent(django_anchor),
-            "sql": statements_sent(sql_anchor)}
+    names: dict[str, str] = {}  # the prepared statements' text, read when the first call prepares them
+    statements_sent(lambda: product("count-p0"), names=names)
+    return {"product": statements_sent(lambda: product("count-p1"), names=names),
+            "django": statements_sent(django_anchor), "sql": statements_sent(sql_anchor)}
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:

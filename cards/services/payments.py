@@ -274,7 +274,7 @@ def _over_cap(card: Card, cap: Decimal) -> CardLimitExceeded:
 # card, nothing is written and card_debit takes its full path, which finds out why (or pays a card with a PIN).
 # The card's row is locked by the UPDATE as by the full path's SELECT ... FOR NO KEY UPDATE, first and alone.
 
-_DEBIT_IN_ONE = """
+_DEBIT_IN_ONE = " ".join("""
 WITH moved AS (
     UPDATE cards_card AS c SET balance = c.balance - %s, updated_at = %s
     FROM cards_cardproduct AS p
@@ -291,7 +291,7 @@ INSERT INTO cards_cardledgerentry (card_id, kind, amount, balance_after, store_i
     legal_entity_id, transaction_id, reason, cause_id, created_at)
 SELECT payment.card_id, %s, %s, payment.balance_after, %s, %s, %s, %s, payment.id, '', '', %s FROM payment
 RETURNING id, transaction_id, card_id, balance_after
-"""
+""".split())  # on one line: as the database's and the driver's logs show it
 
 
 def _debit_in_one(*, card_no: str, amount: Decimal, receipt_no: str, store, terminal, lines: list[dict],
