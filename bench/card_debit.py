@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import socket
 import statistics
 import sys
@@ -37,12 +36,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from _support import SERVER, bench_database, migrate_with_stores, statements_sent, wsgi_call
 from purchases_api import (
     cpu_seconds,
     cpu_seconds_alive,
+    database_pids,
     gunicorn,
     load_average,
     machine_busy,
@@ -50,15 +49,12 @@ from purchases_api import (
     read_response,
     report,
 )
-from purchases_api import postgres_pids as all_postgres_pids
 
 DATABASE = "retail_bench_cards"
 STORES = ("DEPT001", "SUPER001", "ELEC001", "AUTO001")
 TARGET_RATE = 1000
 TARGET_P99_MS = 50
 LOAD = Decimal("5000.00")
-# A backend's process title: "postgres: 15/main: <user> <database> <client> <state>".
-BACKEND_TITLE = re.compile(r"^postgres: \S+: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
 
 
 def main() -> int:
@@ -247,17 +243,8 @@ def prepare(*, clients: int, sets: int = 1) -> tuple[list[str], list[str]]:
 
 
 def postgres_pids() -> list[int]:
-    """PostgreSQL's processes less the backends of other databases: on a shared machine their work is not ours."""
-    pids = []
-    for pid in all_postgres_pids():
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        backend = BACKEND_TITLE.match(title)
-        if backend is None or backend.group(1) == DATABASE:
-            pids.append(pid)
-    return pids
+    """PostgreSQL's processes less the backends of other databases (DATABASE is read when called)."""
+    return database_pids(DATABASE)
 
 
 def drive(args, card_nos, keys, *, prefix: str, seconds: float, workers) -> dict:

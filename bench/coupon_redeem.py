@@ -50,14 +50,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from _support import SERVER, bench_database, migrate_with_stores
-from card_debit import BACKEND_TITLE
 from coupons_issue import members_copy
 from purchases_api import (
     cpu_seconds,
     cpu_seconds_alive,
+    database_pids,
     gunicorn,
     load_average,
     machine_busy,
@@ -65,7 +64,6 @@ from purchases_api import (
     read_response,
     report,
 )
-from purchases_api import postgres_pids as all_postgres_pids
 
 DATABASE = "retail_bench_coupon_redeem"
 STORES = ("DEPT001", "SUPER001", "ELEC001", "AUTO001")
@@ -210,17 +208,8 @@ def prepare(*, clients: int, templates: int, per_template: int, holders: str,
 
 
 def postgres_pids() -> list[int]:
-    """PostgreSQL's processes less the backends of other databases: on a shared machine their work is not ours."""
-    pids = []
-    for pid in all_postgres_pids():
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        backend = BACKEND_TITLE.match(title)
-        if backend is None or backend.group(1) == DATABASE:
-            pids.append(pid)
-    return pids
+    """PostgreSQL's processes less the backends of other databases (DATABASE is read when called)."""
+    return database_pids(DATABASE)
 
 
 class LockWatch:

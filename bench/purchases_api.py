@@ -215,8 +215,9 @@ def postgres_pids() -> list[int]:
     return pids
 
 
-def database_pids() -> list[int]:
-    """PostgreSQL's processes less the backends of other databases: on a shared machine their work is not ours."""
+def database_pids(database: str = DATABASE) -> list[int]:
+    """PostgreSQL's processes less the backends of databases other than `database`: on a shared machine their work
+    is not ours."""
     pids = []
     for pid in postgres_pids():
         try:
@@ -224,7 +225,7 @@ def database_pids() -> list[int]:
         except OSError:
             continue
         backend = BACKEND_TITLE.match(title)
-        if backend is None or backend.group(1) == DATABASE:
+        if backend is None or backend.group(1) == database:
             pids.append(pid)
     return pids
 

@@ -58,7 +58,6 @@ TARGET_RATIO = 0.90
 
 # The two drivers count the CPU of PostgreSQL per request: only the backends of this benchmark's database.
 card_debit.DATABASE = DATABASE
-purchases_api.postgres_pids = card_debit.postgres_pids
 
 
 def main() -> int:
@@ -324,7 +323,7 @@ def drive(args, data, workload, mode, round_no, phase, *, seconds: float, worker
                                   seconds=seconds, workers=workers)
     else:
         result = purchases_api.drive(args, data["members"], data["purchase_keys"], prefix=receipts_prefix,
-                                     seconds=seconds, workers=workers)
+                                     seconds=seconds, workers=workers, pids=card_debit.postgres_pids)
     result["prefix"] = receipts_prefix
     return result
 

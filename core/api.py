@@ -164,9 +164,11 @@ class PosPostView(APIView):
                         return self._sent(content, response)
                     # The key was answered before: nothing this request did stays, that answer is sent.
                     transaction.set_rollback(True)
-                    return self._replay(services.idempotency_record_get(terminal_id=terminal_id, key=key),
+                    return self._replay(services.idempotency_record_find(terminal_id=terminal_id, key=key),
                                         fingerprint)
                 transaction.set_rollback(True)
+        except IdempotencyConflict:
+            raise  # the replay above found the key used for another request: that is the answer
         except Exception:
             # A write that cannot be done twice may fail in an unforeseen way when it is done again: a retry
             # of a key answered before still gets that answer.

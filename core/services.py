@@ -37,7 +37,7 @@ def idempotency_record_answer(record: IdempotencyRecord, *, status: int, body: s
     record.response_status, record.response_body = status, body
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_IDEMPOTENCY_TABLE()} SET response_status = %s, response_body = %s "  # noqa: S608
+            f"UPDATE {_idempotency_table()} SET response_status = %s, response_body = %s "  # noqa: S608
             "WHERE id = %s",
             [status, body, record.pk],
         )
@@ -48,29 +48,25 @@ def idempotency_record_store(*, terminal_id: int, key: str, fingerprint: str, st
 
     `INSERT ... ON CONFLICT DO NOTHING`: True when the key was new. False when it was answered before, or by a
     concurrent request with the same key (this one waited on the unique index for that one to commit): the
-    caller then rolls its own writes back and replays the stored answer (idempotency_record_get).
+    caller then rolls its own writes back and replays the stored answer (idempotency_record_find).
     """
     return bool(execute_prepared(
-        f"INSERT INTO {_IDEMPOTENCY_TABLE()} "  # noqa: S608 (model's table)
+        f"INSERT INTO {_idempotency_table()} "  # noqa: S608 (model's table)
         "(terminal_id, key, fingerprint, response_status, response_body, created_at) "
         "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (terminal_id, key) DO NOTHING RETURNING id",
         [terminal_id, key, fingerprint, status, body, timezone.now()],
     ))
 
 
-def idempotency_record_get(*, terminal_id: int, key: str) -> IdempotencyRecord:
-    """The stored record of a key (its fingerprint and answer)."""
-    return IdempotencyRecord.objects.get(terminal_id=terminal_id, key=key)
-
-
 def idempotency_record_find(*, terminal_id: int, key: str) -> IdempotencyRecord | None:
-    """The stored record of a key with its answer, if it has one."""
+    """The stored record of a key with its answer, if it has one (a key is visible to others only with its answer:
+    claimed and answered in one transaction)."""
     return IdempotencyRecord.objects.filter(
         terminal_id=terminal_id, key=key, response_status__isnull=False
     ).first()
 
 
-def _IDEMPOTENCY_TABLE() -> str:  # noqa: N802 - reads as the table's name
+def _idempotency_table() -> str:
     return connection.ops.quote_name(IdempotencyRecord._meta.db_table)
 
 
