@@ -46,6 +46,7 @@ __all__ = [
     "points_opening_balances_update",
     "points_opening_entries_write",
     "points_post",
+    "points_redeem_joined",
 ]
 
 # The most points one member can hold: far above any real balance, safely inside the 32-bit balance column,
@@ -290,6 +291,75 @@ def points_earn_joined(
         }
         _debt_pay_off(member, values=values, store=store)
     return cause_id
+
+
+_REDEEM_JOINED: str | None = None
+
+
+def _redeem_joined_sql() -> str:
+    global _REDEEM_JOINED
+    if _REDEEM_JOINED is None:
+        member_table = connection.ops.quote_name(Member._meta.db_table)
+        entry_table = connection.ops.quote_name(PointsEntry._meta.db_table)
+        # The sum is read by this statement's snapshot, taken after the caller locked the member: every entry of
+        # this member that committed before is in it, and no other can be written until this transaction ends.
+        _REDEEM_JOINED = (
+            "WITH used AS (SELECT -COALESCE(SUM(points), 0) AS total "  # noqa: S608 (table names from _meta)
+            f"FROM {entry_table} WHERE member_id = %s AND kind = %s AND store_id = %s AND receipt_no = %s), "
+            f"moved AS (UPDATE {member_table} AS m SET points = m.points - %s FROM used "
+            "WHERE m.id = %s AND m.points >= %s AND used.total + %s <= %s RETURNING m.points), "
+            f"entry AS (INSERT INTO {entry_table} (member_id, kind, points, balance_after, store_id, terminal_id, "
+            "receipt_no, legal_entity_id, operator_id, reason, cause_type_id, cause_id, created_at) "
+            "SELECT %s, %s, %s, moved.points, %s, %s, %s, %s, %s, %s, NULL, '', %s FROM moved RETURNING id) "
+            "SELECT used.total, moved.points, entry.id FROM used LEFT JOIN moved ON true LEFT JOIN entry ON true"
+        )
+    return _REDEEM_JOINED
+
+
+def points_redeem_joined(
+    *,
+    member: Member,
+    points: int,
+    kind: str,
+    store,
+    receipt_no: str,
+    receipt_max: int,
+    terminal=None,
+    legal_entity_id: int | None = None,
+    operator=None,
+    reason: str = "",
+) -> PointsEntry | None:
+    """points_post taking `points` (> 0) from a member the caller has locked, in one statement (PostgreSQL only),
+    unless the points of `kind` already taken on this store's receipt and these would pass `receipt_max`, or the
+    balance is short.
+
+    The sum of the receipt's entries, the conditional UPDATE of the balance and the ledger row are one statement
+    with data-modifying CTEs, and the entry's webhook event follows it as points_post writes it. Return the entry
+    (its id, kind, points, balance after, receipt and time); None when refused, and then nothing was written, so
+    the caller can find out why by its own checks in the same transaction. Raise ValueError (points not a
+    positive integer).
+    """
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ValueError("points must be a positive integer")
+    created_at = timezone.now()
+    store_id = store.pk if store is not None else None
+    rows = execute_prepared(_redeem_joined_sql(), [
+        member.pk, kind, store_id, receipt_no,
+        points, member.pk, points, points, receipt_max,
+        member.pk, kind, -points, store_id, terminal.pk if terminal is not None else None, receipt_no,
+        legal_entity_id, operator.pk if operator is not None else None, reason[:200], created_at,
+    ])
+    _used, balance, entry_id = rows[0]
+    if entry_id is None:
+        return None
+    member.points = balance
+    entry = PointsEntry(
+        pk=entry_id, member=member, kind=kind, points=-points, balance_after=balance, store=store,
+        terminal=terminal, receipt_no=receipt_no, legal_entity_id=legal_entity_id, operator=operator,
+        reason=reason[:200], created_at=created_at,
+    )
+    _entry_event_emit(member, entry, store)
+    return entry
 
 
 def _member_points_change(member_id: int, *, points: int, debt: int = 0) -> tuple[int, int]:

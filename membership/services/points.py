@@ -17,7 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.sql import JoinedSelect, Part, quote
+from core.sql import JoinedSelect, Part
 from membership.errors import (
     CashOutLimitExceeded,
     InsufficientPoints,
@@ -25,7 +25,7 @@ from membership.errors import (
     PurchaseInvalid,
 )
 from membership.models import EarnRule, Member, PointsEntry, PointsPolicy
-from membership.services.ledger import _lock_members, points_post
+from membership.services.ledger import _lock_members, points_post, points_redeem_joined
 
 __all__ = [
     "CASHED_OUT",
@@ -422,48 +422,33 @@ def _locked_select(where: str) -> JoinedSelect:
 
 _LOCKED_BY_ID = _locked_select('m."id" = %s')
 _LOCKED_BY_NUMBER = _locked_select('m."member_no" = %s AND m."merged_into_id" IS NULL')
-_USED_SQL: str | None = None
-
-
-def _points_used_on_receipt(member_id: int, *, store, receipt_no: str) -> int:
-    """Points already turned into cash on this receipt at this store (read after the member's lock was taken, so
-    every cash-out that committed before it is counted)."""
-    global _USED_SQL
-    if _USED_SQL is None:
-        _USED_SQL = (
-            f'SELECT COALESCE(SUM("points"), 0) FROM {quote(PointsEntry._meta.db_table)} '  # noqa: S608 - table name
-            'WHERE "member_id" = %s AND "kind" = %s AND "store_id" = %s AND "receipt_no" = %s'
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(_USED_SQL, [member_id, PointsEntry.Kind.CASH_OUT.value, store.pk, receipt_no])
-        return -int(cursor.fetchone()[0])
-
-
 def _cash_out_postgresql(select: JoinedSelect, key, *, points: int, store, terminal, receipt_no: str,
                          operator) -> CashOut | int | None:
-    """The cash-out with the member found, locked and read with the policy in one statement, the points used on
-    the receipt summed by hand, and the posting through points_post. Nothing is written when the member is not
-    found by `select` (None) or a limit refuses it (the member's key, for the checked path to say which)."""
-    # No savepoint: nothing is raised in here before points_post, which writes or raises as a whole.
+    """The cash-out with the member found, locked and read with the policy in one statement, and the points used
+    on the receipt summed, the balance taken and the entry appended in another (points_redeem_joined). Nothing is
+    written when the member is not found by `select` (None) or a limit refuses it (the member's key, for the
+    checked path to say which)."""
+    # No savepoint: nothing is raised in here, and points_redeem_joined writes all or nothing.
     with transaction.atomic(savepoint=False):
         found = select.fetch([key]) if key else None
         if found is None:
             return None
         member, policy = found["m"], found["p"] or PointsPolicy.current()
-        if member.status != Member.Status.ACTIVE or points < policy.cash_min_points:
-            return member.pk
-        if _points_used_on_receipt(member.pk, store=store, receipt_no=receipt_no) + points > policy.cash_max_points:
+        if member.status != Member.Status.ACTIVE or points < policy.cash_min_points or member.points < points:
             return member.pk
         rate = cash_rate_best(store=store, on=timezone.localdate(), policy=policy)
         cash_value = cash_value_of(points, rate)
-        if cash_value <= 0 or member.points < points:
+        if cash_value <= 0:
             return member.pk
         promotion = rate if isinstance(rate, CashRate) else None
-        entry = points_post(
-            member=member, points=-points, kind=PointsEntry.Kind.CASH_OUT, store=store, terminal=terminal,
-            receipt_no=receipt_no, operator=operator,
+        entry = points_redeem_joined(
+            member=member, points=points, kind=PointsEntry.Kind.CASH_OUT, store=store, receipt_no=receipt_no,
+            receipt_max=policy.cash_max_points, terminal=terminal, legal_entity_id=store.format.legal_entity_id,
+            operator=operator,
             reason=_cash_out_reason(cash_value=cash_value, receipt_no=receipt_no, promotion=promotion),
         )
+        if entry is None:
+            return member.pk
         cash_out = CashOut(entry=entry, cash_value=cash_value, balance=entry.balance_after, promotion=promotion)
         if promotion is not None:
             for listener in CASHED_OUT:

@@ -110,13 +110,16 @@ def test_a_cash_out_finds_locks_and_reads_the_member_in_one_statement(member_wit
     sent = statements(lambda: points_cash_out(member_no=member_with_1000_points.member_no, points=100,
                                               store=till_store, receipt_no="D-1"))
 
-    # The member by number, locked, with the policy; the points used on the receipt; points_post's own (its
-    # savepoint, the UPDATE, the balance, the entry). No savepoint of the cash-out's own.
-    assert len(sent) == 7, starts(sent)
+    # The member by number, locked, with the policy; then the points used on the receipt summed, the balance
+    # taken and the entry appended in one statement. No savepoint.
+    assert len(sent) == 2, starts(sent)
     assert sent[0].startswith("SELECT") and sent[0].endswith("FOR UPDATE OF m"), sent[0]
-    assert sent[1].startswith("SELECT COALESCE(SUM(")
-    assert sum(sql.startswith("SAVEPOINT") for sql in sent) == 1
+    assert sent[1].startswith("WITH used AS (SELECT"), sent[1]
     assert points(member_with_1000_points) == 900
+    entry = PointsEntry.objects.get(kind=PointsEntry.Kind.CASH_OUT)
+    assert (entry.points, entry.balance_after, entry.receipt_no) == (-100, 900, "D-1")
+    assert (entry.store_id, entry.legal_entity_id) == (till_store.pk, till_store.format.legal_entity_id)
+    assert entry.reason and entry.cause_type_id is None and entry.cause_id == ""
 
 
 @POSTGRES
@@ -124,7 +127,7 @@ def test_a_heard_cash_out_adds_only_its_event(member_with_1000_points, till_stor
     sent = statements(lambda: points_cash_out(member=member_with_1000_points.pk, points=100, store=till_store,
                                               receipt_no="D-1"))
 
-    assert len(sent) == 8, starts(sent)
+    assert len(sent) == 3, starts(sent)
     event = Event.objects.get(type=EventType.POINTS_REDEEMED)
     entry = PointsEntry.objects.get(kind=PointsEntry.Kind.CASH_OUT)
     assert event.subject == f"member:{member_with_1000_points.member_no}"
