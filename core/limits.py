@@ -1,14 +1,19 @@
 """Counters for limits that must hold across every web process (unknown card numbers per terminal, ...).
 
-With a shared cache configured (CACHE_URL, e.g. Redis) a counter is the cache's atomic increment. Without one
-the default cache is local to each process, where a limit would be multiplied by the number of workers, so the
-count lives in the database instead: one upsert that increments and returns the new count atomically.
+With a shared cache configured (CACHE_URL, e.g. Redis) a counter is the cache's atomic increment; on Redis the
+count is started with its expiry, incremented and returned in one round trip. Without one the default cache is
+local to each process, where a limit would be multiplied by the number of workers, so the count lives in the
+database instead: one upsert that increments and returns the new count atomically.
+
+cache_counter_hit counts in the default cache whichever it is, for limits that may be kept per process (the
+POS rate limit without a shared cache, as it always was).
 """
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.utils import timezone
 
@@ -26,15 +31,37 @@ def shared_cache() -> bool:
     return settings.CACHES["default"]["BACKEND"] not in _PROCESS_LOCAL_CACHES
 
 
+def cache_counter_hit(key: str, *, seconds: int, read: str | None = None) -> tuple[int, int]:
+    """Count one event under `key` in the default cache, kept for `seconds`; return the count so far and the
+    count under `read` (0 when none or not asked for).
+
+    On Redis this is one round trip: MULTI, SET key 0 EX seconds NX, INCRBY key 1, GET read, EXEC. The count is
+    created with its expiry in the same transaction as its increment, so it can never be left without one.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        full_key = backend.make_and_validate_key(key)
+        client = backend._cache.get_client(full_key, write=True)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(full_key, 0, ex=seconds, nx=True)
+            pipe.incr(full_key)
+            if read is not None:
+                pipe.get(backend.make_and_validate_key(read))
+            results = pipe.execute()
+        return int(results[1]), int(results[2] or 0) if read is not None else 0
+    backend.add(key, 0, timeout=seconds)
+    try:
+        count = backend.incr(key)
+    except ValueError:  # the entry expired between add and incr: the first of a new count
+        backend.add(key, 1, timeout=seconds)
+        count = 1
+    return count, (backend.get(read) or 0) if read is not None else 0
+
+
 def counter_hit(key: str, *, seconds: int) -> int:
     """Count one event under `key`, kept for `seconds`; return the count so far."""
     if shared_cache():
-        cache.add(key, 0, timeout=seconds)
-        try:
-            return cache.incr(key)
-        except ValueError:  # the entry expired between add and incr: the first of a new count
-            cache.add(key, 1, timeout=seconds)
-            return 1
+        return cache_counter_hit(key, seconds=seconds)[0]
     quote = connection.ops.quote_name
     table, count, expires = quote(RateCounter._meta.db_table), quote("count"), quote("expires_at")
     now = timezone.now()

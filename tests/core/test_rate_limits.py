@@ -1,0 +1,185 @@
+"""The POS rate limit per terminal, and the counters in the cache it is kept in.
+
+The limit holds over any window of its length, estimated from two fixed windows; each call is one atomic count,
+on Redis in one round trip, so workers sharing the cache share the limit exactly.
+"""
+
+import os
+
+import pytest
+import redis
+from django.core.cache import cache, caches
+from django.test import override_settings
+
+from core.limits import cache_counter_hit, counter_get, counter_hit
+from stores.api_auth import TerminalRateThrottle
+from stores.models import Terminal
+
+REDIS_URL = os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/14")
+REDIS_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                           "KEY_PREFIX": "rate-limit-tests"}}
+
+
+class Call:
+    """What the throttle reads of a request: the terminal it authenticated."""
+
+    def __init__(self, terminal_id: int):
+        self.auth = Terminal(pk=terminal_id)
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def redis_cache():
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        if os.environ.get("REQUIRE_BROKER"):
+            pytest.fail(f"REQUIRE_BROKER is set but Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    with override_settings(CACHES=REDIS_CACHE):
+        yield caches["default"]
+        caches["default"].clear()
+
+
+def throttle(rate: str, clock: Clock) -> TerminalRateThrottle:
+    TerminalRateThrottle.THROTTLE_RATES = {"terminal": rate}
+    try:
+        made = TerminalRateThrottle()
+    finally:
+        del TerminalRateThrottle.THROTTLE_RATES
+    made.timer = clock
+    return made
+
+
+def calls(rate: str, clock: Clock, count: int, *, terminal_id: int = 1) -> list[bool]:
+    return [throttle(rate, clock).allow_request(Call(terminal_id), None) for _ in range(count)]
+
+
+# --- the limit over a sliding window -------------------------------------------------------------------------
+
+
+def test_the_limit_is_counted_per_terminal():
+    clock = Clock(1_000_020.0)
+
+    assert calls("3/min", clock, 4) == [True, True, True, False]
+    assert calls("3/min", clock, 1, terminal_id=2) == [True]
+
+
+def test_a_burst_at_the_end_of_a_window_still_counts_at_the_start_of_the_next():
+    # given: the whole allowance used in the last tenth of a second of one minute
+    clock = Clock(60 * 1000 + 59.9)
+    assert calls("2/min", clock, 2) == [True, True]
+
+    # when: the next minute begins, then half of it has passed, then all of it
+    clock.now = 60 * 1001 + 0.1
+    at_once = calls("2/min", clock, 1)
+    clock.now = 60 * 1001 + 30.0
+    half_way = calls("2/min", clock, 2)
+    clock.now = 60 * 1002 + 0.1
+    next_minute = calls("2/min", clock, 2)
+
+    # then: refused while the sliding window still covers the burst, half the allowance once half of it has
+    # passed, the call made half way counted at the start of the minute after
+    assert at_once == [False]
+    assert half_way == [True, False]
+    assert next_minute == [True, False]
+
+
+def test_a_refused_call_is_not_counted():
+    clock = Clock(60 * 1000 + 1.0)
+    assert calls("2/min", clock, 10) == [True, True] + [False] * 8
+
+    # a minute later the sliding window covers the two calls answered only as far as it still reaches them
+    clock.now = 60 * 1001 + 31.0
+    assert calls("2/min", clock, 2) == [True, False]
+
+
+def test_the_retry_after_is_the_rest_of_the_window():
+    clock = Clock(60 * 1000 + 45.0)
+    made = throttle("1/min", clock)
+    assert made.allow_request(Call(1), None)
+    refused = throttle("1/min", clock)
+
+    assert not refused.allow_request(Call(1), None)
+    assert refused.wait() == pytest.approx(15.0)
+
+
+def test_calls_that_are_not_a_terminal_s_are_not_limited():
+    class Anonymous:
+        auth = None
+
+    clock = Clock(1_000_000.0)
+    assert all(throttle("1/min", clock).allow_request(Anonymous(), None) for _ in range(5))
+
+
+# --- counters in Redis --------------------------------------------------------------------------------------
+
+
+def test_on_redis_a_count_is_one_round_trip_and_always_expires(redis_cache, monkeypatch):
+    client = redis_cache._cache.get_client(write=True)
+    sent = []
+    real_pipeline = type(client).pipeline
+
+    def pipeline(self, *args, **kwargs):
+        made = real_pipeline(self, *args, **kwargs)
+        real_execute = made.execute
+
+        def execute(*a, **k):
+            sent.append([command[0][0] for command in made.command_stack])
+            return real_execute(*a, **k)
+
+        made.execute = execute
+        return made
+
+    monkeypatch.setattr(type(client), "pipeline", pipeline)
+
+    assert cache_counter_hit("calls", seconds=120, read="before") == (1, 0)
+    assert cache_counter_hit("calls", seconds=120, read="before") == (2, 0)
+    assert cache_counter_hit("before", seconds=120) == (1, 0)
+    assert cache_counter_hit("calls", seconds=120, read="before") == (3, 1)
+
+    assert sent[0] == ["SET", "INCRBY", "GET"]
+    key = redis_cache.make_and_validate_key("calls")
+    assert 0 < client.ttl(key) <= 120
+    assert redis_cache.get("calls") == 3
+
+
+def test_on_redis_the_guess_counter_is_shared_and_read_back(redis_cache):
+    assert [counter_hit("guesses", seconds=60) for _ in range(3)] == [1, 2, 3]
+    assert counter_get("guesses") == 3
+    assert counter_get("nothing") == 0
+
+
+def test_on_redis_workers_share_the_terminal_s_limit(redis_cache):
+    # given: two workers' throttles (each its own instance, as each request makes one) on one shared cache
+    clock = Clock(60 * 1000 + 10.0)
+
+    # when: they take turns
+    answered = [throttle("5/min", clock).allow_request(Call(7), None) for _ in range(8)]
+
+    # then: five in all, and the refused calls were taken off the count again
+    assert answered == [True] * 5 + [False] * 3
+    assert redis_cache.get(f"throttle_terminal_7:{1000}") == 5
+
+
+def test_on_redis_an_expired_count_starts_again(redis_cache):
+    client = redis_cache._cache.get_client(write=True)
+    cache_counter_hit("short", seconds=60)
+    client.delete(redis_cache.make_and_validate_key("short"))
+
+    assert cache_counter_hit("short", seconds=60) == (1, 0)
+    assert client.ttl(redis_cache.make_and_validate_key("short")) > 0
