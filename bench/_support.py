@@ -47,6 +47,26 @@ def bench_database(server: str, database: str, *, keep: bool, environ: dict[str,
             _drop(server, database)
 
 
+def cache_option(parser) -> None:
+    """--cache-url: the product's cache, as its deployment sets CACHE_URL."""
+    parser.add_argument(
+        "--cache-url", default="",
+        help="CACHE_URL of the product's workers, e.g. rediscache://127.0.0.1:6379/13, as docs/deployment.md section 8 "
+             "asks of more than one web process (default: none; each worker's own memory, the unknown-card-number "
+             "counts in the database). A Redis database given here is emptied first.")
+
+
+def cache_environ(url: str) -> dict[str, str]:
+    """The environment for --cache-url, a Redis database emptied first (its counts are keyed by terminal ids)."""
+    if not url:
+        return {}
+    if url.startswith("rediscache://"):
+        import redis
+
+        redis.Redis.from_url("redis://" + url.removeprefix("rediscache://")).flushdb()
+    return {"CACHE_URL": url}
+
+
 def migrate_with_stores() -> None:
     """Migrate the benchmark's database and load the reference stores."""
     from django.core.management import call_command

@@ -37,7 +37,15 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from _support import SERVER, bench_database, migrate_with_stores, statements_sent, wsgi_call
+from _support import (
+    SERVER,
+    bench_database,
+    cache_environ,
+    cache_option,
+    migrate_with_stores,
+    statements_sent,
+    wsgi_call,
+)
 from purchases_api import (
     cpu_seconds,
     cpu_seconds_alive,
@@ -72,6 +80,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help="Port for gunicorn (default: a free one).")
     parser.add_argument("--server", default=SERVER, help="PostgreSQL server URL without a database name.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    cache_option(parser)
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
         parser.error("--clients and --rounds must be at least 1 and --seconds above 0")
@@ -82,6 +91,7 @@ def main() -> int:
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        **cache_environ(args.cache_url),
     }) as server:
         return run(args, f"{server}/{DATABASE}")
 
@@ -97,7 +107,8 @@ def run(args, database_url: str) -> int:
     }
     print(f"prepared {len(all_card_nos)} cards and {len(keys)} terminals in {time.perf_counter() - started:.1f}s")
     print(f"gunicorn {args.workers} workers x {args.threads} threads; {args.clients} clients; "
-          f"lines per debit: {'none' if args.no_lines else '1-3'}; load average {load_average()}")
+          f"lines per debit: {'none' if args.no_lines else '1-3'}; cache {args.cache_url or 'per process'}; "
+          f"load average {load_average()}")
     if not args.port:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -45,7 +45,16 @@ import warnings
 from decimal import Decimal
 from pathlib import Path
 
-from _support import ROOT, SERVER, bench_database, migrate_with_stores, statements_sent, wsgi_call
+from _support import (
+    ROOT,
+    SERVER,
+    bench_database,
+    cache_environ,
+    cache_option,
+    migrate_with_stores,
+    statements_sent,
+    wsgi_call,
+)
 
 DATABASE = "retail_bench_purchases"
 STORES = ("DEPT001", "SUPER001", "ELEC001")
@@ -72,6 +81,7 @@ def main() -> int:
     parser.add_argument("--server", default=SERVER,
                         help="PostgreSQL server URL without a database name.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    cache_option(parser)
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= 0 or args.members < 100 or args.rounds < 1:
         parser.error("--clients and --rounds must be at least 1, --seconds above 0 and --members at least 100")
@@ -82,6 +92,7 @@ def main() -> int:
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        **cache_environ(args.cache_url),
     }) as server:
         return run(args, f"{server}/{DATABASE}")
 
@@ -91,7 +102,7 @@ def run(args, database_url: str) -> int:
     member_nos, keys = prepare(members=args.members, clients=args.clients)
     print(f"prepared {len(member_nos):,} members and {len(keys)} terminals in {time.perf_counter() - started:.1f}s")
     print(f"{os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; "
-          f"{args.clients} clients; load average {load_average()}")
+          f"{args.clients} clients; cache {args.cache_url or 'per process'}; load average {load_average()}")
 
     if not args.port:
         with socket.socket() as probe:

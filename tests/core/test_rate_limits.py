@@ -5,6 +5,9 @@ on Redis in one round trip, so workers sharing the cache share the limit exactly
 """
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,8 +18,9 @@ from core.limits import cache_counter_hit, counter_get, counter_hit
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/14")
-REDIS_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+REDIS_CACHE = {"default": {"BACKEND": "core.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                            "KEY_PREFIX": "rate-limit-tests"}}
 
 
@@ -183,3 +187,27 @@ def test_on_redis_an_expired_count_starts_again(redis_cache):
 
     assert cache_counter_hit("short", seconds=60) == (1, 0)
     assert client.ttl(redis_cache.make_and_validate_key("short")) > 0
+
+
+def test_the_redis_cache_keeps_one_client_per_pool_and_works_as_django_s(redis_cache):
+    client = redis_cache._cache.get_client(write=True)
+
+    assert redis_cache._cache.get_client("any", write=False) is client
+    redis_cache.set("kept", {"a": 1}, 60)
+    assert redis_cache.get("kept") == {"a": 1}
+    assert redis_cache.add("kept", 2, 60) is False
+    redis_cache.set("number", 5, 60)
+    assert redis_cache.incr("number") == 6
+    redis_cache.delete("kept")
+    assert redis_cache.get("kept") is None
+
+
+def test_the_settings_give_a_redis_cache_url_and_a_postgresql_url_the_project_s_backends():
+    script = ("from django.conf import settings; "
+              "print(settings.CACHES['default']['BACKEND'], settings.DATABASES['default']['ENGINE'])")
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
+                   "CACHE_URL": "rediscache://127.0.0.1:6379/14", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
+    shown = subprocess.run([sys.executable, "-c", script], env=environment, cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+
+    assert shown == ["core.backends.redis.RedisCache", "core.backends.postgresql"]
