@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import exceptions, serializers, throttling
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -42,7 +42,7 @@ from core.fields import (
     SkuField,
     WholeNumberField,
 )
-from core.limits import counter_get, counter_hit
+from core.limits import counter_get, counter_hit, shared_cache
 from core.schema import IDEMPOTENCY_PARAMETER
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
@@ -96,17 +96,30 @@ def _guess_counted(request, error: Exception) -> None:
     error.after_rollback = after_rollback
 
 
-class CardGuessThrottle(throttling.BaseThrottle):
-    """429 on every card-number call of a terminal that asked for too many unknown numbers in this window."""
+class CardCallThrottle(TerminalRateThrottle):
+    """The terminal's rate limit, and 429 on every card-number call of a terminal that asked for too many unknown
+    numbers in this window.
+
+    With a shared cache the unknown numbers' count is read in the rate limit's own round trip; without one it is
+    read from the database (core.limits). A terminal past both limits is told about the unknown numbers.
+    """
+
+    def counts_read(self, request) -> tuple[str, ...]:
+        if not shared_cache():
+            return ()
+        _limit, window = _guess_settings()
+        return (_guess_key(request.auth.pk, window, time.time()),)
 
     def allow_request(self, request, view) -> bool:
+        allowed = super().allow_request(request, view)
         if not isinstance(request.auth, Terminal):
-            return True
+            return allowed
         limit, window = _guess_settings()
-        now = time.time()
-        if counter_get(_guess_key(request.auth.pk, window, now)) < limit:
-            return True
-        _throttled()
+        key = _guess_key(request.auth.pk, window, time.time())
+        guesses = self.read_back[key] if key in self.read_back else counter_get(key)
+        if guesses >= limit:
+            _throttled()
+        return allowed
 
 
 def _throttled():
@@ -155,7 +168,7 @@ class CardOutputSerializer(serializers.Serializer):
 class CardView(APIView):
     """GET /api/v1/cards/{card_no}."""
 
-    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+    throttle_classes = [CardCallThrottle]
 
     @extend_schema(
         operation_id="cards_retrieve",
@@ -268,7 +281,7 @@ def payment_answer(record) -> dict:
 class CardDebitView(PosPostView):
     """POST /api/v1/cards/{card_no}/debit."""
 
-    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+    throttle_classes = [CardCallThrottle]
 
     def create(self, request, card_no: str):
         data = validated(DebitInputSerializer, request)
@@ -294,7 +307,7 @@ class CardDebitView(PosPostView):
 class CardRefundView(PosPostView):
     """POST /api/v1/cards/{card_no}/refund."""
 
-    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+    throttle_classes = [CardCallThrottle]
 
     def create(self, request, card_no: str):
         data = validated(RefundInputSerializer, request)
@@ -395,7 +408,7 @@ class VoucherRedeemOutputSerializer(serializers.Serializer):
 class VoucherRedeemView(PosPostView):
     """POST /api/v1/vouchers/{code}/redeem."""
 
-    throttle_classes = [TerminalRateThrottle, CardGuessThrottle]
+    throttle_classes = [CardCallThrottle]
 
     def create(self, request, code: str):
         data = validated(VoucherRedeemInputSerializer, request)

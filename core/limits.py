@@ -31,12 +31,12 @@ def shared_cache() -> bool:
     return settings.CACHES["default"]["BACKEND"] not in _PROCESS_LOCAL_CACHES
 
 
-def cache_counter_hit(key: str, *, seconds: int, read: str | None = None) -> tuple[int, int]:
+def cache_counter_hit(key: str, *, seconds: int, reads: tuple[str, ...] = ()) -> tuple[int, list[int]]:
     """Count one event under `key` in the default cache, kept for `seconds`; return the count so far and the
-    count under `read` (0 when none or not asked for).
+    counts under `reads` (0 for none).
 
-    On Redis this is one round trip: MULTI, SET key 0 EX seconds NX, INCRBY key 1, GET read, EXEC. The count is
-    created with its expiry in the same transaction as its increment, so it can never be left without one.
+    On Redis this is one round trip: MULTI, SET key 0 EX seconds NX, INCRBY key 1, GET each read, EXEC. The count
+    is created with its expiry in the same transaction as its increment, so it can never be left without one.
     """
     backend = caches["default"]
     if isinstance(backend, RedisCache):
@@ -45,17 +45,17 @@ def cache_counter_hit(key: str, *, seconds: int, read: str | None = None) -> tup
         with client.pipeline(transaction=True) as pipe:
             pipe.set(full_key, 0, ex=seconds, nx=True)
             pipe.incr(full_key)
-            if read is not None:
+            for read in reads:
                 pipe.get(backend.make_and_validate_key(read))
             results = pipe.execute()
-        return int(results[1]), int(results[2] or 0) if read is not None else 0
+        return int(results[1]), [int(value or 0) for value in results[2:]]
     backend.add(key, 0, timeout=seconds)
     try:
         count = backend.incr(key)
     except ValueError:  # the entry expired between add and incr: the first of a new count
         backend.add(key, 1, timeout=seconds)
         count = 1
-    return count, (backend.get(read) or 0) if read is not None else 0
+    return count, [backend.get(read) or 0 for read in reads]
 
 
 def counter_hit(key: str, *, seconds: int) -> int:

@@ -69,24 +69,35 @@ class TerminalRateThrottle(throttling.SimpleRateThrottle):
     current window's count plus the previous one's weighted by how much of it the sliding window still covers,
     rounded up, so a burst at the end of one window is still counted at the start of the next. A refused call is
     taken off the count again, as DRF's own throttles never count one.
+
+    A subclass may name more counts of the same cache to read in that round trip (`counts_read`); they are
+    then in `read_back`.
     """
 
     scope = "terminal"
+    read_back: dict[str, int]
 
     def get_cache_key(self, request, view):
         if not isinstance(request.auth, Terminal):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
 
+    def counts_read(self, request) -> tuple[str, ...]:
+        return ()
+
     def allow_request(self, request, view):
+        self.read_back = {}
         if self.rate is None:
             return True
         key = self.get_cache_key(request, view)
         if key is None:
             return True
         window, into = divmod(self.timer(), self.duration)
-        current_key = f"{key}:{int(window)}"
-        current, previous = cache_counter_hit(current_key, seconds=self.duration * 2, read=f"{key}:{int(window) - 1}")
+        current_key, previous_key = f"{key}:{int(window)}", f"{key}:{int(window) - 1}"
+        reads = self.counts_read(request)
+        current, (previous, *others) = cache_counter_hit(current_key, seconds=self.duration * 2,
+                                                         reads=(previous_key, *reads))
+        self.read_back = dict(zip(reads, others, strict=True))
         if current + math.ceil(previous * (self.duration - into) / self.duration) <= self.num_requests:
             return True
         try:

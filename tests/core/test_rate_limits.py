@@ -151,12 +151,13 @@ def test_on_redis_a_count_is_one_round_trip_and_always_expires(redis_cache, monk
 
     monkeypatch.setattr(type(client), "pipeline", pipeline)
 
-    assert cache_counter_hit("calls", seconds=120, read="before") == (1, 0)
-    assert cache_counter_hit("calls", seconds=120, read="before") == (2, 0)
-    assert cache_counter_hit("before", seconds=120) == (1, 0)
-    assert cache_counter_hit("calls", seconds=120, read="before") == (3, 1)
+    assert cache_counter_hit("calls", seconds=120, reads=("before",)) == (1, [0])
+    assert cache_counter_hit("calls", seconds=120, reads=("before", "other")) == (2, [0, 0])
+    assert cache_counter_hit("before", seconds=120) == (1, [])
+    assert cache_counter_hit("calls", seconds=120, reads=("before",)) == (3, [1])
 
     assert sent[0] == ["SET", "INCRBY", "GET"]
+    assert sent[1] == ["SET", "INCRBY", "GET", "GET"]
     key = redis_cache.make_and_validate_key("calls")
     assert 0 < client.ttl(key) <= 120
     assert redis_cache.get("calls") == 3
@@ -185,7 +186,7 @@ def test_on_redis_an_expired_count_starts_again(redis_cache):
     cache_counter_hit("short", seconds=60)
     client.delete(redis_cache.make_and_validate_key("short"))
 
-    assert cache_counter_hit("short", seconds=60) == (1, 0)
+    assert cache_counter_hit("short", seconds=60) == (1, [])
     assert client.ttl(redis_cache.make_and_validate_key("short")) > 0
 
 
@@ -211,3 +212,39 @@ def test_the_settings_give_a_redis_cache_url_and_a_postgresql_url_the_project_s_
                            check=True).stdout.split()
 
     assert shown == ["core.backends.redis.RedisCache", "core.backends.postgresql"]
+
+
+# --- the card calls' throttle: the rate and the unknown numbers in one round trip ---------------------------
+
+
+def test_on_redis_a_card_call_reads_the_unknown_numbers_in_the_rate_limit_s_round_trip(redis_cache, monkeypatch,
+                                                                                        settings):
+    from rest_framework.exceptions import Throttled
+
+    from cards.api import CardCallThrottle, card_guess_record
+
+    settings.CARD_GUESS_LIMIT, settings.CARD_GUESS_WINDOW = 3, 600
+    client = redis_cache._cache.get_client(write=True)
+    asked = []
+    real_get = client.get  # the kept client's own GET, outside any pipeline
+    monkeypatch.setattr(client, "get", lambda *a, **k: asked.append(a) or real_get(*a, **k))
+    terminal = Terminal(pk=41)
+
+    def card_call() -> bool:
+        return CardCallThrottle().allow_request(Call(41), None)
+
+    # given: two unknown numbers; a card call still passes, with no GET of its own
+    card_guess_record(terminal)
+    card_guess_record(terminal)
+    assert card_call()
+    assert asked == []
+
+    # when: a third unknown number reaches the limit
+    card_guess_record(terminal)
+
+    # then: every card call of the terminal is refused, another terminal's are not
+    with pytest.raises(Throttled) as refused:
+        card_call()
+    assert "unknown card numbers" in str(refused.value.detail) or "未知" in str(refused.value.detail)
+    assert CardCallThrottle().allow_request(Call(42), None)
+    assert asked == []
