@@ -1,7 +1,7 @@
 """Counters for limits that must hold across every web process (unknown card numbers per terminal, ...).
 
 With a shared cache configured (CACHE_URL, e.g. Redis) a counter is the cache's atomic increment; on Redis the
-count is started with its expiry, incremented and returned in one round trip. Without one the default cache is
+count is incremented, given its expiry and returned by one script, in one round trip. Without one the default cache is
 local to each process, where a limit would be multiplied by the number of workers, so the count lives in the
 database instead: one upsert that increments and returns the new count atomically.
 
@@ -31,24 +31,33 @@ def shared_cache() -> bool:
     return settings.CACHES["default"]["BACKEND"] not in _PROCESS_LOCAL_CACHES
 
 
+# Count under KEYS[1] kept ARGV[1] seconds, then read KEYS[2...]: run by Redis as one command, atomically. A count
+# without an expiry (just created) is given one in the same step, so it can never be left without one.
+_COUNT_AND_READ = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local counts = {count}
+for i = 2, #KEYS do counts[i] = tonumber(redis.call('GET', KEYS[i])) or 0 end
+return counts
+"""
+_scripts: dict[int, object] = {}
+
+
 def cache_counter_hit(key: str, *, seconds: int, reads: tuple[str, ...] = ()) -> tuple[int, list[int]]:
     """Count one event under `key` in the default cache, kept for `seconds`; return the count so far and the
     counts under `reads` (0 for none).
 
-    On Redis this is one round trip: MULTI, SET key 0 EX seconds NX, INCRBY key 1, GET each read, EXEC. The count
-    is created with its expiry in the same transaction as its increment, so it can never be left without one.
+    On Redis this is one command (a script, sent by its digest once Redis knows it), one round trip.
     """
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
         client = backend._cache.get_client(full_key, write=True)
-        with client.pipeline(transaction=True) as pipe:
-            pipe.set(full_key, 0, ex=seconds, nx=True)
-            pipe.incr(full_key)
-            for read in reads:
-                pipe.get(backend.make_and_validate_key(read))
-            results = pipe.execute()
-        return int(results[1]), [int(value or 0) for value in results[2:]]
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_COUNT_AND_READ)
+        counts = script(keys=[full_key, *(backend.make_and_validate_key(read) for read in reads)], args=[seconds])
+        return int(counts[0]), [int(count) for count in counts[1:]]
     backend.add(key, 0, timeout=seconds)
     try:
         count = backend.incr(key)
