@@ -140,3 +140,21 @@ def wsgi_call(application, request: bytes) -> tuple[str, bytes]:
     statuses = []
     content = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     return statuses[0], content
+
+
+# The POS hot path's targets against the Django anchor, on this machine at 32 clients (medians of the rounds).
+TARGET_RATIO = 0.6
+TARGET_POSTGRES_RATIO = 1.3
+TARGET_HOT_P99_MS = 100
+
+
+def hot_path_targets(ratio: float, postgres_ratio: float, p99_ms: float, *, write: str) -> None:
+    """Print the hot path's three targets, each met or MISSED (`write`: "debit", "purchase")."""
+    checks = [
+        (f"throughput {ratio:.2f}x the Django anchor (target >= {TARGET_RATIO})", ratio >= TARGET_RATIO),
+        (f"PostgreSQL CPU per {write} {postgres_ratio:.2f}x the Django anchor's (target <= {TARGET_POSTGRES_RATIO})",
+         postgres_ratio <= TARGET_POSTGRES_RATIO),
+        (f"p99 {p99_ms:.1f} ms (target <= {TARGET_HOT_P99_MS} ms)", p99_ms <= TARGET_HOT_P99_MS),
+    ]
+    for text, met in checks:
+        print(f"target: {text}: {'met' if met else 'MISSED'}")

@@ -42,6 +42,7 @@ from _support import (
     bench_database,
     cache_environ,
     cache_option,
+    hot_path_targets,
     migrate_with_stores,
     statements_sent,
     wsgi_call,
@@ -142,15 +143,9 @@ def run(args, database_url: str) -> int:
     met = rate["product"] >= TARGET_RATE and p99["product"] <= TARGET_P99_MS
     print(f"product: {rate['product']:.0f} debits/s, p99 {p99['product']:.1f} ms: "
           f"{'meets' if met else 'below'} the target of {TARGET_RATE} debits/s with p99 <= {TARGET_P99_MS} ms")
-    targets(rate["product"] / rate["django"], cpu(results, "product", "postgres_cpu_ms") / cpu(
-        results, "django", "postgres_cpu_ms"), p99["product"])
+    hot_path_targets(rate["product"] / rate["django"], cpu(results, "product", "postgres_cpu_ms") / cpu(
+        results, "django", "postgres_cpu_ms"), p99["product"], write="debit")
     return 1 if failures else 0
-
-
-# The hot path's targets against the Django anchor, on this machine at 32 clients (medians of the rounds).
-TARGET_RATIO = 0.6
-TARGET_POSTGRES_RATIO = 1.3
-TARGET_HOT_P99_MS = 100
 
 
 def cpu(results: dict, name: str, what: str) -> float:
@@ -165,17 +160,6 @@ def per_request(results: dict, statements: dict[str, list[str]]) -> None:
         print(f"  {name:>8}: worker CPU {worker}, PostgreSQL CPU {cpu(results, name, 'postgres_cpu_ms'):.2f} ms, "
               f"client CPU {cpu(results, name, 'client_cpu_ms'):.2f} ms, {len(statements[name])} statements: "
               + "; ".join(" ".join(statement.split())[:60] for statement in statements[name]))
-
-
-def targets(ratio: float, postgres_ratio: float, p99_ms: float) -> None:
-    checks = [
-        (f"throughput {ratio:.2f}x the Django anchor (target >= {TARGET_RATIO})", ratio >= TARGET_RATIO),
-        (f"PostgreSQL CPU per debit {postgres_ratio:.2f}x the Django anchor's (target <= {TARGET_POSTGRES_RATIO})",
-         postgres_ratio <= TARGET_POSTGRES_RATIO),
-        (f"p99 {p99_ms:.1f} ms (target <= {TARGET_HOT_P99_MS} ms)", p99_ms <= TARGET_HOT_P99_MS),
-    ]
-    for text, met in checks:
-        print(f"target: {text}: {'met' if met else 'MISSED'}")
 
 
 def statements_counted(card_no: str, key: str, *, lines: bool) -> dict[str, list[str]]:

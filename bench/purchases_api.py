@@ -51,6 +51,7 @@ from _support import (
     bench_database,
     cache_environ,
     cache_option,
+    hot_path_targets,
     migrate_with_stores,
     statements_sent,
     wsgi_call,
@@ -142,6 +143,14 @@ def run(args, database_url: str) -> int:
     failures = verify(results["product"])
     verdict = "meets" if rate["product"] >= TARGET else "below"
     print(f"product: {rate['product']:.0f} requests/s, {verdict} the {TARGET} requests/s target")
+    worker = {name: statistics.median(result["worker_cpu_ms"] for result in results[name])
+              for name in ("product", "django")}
+    p99 = statistics.median(percentile(result["latencies"], 99) * 1000 for result in results["product"])
+    print(f"per request (medians of the rounds): worker CPU product {worker['product']:.2f} ms, Django anchor "
+          f"{worker['django']:.2f} ms; PostgreSQL CPU product {postgres['product']:.2f} ms, Django anchor "
+          f"{postgres['django']:.2f} ms, SQL anchor {postgres['sql']:.2f} ms")
+    hot_path_targets(rate["product"] / rate["django"], postgres["product"] / postgres["django"], p99,
+                     write="purchase")
     return 1 if failures else 0
 
 
