@@ -102,3 +102,17 @@ def http(method: str, url: str, *, headers: dict | None = None, body: bytes | No
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def redis_emptied(url: str) -> None:
+    """Empty the Redis database at `url` for a test, or skip the test without Redis (fail it under REQUIRE_BROKER,
+    as CI sets)."""
+    import pytest
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        if os.environ.get("REQUIRE_BROKER"):
+            pytest.fail(f"REQUIRE_BROKER is set but Redis is not reachable at {url}")
+        pytest.skip(f"no Redis at {url}")

@@ -11,11 +11,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 from django.db import connection
 
 from stores.services import terminal_create
-from tests.servers import current_database_url, gunicorn, http
+from tests.servers import current_database_url, gunicorn, http, redis_emptied
 
 REDIS_URL = os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/14")
 LIMIT = 20
@@ -51,12 +50,7 @@ def test_the_card_number_guessing_limit_holds_across_three_workers(reference_sto
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_card_number_guessing_limit_holds_across_workers_sharing_redis(reference_stores):
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError:
-        if os.environ.get("REQUIRE_BROKER"):
-            pytest.fail(f"REQUIRE_BROKER is set but Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
+    redis_emptied(REDIS_URL)
     _terminal, key = terminal_create(store_code="DEPT001", name="T1")
     env = {"CARD_GUESS_LIMIT": str(LIMIT), "CARD_GUESS_WINDOW": "86400",
            "CACHE_URL": REDIS_URL.replace("redis://", "rediscache://", 1)}

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 from django.core.cache import cache, caches
 from django.test import override_settings
 
 from core.limits import cache_counter_hit, counter_get, counter_hit
 from stores.api_auth import TerminalRateThrottle
 from stores.models import Terminal
+from tests.servers import redis_emptied
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/14")
@@ -48,12 +48,7 @@ def _fresh_counts():
 
 @pytest.fixture
 def redis_cache():
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError:
-        if os.environ.get("REQUIRE_BROKER"):
-            pytest.fail(f"REQUIRE_BROKER is set but Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
+    redis_emptied(REDIS_URL)
     with override_settings(CACHES=REDIS_CACHE):
         yield caches["default"]
         caches["default"].clear()
