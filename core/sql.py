@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connection, connections
 from django.db.models import Model
 from django.db.models.expressions import DatabaseDefault
 
@@ -220,6 +220,7 @@ def secondary_indexes_drop(cursor, tables: Sequence[str]) -> list[str]:
 
 
 _PREPARED_ONLY_WHEN_ASKED = 2**31
+_CACHED_PLAN_CHANGED = "0A000"  # feature_not_supported, as PostgreSQL reports a prepared plan it cannot keep
 
 
 def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
@@ -245,9 +246,17 @@ def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
         # reaches prepares only what asks for it: Django's own cursors bind on the client and never prepare.
         raw.prepare_threshold = _PREPARED_ONLY_WHEN_ASKED
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        rows = cursor.fetchall() if cursor.description else []
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            rows = cursor.fetchall() if cursor.description else []
+    except NotSupportedError as error:
+        if getattr(error.__cause__, "sqlstate", None) == _CACHED_PLAN_CHANGED:
+            # A migration run while this process was serving changed a type the statement returns ("cached plan
+            # must not change result type"): its plan stays broken on this connection, so the connection is
+            # closed when the request ends and the next request prepares afresh.
+            connection.close_at = time.monotonic()
+        raise
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return rows

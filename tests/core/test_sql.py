@@ -1,5 +1,6 @@
 """The hand-written statements of the hot paths give the same instances and rows as the ORM."""
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -120,3 +121,45 @@ def test_keyset_chunks_reads_every_row_once_in_key_order_even_when_rows_change_b
                      [(pk, f"K{number:02d}") for number, pk in enumerate(made[5:], start=5)]]
     with pytest.raises(ValueError):
         next(keyset_chunks(formats, ("code",), size=2))
+
+
+# --- prepared statements after the schema changes under them -------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_prepared_statement_whose_result_type_a_migration_changed_closes_its_connection_after_the_request():
+    from django.db import NotSupportedError
+
+    from core.sql import execute_prepared
+
+    # given: a statement prepared on this connection, then a column it returns changes type (as a migration
+    # run while the process serves would change it)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (id serial PRIMARY KEY, v integer)")
+    statement = "INSERT INTO prepared_probe (v) VALUES (%s) RETURNING id, v"
+    assert execute_prepared(statement, [1])[0][1] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN v TYPE bigint")
+    due = connection.close_at  # CONN_MAX_AGE's, later than now
+    assert due is None or due > time.monotonic()
+
+    # when: the statement runs again
+    with pytest.raises(NotSupportedError), transaction.atomic():
+        execute_prepared(statement, [2])
+
+    # then: the error is Django's, and the connection is due to close when the request ends (Django's
+    # close_if_unusable_or_obsolete), so the next request prepares on a new one
+    assert connection.close_at is not None and connection.close_at <= time.monotonic()
+    connection.close_at = due  # the test's own transaction goes on, on this connection
+
+
+def test_an_ordinary_database_error_leaves_the_connection_as_it_was():
+    from django.db import IntegrityError
+
+    from core.sql import execute_prepared
+
+    before = connection.close_at
+    with pytest.raises(IntegrityError), transaction.atomic():
+        execute_prepared(f'INSERT INTO {Member._meta.db_table} ("id") VALUES (%s)', [None])
+
+    assert connection.close_at == before
